@@ -1,0 +1,62 @@
+//! The protocol layer's one error type, and its mapping to close codes (§7.4.1).
+
+use std::fmt;
+
+/// Why the peer's bytes violate RFC 6455. Each variant maps to exactly one close code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// §5.1: a client MUST mask every frame it sends.
+    UnmaskedFrame,
+    /// §5.2: RSV1-3 MUST be 0 unless an extension defining them was negotiated.
+    ReservedBitsSet,
+    /// §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved.
+    UnknownOpcode(u8),
+    /// §5.5: control frames MUST NOT be fragmented.
+    FragmentedControlFrame,
+    /// §5.5: control frames MUST have a payload of 125 bytes or less.
+    ControlFrameTooLong,
+    /// §5.2: the most significant bit of a 64-bit payload length MUST be 0.
+    InvalidLength,
+    /// §5.4: a continuation frame with no fragmented message in progress.
+    UnexpectedContinuation,
+    /// §5.4: a new text/binary frame while a fragmented message is in progress.
+    ExpectedContinuation,
+    /// §10.4: a frame larger than the configured maximum.
+    FrameTooLarge,
+    /// §10.4: a message larger than the configured maximum.
+    MessageTooLarge,
+    /// §8.1: a text message (or part of one) that is not valid UTF-8.
+    InvalidUtf8,
+    /// §5.5.1: a close payload of exactly one byte.
+    InvalidClosePayload,
+    /// §7.4.1/§7.4.2: a close code that must not appear on the wire.
+    InvalidCloseCode(u16),
+    /// §5.5.1: a close reason that is not valid UTF-8.
+    InvalidCloseReason,
+}
+
+impl ProtocolError {
+    /// The close code the server sends when failing the connection for this error.
+    pub fn close_code(&self) -> u16 {
+        todo!()
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Why the local side may not send what it asked to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// §5.5.1: after sending a close frame, an endpoint MUST NOT send more data frames.
+    Closing,
+    /// §5.5: a control frame payload must be 125 bytes or less.
+    ControlFrameTooLong,
+    /// §7.4: the application may only send codes valid on the wire (1000-1003, 1007-1014, 3000-4999).
+    InvalidCloseCode,
+}
