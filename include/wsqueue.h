@@ -20,37 +20,389 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/*
- Longest close reason in bytes: 125-byte control payload minus the 2-byte code (§5.5).
- */
-#define MAX_CLOSE_REASON 123
 
-/*
- Longest possible frame header: 2 + 8 (64-bit length) + 4 (masking key).
- */
-#define MAX_HEADER_LEN 14
 
-/*
- Longest header of an unmasked (server-to-client) frame.
- */
-#define MAX_SERVER_HEADER_LEN 10
 
-/*
- A close status code (§7.4).
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * wsq_send / wsq_broadcast: a text message (must be valid UTF-8).
+ */
+#define WSQ_MESSAGE_TEXT 1
+
+/**
+ * wsq_send / wsq_broadcast: a binary message.
+ */
+#define WSQ_MESSAGE_BINARY 2
+
+/**
+ * wsq_event_t.type: the handshake completed; path, remote_addr, subprotocol and
+ * headers are set.
+ */
+#define WSQ_EVENT_OPEN 1
+
+/**
+ * wsq_event_t.type: a complete message in data/len; message_kind says text or binary.
+ */
+#define WSQ_EVENT_MESSAGE 2
+
+/**
+ * wsq_event_t.type: the connection is gone (always its last event); close_code,
+ * reason, clean and unsent_messages are set.
+ */
+#define WSQ_EVENT_CLOSE 3
+
+/**
+ * wsq_event_t.type: the send queue fell to the low-water mark after WSQ_ERR_QUEUE_FULL.
+ */
+#define WSQ_EVENT_DRAIN 4
+
+/**
+ * wsq_event_t.type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
+ * fields as WSQ_EVENT_OPEN (subprotocol is the server's would-be choice).
+ */
+#define WSQ_EVENT_UPGRADE_REQUEST 5
+
+/**
+ * wsq_event_t.type: a ping arrived (already answered); payload in data/len.
+ */
+#define WSQ_EVENT_PING 6
+
+/**
+ * wsq_event_t.type: a pong arrived; payload in data/len.
+ */
+#define WSQ_EVENT_PONG 7
+
+/**
+ * wsq_config_t.slow_consumer: a send over the queue limit fails with WSQ_ERR_QUEUE_FULL.
+ */
+#define WSQ_SLOW_CONSUMER_REJECT 0
+
+/**
+ * wsq_config_t.slow_consumer: ...and the connection is also closed (code 1008).
+ */
+#define WSQ_SLOW_CONSUMER_CLOSE 1
+
+/**
+ * The result of every wsq_ function. The numbers are stable across versions.
+ */
+typedef enum {
+  /**
+   * Success.
+   */
+  WSQ_OK = 0,
+  /**
+   * A NULL pointer, bad length, bad enum value or out-of-range setting.
+   */
+  WSQ_ERR_INVALID_ARGUMENT = 1,
+  /**
+   * No such connection: the id never existed or the connection is gone.
+   */
+  WSQ_ERR_NOT_FOUND = 2,
+  /**
+   * The connection is closing or closed: nothing more can be sent.
+   */
+  WSQ_ERR_CLOSED = 3,
+  /**
+   * The connection's send queue is over its limit; wait for WSQ_EVENT_DRAIN.
+   */
+  WSQ_ERR_QUEUE_FULL = 4,
+  /**
+   * The server is stopping or stopped.
+   */
+  WSQ_ERR_STOPPED = 5,
+  /**
+   * The call does not fit the connection's state (e.g. send before open).
+   */
+  WSQ_ERR_INVALID_STATE = 6,
+  /**
+   * An operating-system error (see wsq_last_error for errno text).
+   */
+  WSQ_ERR_IO = 7,
+  /**
+   * The server handle was already freed.
+   */
+  WSQ_ERR_BAD_HANDLE = 8,
+  /**
+   * An internal bug was caught at the boundary (a Rust panic); the call did nothing
+   * or did part of its work. Please report it with wsq_last_error's text.
+   */
+  WSQ_ERR_PANIC = 9,
+} wsq_result_t;
+
+/**
+ * A close status code (§7.4).
  */
 typedef struct CloseCode CloseCode;
 
-/*
- Bounds on the request head (§10.4 applies to headers as much as to frames).
+/**
+ * Bounds on the request head (§10.4 applies to headers as much as to frames).
  */
 typedef struct HeadLimits HeadLimits;
 
-/*
- Size limits the inbound side enforces (§10.4: "implementations SHOULD impose
- implementation-specific limits on frame sizes and the total message size").
+/**
+ * Size limits the inbound side enforces (§10.4: "implementations SHOULD impose
+ * implementation-specific limits on frame sizes and the total message size").
  */
 typedef struct Limits Limits;
 
+/**
+ * Opaque server handle (`wsq_server_t *` in C).
+ */
+typedef struct wsq_server_t wsq_server_t;
+
+/**
+ * Server settings. Always fill with wsq_config_init() first, then change fields.
+ * String fields are borrowed only for the duration of wsq_server_start (which
+ * copies them); NULL means "none" (for listen: the default).
+ */
+typedef struct {
+  /**
+   * Comma-separated listen addresses, e.g. "127.0.0.1:9001" or "0.0.0.0:0,[::]:0".
+   * Port 0 picks a free port (read it back with wsq_server_port). Default
+   * "127.0.0.1:9001".
+   */
+  const char *listen;
+  /**
+   * Reactor (I/O) threads; 0 = one per core. Default 0.
+   */
+  uint32_t reactor_threads;
+  /**
+   * Open WebSocket connections; more upgrades get HTTP 503. Default 10000.
+   */
+  uint32_t max_connections;
+  /**
+   * Request head bytes; over it HTTP 431. Default 8192.
+   */
+  uint32_t max_head_bytes;
+  /**
+   * Request header fields; over it HTTP 431. Default 64.
+   */
+  uint32_t max_headers;
+  /**
+   * Largest frame payload; over it close 1009. Default 16 MiB.
+   */
+  uint64_t max_frame_size;
+  /**
+   * Largest message; over it close 1009. Default 16 MiB.
+   */
+  uint64_t max_message_size;
+  /**
+   * Bytes queued per connection before sends fail with WSQ_ERR_QUEUE_FULL (one
+   * message larger than this still goes into an empty queue). Default 16 MiB.
+   */
+  uint64_t send_queue_limit;
+  /**
+   * WSQ_EVENT_DRAIN fires when a refused connection's queue falls to this. Default 1 MiB.
+   */
+  uint64_t send_queue_low_water;
+  /**
+   * WSQ_SLOW_CONSUMER_REJECT (default) or WSQ_SLOW_CONSUMER_CLOSE.
+   */
+  uint32_t slow_consumer;
+  /**
+   * Queued events beyond which reactors stop reading sockets. Default 65536.
+   */
+  uint32_t event_queue_capacity;
+  /**
+   * Milliseconds from accept to a complete handshake; 0 = off. Default 10000.
+   */
+  uint32_t handshake_timeout_ms;
+  /**
+   * Close (1001) after this many ms without inbound traffic; 0 = off (default).
+   */
+  uint32_t idle_timeout_ms;
+  /**
+   * Ping after this many ms without inbound traffic; 0 = off (default).
+   */
+  uint32_t ping_interval_ms;
+  /**
+   * A pinged peer silent this long is dropped (close event 1006). Default 10000.
+   */
+  uint32_t pong_timeout_ms;
+  /**
+   * How long to wait for the peer to finish the closing handshake. Default 5000.
+   */
+  uint32_t close_timeout_ms;
+  /**
+   * Emit WSQ_EVENT_UPGRADE_REQUEST and wait for wsq_accept/wsq_reject. Default false.
+   */
+  bool manual_accept;
+  /**
+   * Also emit WSQ_EVENT_PING / WSQ_EVENT_PONG. Default false.
+   */
+  bool deliver_ping_pong;
+  /**
+   * Comma-separated subprotocols in order of preference; NULL = none.
+   */
+  const char *subprotocols;
+  /**
+   * Comma-separated allowed Origin values; NULL = any origin.
+   */
+  const char *allowed_origins;
+  /**
+   * Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
+   */
+  const char *static_dir;
+} wsq_config_t;
+
+/**
+ * A snapshot of the server's counters (see wsq_stats).
+ */
+typedef struct {
+  /**
+   * Open WebSocket connections (including those awaiting accept).
+   */
+  uint64_t connections;
+  /**
+   * TCP connections accepted or adopted since start.
+   */
+  uint64_t tcp_accepted;
+  /**
+   * Handshakes completed since start.
+   */
+  uint64_t handshakes;
+  uint64_t messages_in;
+  uint64_t bytes_in;
+  /**
+   * Frames written (messages, pings, pongs, closes).
+   */
+  uint64_t messages_out;
+  uint64_t bytes_out;
+  /**
+   * Bytes queued for writing over all connections.
+   */
+  uint64_t send_queue_bytes;
+  /**
+   * Events waiting to be polled.
+   */
+  uint64_t event_queue_depth;
+  /**
+   * Handshakes refused with 400/403/405/426/431.
+   */
+  uint64_t rejected_bad_handshake;
+  /**
+   * Upgrades refused with 503 at max_connections.
+   */
+  uint64_t rejected_over_capacity;
+  /**
+   * Upgrades refused by wsq_reject.
+   */
+  uint64_t rejected_by_app;
+  uint64_t handshake_timeouts;
+  /**
+   * Plain HTTP requests answered (static files or 404).
+   */
+  uint64_t http_requests;
+  /**
+   * Connections failed with 1002/1007.
+   */
+  uint64_t protocol_errors;
+  /**
+   * Connections failed with 1009.
+   */
+  uint64_t too_big;
+  /**
+   * Sends refused with WSQ_ERR_QUEUE_FULL.
+   */
+  uint64_t queue_full;
+  uint64_t slow_consumer_closes;
+  uint64_t idle_timeouts;
+  uint64_t ping_timeouts;
+  /**
+   * Messages accepted by send but never written.
+   */
+  uint64_t unsent_messages;
+  /**
+   * Times reading paused because the event queue was full.
+   */
+  uint64_t read_pauses;
+  uint64_t accept_errors;
+} wsq_stats_t;
+
+/**
+ * One HTTP header: NUL-terminated name and value.
+ */
+typedef struct {
+  const char *name;
+  const char *value;
+} wsq_header_t;
+
+/**
+ * One event from wsq_poll. Every pointer in it points into storage owned by the
+ * library, valid until the event is passed to wsq_events_release (and not after).
+ * Pointers not meaningful for the event's type are NULL (lengths 0).
+ */
+typedef struct {
+  /**
+   * One of WSQ_EVENT_*.
+   */
+  uint32_t event_type;
+  /**
+   * WSQ_EVENT_MESSAGE: WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY; otherwise 0.
+   */
+  uint32_t message_kind;
+  /**
+   * The connection id.
+   */
+  uint64_t conn;
+  /**
+   * The connection's user tag (wsq_set_tag) when the event was queued.
+   */
+  uint64_t tag;
+  /**
+   * Message, ping or pong payload (not NUL-terminated; text is valid UTF-8).
+   */
+  const uint8_t *data;
+  size_t len;
+  /**
+   * WSQ_EVENT_CLOSE: the close code (1005: none given; 1006: lost without a close).
+   */
+  uint16_t close_code;
+  /**
+   * WSQ_EVENT_CLOSE: true when the closing handshake completed.
+   */
+  bool clean;
+  /**
+   * WSQ_EVENT_CLOSE: UTF-8 reason, NUL-terminated, reason_len bytes before the NUL.
+   */
+  const char *reason;
+  size_t reason_len;
+  /**
+   * WSQ_EVENT_CLOSE: messages accepted by wsq_send that were never written.
+   */
+  uint64_t unsent_messages;
+  /**
+   * OPEN / UPGRADE_REQUEST: request target (path and query), NUL-terminated.
+   */
+  const char *path;
+  /**
+   * OPEN / UPGRADE_REQUEST: peer address as "ip:port" (IPv6 as "[ip]:port"); "" if unknown.
+   */
+  const char *remote_addr;
+  /**
+   * OPEN / UPGRADE_REQUEST: negotiated subprotocol, or NULL.
+   */
+  const char *subprotocol;
+  /**
+   * OPEN / UPGRADE_REQUEST: every request header, in order.
+   */
+  const wsq_header_t *headers;
+  size_t header_count;
+  /**
+   * Library-owned storage behind the pointers above; do not touch.
+   */
+  void *internal;
+} wsq_event_t;
 
 
 
@@ -78,5 +430,202 @@ typedef struct Limits Limits;
 
 
 
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The library version, e.g. "0.1.0". Static; never NULL; do not free.
+ */
+const char *wsq_version(void);
+
+/**
+ * Fills `config` with the defaults (see each field). `config` is written, not read.
+ * Returns WSQ_ERR_INVALID_ARGUMENT if `config` is NULL.
+ */
+wsq_result_t wsq_config_init(wsq_config_t *config);
+
+/**
+ * Starts a server: binds every listen address and starts the reactor threads.
+ * `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
+ * receives a handle the caller owns and must release with wsq_server_free; on
+ * failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
+ * WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+ */
+wsq_result_t wsq_server_start(const wsq_config_t *config, wsq_server_t **out);
+
+/**
+ * Graceful shutdown: stops accepting, sends close 1001 to every connection after its
+ * queued messages, waits up to `timeout_ms` for the connections to close, then drops
+ * the rest (their WSQ_EVENT_CLOSE reports unsent_messages). Returns when done.
+ * Remaining events can still be polled; afterwards wsq_poll never blocks. Idempotent.
+ */
+wsq_result_t wsq_server_stop(wsq_server_t *server, uint32_t timeout_ms);
+
+/**
+ * Stops the server at once (if still running) and releases it. The handle must not
+ * be used again; if it is, calls return WSQ_ERR_BAD_HANDLE (never undefined
+ * behaviour). Events already polled stay valid until wsq_events_release. NULL is
+ * ignored. Safe while other threads are blocked in wsq_poll (they return 0 events).
+ */
+void wsq_server_free(wsq_server_t *server);
+
+/**
+ * Writes the port of the first listen address to `*port`.
+ */
+wsq_result_t wsq_server_port(const wsq_server_t *server, uint16_t *port);
+
+/**
+ * Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+ * "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
+ * WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
+ */
+wsq_result_t wsq_server_local_addr(const wsq_server_t *server,
+                                   size_t index,
+                                   char *buf,
+                                   size_t buf_len);
+
+/**
+ * Writes the server's event descriptor to `*fd`: it is readable exactly while events
+ * wait to be polled (level-style), for select/poll/epoll/asyncio/netpoll integration.
+ * Owned by the server: do not close or read it; valid until wsq_server_free.
+ */
+wsq_result_t wsq_server_event_fd(const wsq_server_t *server, int *fd);
+
+/**
+ * Copies the server's counters into `*out`.
+ */
+wsq_result_t wsq_stats(const wsq_server_t *server, wsq_stats_t *out);
+
+/**
+ * Waits up to `timeout_ms` (negative: forever; 0: don't wait) for events and moves up
+ * to `capacity` of them into `events[0..*count]`. Returns WSQ_OK with `*count == 0`
+ * on timeout, or at once after the server was stopped and drained.
+ * Each returned event owns library memory: pass it to wsq_events_release when done
+ * (pointers inside stay valid until then, on any thread). Any number of threads may
+ * poll the same server at once; each event goes to exactly one of them.
+ */
+wsq_result_t wsq_poll(const wsq_server_t *server,
+                      wsq_event_t *events,
+                      size_t capacity,
+                      int timeout_ms,
+                      size_t *count);
+
+/**
+ * Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
+ * pointers become invalid. Releasing an already released (zeroed) event is harmless.
+ * NULL is ignored. Pass only events that wsq_poll filled.
+ */
+void wsq_events_release(wsq_event_t *events, size_t count);
+
+/**
+ * Sends one message (`kind` WSQ_MESSAGE_TEXT, which must be valid UTF-8, or
+ * WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is copied or
+ * written before the call returns. Thread-safe; messages to one connection go out in
+ * call order and never interleave. Errors: WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
+ * WSQ_ERR_QUEUE_FULL (see wsq_config_t.slow_consumer), WSQ_ERR_INVALID_STATE
+ * (before open), WSQ_ERR_STOPPED.
+ */
+wsq_result_t wsq_send(const wsq_server_t *server,
+                      uint64_t conn,
+                      uint32_t kind,
+                      const uint8_t *data,
+                      size_t len);
+
+/**
+ * Sends a ping with `len` ≤ 125 bytes of payload (copied).
+ */
+wsq_result_t wsq_ping(const wsq_server_t *server, uint64_t conn, const uint8_t *data, size_t len);
+
+/**
+ * Starts the closing handshake with `code` (1000-1003, 1007-1014 or 3000-4999) and a
+ * UTF-8 `reason` of at most 123 bytes (NULL allowed when reason_len is 0). Messages
+ * sent earlier go out first; WSQ_EVENT_CLOSE follows when the peer answers (or after
+ * close_timeout_ms).
+ */
+wsq_result_t wsq_close(const wsq_server_t *server,
+                       uint64_t conn,
+                       uint16_t code,
+                       const char *reason,
+                       size_t reason_len);
+
+/**
+ * Sends one message to every open connection (`conns` NULL) or to the `conn_count`
+ * ids in `conns`, encoding the frame once. Connections that are closing, gone or over
+ * their queue limit are skipped. `*delivered` (may be NULL) receives how many took it.
+ */
+wsq_result_t wsq_broadcast(const wsq_server_t *server,
+                           uint32_t kind,
+                           const uint8_t *data,
+                           size_t len,
+                           const uint64_t *conns,
+                           size_t conn_count,
+                           size_t *delivered);
+
+/**
+ * Sets the connection's user tag, reported in `tag` of its later events.
+ */
+wsq_result_t wsq_set_tag(const wsq_server_t *server, uint64_t conn, uint64_t tag);
+
+/**
+ * Reads the connection's user tag into `*tag`.
+ */
+wsq_result_t wsq_get_tag(const wsq_server_t *server, uint64_t conn, uint64_t *tag);
+
+/**
+ * Manual-accept mode: completes the handshake of a connection that produced
+ * WSQ_EVENT_UPGRADE_REQUEST. `subprotocol` (NULL: the server's choice) must be one the
+ * client offered; `headers[0..header_count]` (NULL allowed when 0) are added to the
+ * 101 response (entries containing CR or LF are dropped). All strings are copied.
+ * WSQ_EVENT_OPEN follows.
+ */
+wsq_result_t wsq_accept(const wsq_server_t *server,
+                        uint64_t conn,
+                        const char *subprotocol,
+                        const wsq_header_t *headers,
+                        size_t header_count);
+
+/**
+ * Manual-accept mode: refuses the upgrade with HTTP `status` (400-599) and a body of
+ * `body_len` bytes (copied; NULL allowed when 0, must be UTF-8). WSQ_EVENT_CLOSE follows.
+ */
+wsq_result_t wsq_reject(const wsq_server_t *server,
+                        uint64_t conn,
+                        uint16_t status,
+                        const char *body,
+                        size_t body_len);
+
+/**
+ * Hands the server an already-accepted TCP socket `fd`, plus `initial_len` bytes
+ * already read from it (e.g. a request head read by another HTTP server; copied).
+ * The server then runs the handshake and the connection as if it had accepted it;
+ * `*conn` (may be NULL) receives the new id. Ownership of `fd`: if the call returns
+ * WSQ_ERR_INVALID_ARGUMENT or WSQ_ERR_BAD_HANDLE the caller still owns it; on any
+ * other result the library owns it (and has closed it if the call failed).
+ */
+wsq_result_t wsq_adopt(const wsq_server_t *server,
+                       int fd,
+                       const uint8_t *initial,
+                       size_t initial_len,
+                       uint64_t *conn);
+
+/**
+ * A static, NUL-terminated description of a result code. Never NULL; the string
+ * lives for the whole program and must not be freed. Thread-safe.
+ */
+const char *wsq_strerror(wsq_result_t code);
+
+/**
+ * The detail message of the last failed wsq_ call on the calling thread ("" if none).
+ * Never NULL. The string is owned by the library and stays valid until the next wsq_
+ * call on the same thread; copy it if you need it longer.
+ */
+const char *wsq_last_error(void);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
 
 #endif  /* WSQUEUE_H */

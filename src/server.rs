@@ -1,10 +1,141 @@
-//! The safe Rust API (being written).
-pub struct Config;
-pub type ConnId = u64;
-pub struct Event;
-pub enum EventKind {}
-pub struct CloseInfo;
+//! The safe Rust API: the same engine the C ABI exposes, without the C layer.
+//!
+//! ```no_run
+//! use wsqueue::{Config, EventKind, Server};
+//! let server = Server::start(Config::default()).unwrap();
+//! loop {
+//!     for event in server.poll_batch(64, None) {
+//!         if let EventKind::Message { kind, data } = &event.kind {
+//!             let _ = server.send(event.conn, *kind, data); // echo
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::engine::Engine;
+pub use crate::engine::{
+    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SlowConsumerPolicy, Stats,
+};
 pub use crate::protocol::MessageKind;
-pub struct Server;
-pub enum SlowConsumerPolicy {}
-pub struct Stats;
+
+/// A running WebSocket server. All methods take `&self` and are safe to call from any
+/// number of threads at once (share it in an `Arc`). Dropping it stops it at once
+/// (`stop(Duration::ZERO)`); call [`Server::stop`] first for a graceful shutdown.
+pub struct Server {
+    engine: Engine,
+}
+
+impl Server {
+    /// Binds the listeners and starts the reactor threads.
+    pub fn start(config: Config) -> Result<Server, Error> {
+        Ok(Server {
+            engine: Engine::start(config)?,
+        })
+    }
+
+    /// The bound addresses, in the order of `Config::listen` (port 0 resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.engine.local_addrs()
+    }
+
+    /// The port of the first listener.
+    pub fn port(&self) -> u16 {
+        self.engine.local_addrs()[0].port()
+    }
+
+    /// A descriptor that is readable exactly while events wait to be polled, for
+    /// plugging the server into another event loop. Owned by the server.
+    pub fn event_fd(&self) -> RawFd {
+        self.engine.event_fd()
+    }
+
+    pub fn config(&self) -> &Config {
+        self.engine.config()
+    }
+
+    /// Waits up to `timeout` (None: until an event arrives or the server stops) for
+    /// one event.
+    pub fn poll(&self, timeout: Option<Duration>) -> Option<Event> {
+        let mut out = Vec::with_capacity(1);
+        self.engine.poll_batch(&mut out, 1, timeout);
+        out.pop()
+    }
+
+    /// Waits up to `timeout` for events, then returns up to `max` of them.
+    pub fn poll_batch(&self, max: usize, timeout: Option<Duration>) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.engine.poll_batch(&mut out, max, timeout);
+        out
+    }
+
+    /// Like [`Server::poll_batch`], appending into a reused vector; returns the count.
+    pub fn poll_into(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> usize {
+        self.engine.poll_batch(out, max, timeout)
+    }
+
+    pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+        self.engine.send(conn, kind, data)
+    }
+
+    pub fn send_text(&self, conn: ConnId, text: &str) -> Result<(), Error> {
+        self.engine.send(conn, MessageKind::Text, text.as_bytes())
+    }
+
+    pub fn send_binary(&self, conn: ConnId, data: &[u8]) -> Result<(), Error> {
+        self.engine.send(conn, MessageKind::Binary, data)
+    }
+
+    /// Sends a ping (payload ≤ 125 bytes); pongs are reported only with
+    /// `Config::deliver_ping_pong`.
+    pub fn ping(&self, conn: ConnId, payload: &[u8]) -> Result<(), Error> {
+        self.engine.ping(conn, payload)
+    }
+
+    /// Starts the closing handshake; the `Close` event follows when it completes.
+    pub fn close(&self, conn: ConnId, code: u16, reason: &str) -> Result<(), Error> {
+        self.engine.close(conn, code, reason)
+    }
+
+    /// Sends to every open connection (`None`) or to the listed ones, encoding the
+    /// frame once; returns how many connections took it.
+    pub fn broadcast(&self, kind: MessageKind, data: &[u8], targets: Option<&[ConnId]>) -> Result<usize, Error> {
+        self.engine.broadcast(kind, data, targets)
+    }
+
+    /// Sets the connection's user tag, reported on each of its later events.
+    pub fn set_tag(&self, conn: ConnId, tag: u64) -> Result<(), Error> {
+        self.engine.set_tag(conn, tag)
+    }
+
+    pub fn tag(&self, conn: ConnId) -> Result<u64, Error> {
+        self.engine.tag(conn)
+    }
+
+    /// Manual-accept mode: completes the handshake (see `Config::manual_accept`).
+    pub fn accept(&self, conn: ConnId, subprotocol: Option<&str>, headers: &[(String, String)]) -> Result<(), Error> {
+        self.engine.accept(conn, subprotocol, headers)
+    }
+
+    /// Manual-accept mode: refuses the upgrade with an HTTP status and body.
+    pub fn reject(&self, conn: ConnId, status: u16, body: &str) -> Result<(), Error> {
+        self.engine.reject(conn, status, body)
+    }
+
+    /// Hands the engine an accepted TCP connection plus any bytes already read from it.
+    pub fn adopt(&self, stream: TcpStream, initial: &[u8]) -> Result<ConnId, Error> {
+        self.engine.adopt(stream, initial)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.
+    pub fn stop(&self, timeout: Duration) {
+        self.engine.stop(timeout)
+    }
+}

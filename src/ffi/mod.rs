@@ -1,1 +1,590 @@
-//! The C ABI. (being written)
+//! The C ABI (`include/wsqueue.h`, generated from this module by cbindgen).
+//!
+//! Every exported function: runs inside the panic boundary ([`panic::guard`]), checks
+//! every pointer and length before use, and maps engine errors to `wsq_result_t` once
+//! ([`error::from_engine`]). This is the only module with `unsafe` for C's sake.
+
+pub mod error;
+mod event;
+pub mod handle;
+mod panic;
+pub mod types;
+
+use std::ffi::{c_char, c_int, CStr};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use error::wsq_result_t::{self, *};
+use error::{from_engine, invalid, set_last_error};
+use handle::{new_handle, server_of, take_server, wsq_server_t};
+use panic::{guard, guard_void};
+use types::*;
+
+use crate::engine::{Config, ConnId, SlowConsumerPolicy};
+use crate::protocol::MessageKind;
+use crate::server::Server;
+
+/// The library version, e.g. "0.1.0". Static; never NULL; do not free.
+#[no_mangle]
+pub extern "C" fn wsq_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+// ---- argument checking ----------------------------------------------------------------
+
+/// A borrowed byte slice from C: NULL is allowed only with length 0.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], wsq_result_t> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(invalid("data is NULL but len is not 0"));
+    }
+    if len > isize::MAX as usize {
+        return Err(invalid("len is too large"));
+    }
+    // SAFETY: the caller promises `ptr` points to `len` readable bytes (documented on
+    // every function that takes a buffer).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A borrowed NUL-terminated UTF-8 string from C; NULL gives None.
+unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> Result<Option<&'a str>, wsq_result_t> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller promises a NUL-terminated string.
+    match unsafe { CStr::from_ptr(ptr) }.to_str() {
+        Ok(s) => Ok(Some(s)),
+        Err(_) => Err(invalid(&format!("{what} is not valid UTF-8"))),
+    }
+}
+
+fn list(s: Option<&str>) -> Vec<String> {
+    s.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn message_kind(kind: u32) -> Result<MessageKind, wsq_result_t> {
+    match kind {
+        WSQ_MESSAGE_TEXT => Ok(MessageKind::Text),
+        WSQ_MESSAGE_BINARY => Ok(MessageKind::Binary),
+        _ => Err(invalid("kind must be WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY")),
+    }
+}
+
+/// Text messages must be UTF-8 (§5.6): refuse to put an invalid one on the wire.
+fn check_text(kind: MessageKind, data: &[u8]) -> Result<(), wsq_result_t> {
+    if kind == MessageKind::Text && std::str::from_utf8(data).is_err() {
+        return Err(invalid("a text message must be valid UTF-8"));
+    }
+    Ok(())
+}
+
+unsafe fn live(server: *const wsq_server_t) -> Result<std::sync::Arc<Server>, wsq_result_t> {
+    if server.is_null() {
+        return Err(invalid("server is NULL"));
+    }
+    // SAFETY: non-null pointers are documented to come from wsq_server_start.
+    unsafe { server_of(server) }.ok_or_else(|| {
+        set_last_error("the server handle was freed");
+        WSQ_ERR_BAD_HANDLE
+    })
+}
+
+/// Runs `body` in the panic boundary with `?` available for early error returns.
+fn call(body: impl FnOnce() -> Result<(), wsq_result_t>) -> wsq_result_t {
+    guard(|| match body() {
+        Ok(()) => WSQ_OK,
+        Err(code) => code,
+    })
+}
+
+// ---- configuration and lifecycle --------------------------------------------------------
+
+/// Fills `config` with the defaults (see each field). `config` is written, not read.
+/// Returns WSQ_ERR_INVALID_ARGUMENT if `config` is NULL.
+#[no_mangle]
+pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
+    call(|| {
+        if config.is_null() {
+            return Err(invalid("config is NULL"));
+        }
+        let d = Config::default();
+        let c = wsq_config_t {
+            listen: c"127.0.0.1:9001".as_ptr(),
+            reactor_threads: d.reactor_threads as u32,
+            max_connections: d.max_connections as u32,
+            max_head_bytes: d.max_head_bytes as u32,
+            max_headers: d.max_headers as u32,
+            max_frame_size: d.max_frame_size,
+            max_message_size: d.max_message_size,
+            send_queue_limit: d.send_queue_limit as u64,
+            send_queue_low_water: d.send_queue_low_water as u64,
+            slow_consumer: WSQ_SLOW_CONSUMER_REJECT,
+            event_queue_capacity: d.event_queue_capacity as u32,
+            handshake_timeout_ms: d.handshake_timeout.map_or(0, |t| t.as_millis() as u32),
+            idle_timeout_ms: d.idle_timeout.map_or(0, |t| t.as_millis() as u32),
+            ping_interval_ms: d.ping_interval.map_or(0, |t| t.as_millis() as u32),
+            pong_timeout_ms: d.pong_timeout.as_millis() as u32,
+            close_timeout_ms: d.close_timeout.as_millis() as u32,
+            manual_accept: d.manual_accept,
+            deliver_ping_pong: d.deliver_ping_pong,
+            subprotocols: std::ptr::null(),
+            allowed_origins: std::ptr::null(),
+            static_dir: std::ptr::null(),
+        };
+        // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
+        unsafe { config.write(c) };
+        Ok(())
+    })
+}
+
+fn millis(ms: u32) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms as u64))
+}
+
+unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
+    let mut listen = Vec::new();
+    // SAFETY: string fields are documented as NULL or NUL-terminated.
+    let listen_text = unsafe { opt_str(c.listen, "listen")? }.unwrap_or("127.0.0.1:9001");
+    for item in list(Some(listen_text)) {
+        let addr: SocketAddr = match item.parse() {
+            Ok(a) => a,
+            Err(_) => item
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or_else(|| invalid(&format!("listen: cannot parse address {item:?}")))?,
+        };
+        listen.push(addr);
+    }
+    let slow_consumer = match c.slow_consumer {
+        WSQ_SLOW_CONSUMER_REJECT => SlowConsumerPolicy::Reject,
+        WSQ_SLOW_CONSUMER_CLOSE => SlowConsumerPolicy::Close,
+        _ => return Err(invalid("slow_consumer must be WSQ_SLOW_CONSUMER_REJECT or _CLOSE")),
+    };
+    let defaults = Config::default();
+    Ok(Config {
+        listen,
+        reactor_threads: c.reactor_threads as usize,
+        max_connections: c.max_connections as usize,
+        max_head_bytes: c.max_head_bytes as usize,
+        max_headers: c.max_headers as usize,
+        max_frame_size: c.max_frame_size,
+        max_message_size: c.max_message_size,
+        send_queue_limit: usize::try_from(c.send_queue_limit).unwrap_or(usize::MAX),
+        send_queue_low_water: usize::try_from(c.send_queue_low_water).unwrap_or(usize::MAX),
+        slow_consumer,
+        event_queue_capacity: c.event_queue_capacity as usize,
+        handshake_timeout: millis(c.handshake_timeout_ms),
+        idle_timeout: millis(c.idle_timeout_ms),
+        ping_interval: millis(c.ping_interval_ms),
+        pong_timeout: millis(c.pong_timeout_ms).unwrap_or(defaults.pong_timeout),
+        close_timeout: millis(c.close_timeout_ms).unwrap_or(defaults.close_timeout),
+        manual_accept: c.manual_accept,
+        deliver_ping_pong: c.deliver_ping_pong,
+        // SAFETY: as above.
+        subprotocols: list(unsafe { opt_str(c.subprotocols, "subprotocols")? }),
+        allowed_origins: list(unsafe { opt_str(c.allowed_origins, "allowed_origins")? }),
+        static_dir: unsafe { opt_str(c.static_dir, "static_dir")? }.map(PathBuf::from),
+    })
+}
+
+/// Starts a server: binds every listen address and starts the reactor threads.
+/// `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
+/// receives a handle the caller owns and must release with wsq_server_free; on
+/// failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
+/// WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+#[no_mangle]
+pub extern "C" fn wsq_server_start(config: *const wsq_config_t, out: *mut *mut wsq_server_t) -> wsq_result_t {
+    call(|| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // SAFETY: non-null out pointer provided by the caller.
+        unsafe { out.write(std::ptr::null_mut()) };
+        let config = if config.is_null() {
+            Config::default()
+        } else {
+            // SAFETY: non-null config provided by the caller, read for this call only.
+            unsafe { config_from_c(&*config)? }
+        };
+        let server = Server::start(config).map_err(from_engine)?;
+        // SAFETY: as above.
+        unsafe { out.write(new_handle(server)) };
+        Ok(())
+    })
+}
+
+/// Graceful shutdown: stops accepting, sends close 1001 to every connection after its
+/// queued messages, waits up to `timeout_ms` for the connections to close, then drops
+/// the rest (their WSQ_EVENT_CLOSE reports unsent_messages). Returns when done.
+/// Remaining events can still be polled; afterwards wsq_poll never blocks. Idempotent.
+#[no_mangle]
+pub extern "C" fn wsq_server_stop(server: *mut wsq_server_t, timeout_ms: u32) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.stop(Duration::from_millis(timeout_ms as u64));
+        Ok(())
+    })
+}
+
+/// Stops the server at once (if still running) and releases it. The handle must not
+/// be used again; if it is, calls return WSQ_ERR_BAD_HANDLE (never undefined
+/// behaviour). Events already polled stay valid until wsq_events_release. NULL is
+/// ignored. Safe while other threads are blocked in wsq_poll (they return 0 events).
+#[no_mangle]
+pub extern "C" fn wsq_server_free(server: *mut wsq_server_t) {
+    guard_void(|| {
+        if server.is_null() {
+            return;
+        }
+        // SAFETY: non-null pointers come from wsq_server_start.
+        if let Some(s) = unsafe { take_server(server) } {
+            s.stop(Duration::ZERO);
+        }
+    })
+}
+
+/// Writes the port of the first listen address to `*port`.
+#[no_mangle]
+pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if port.is_null() {
+            return Err(invalid("port is NULL"));
+        }
+        // SAFETY: non-null.
+        unsafe { port.write(s.port()) };
+        Ok(())
+    })
+}
+
+/// Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+/// "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
+/// WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
+#[no_mangle]
+pub extern "C" fn wsq_server_local_addr(server: *const wsq_server_t, index: usize, buf: *mut c_char, buf_len: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        let Some(addr) = s.local_addrs().get(index) else {
+            return Err(invalid("index is out of range"));
+        };
+        let text = addr.to_string();
+        if buf.is_null() || buf_len < text.len() + 1 {
+            return Err(invalid("buf is NULL or too small"));
+        }
+        // SAFETY: `buf` holds at least text.len() + 1 bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, text.len());
+            buf.add(text.len()).write(0);
+        }
+        Ok(())
+    })
+}
+
+/// Writes the server's event descriptor to `*fd`: it is readable exactly while events
+/// wait to be polled (level-style), for select/poll/epoll/asyncio/netpoll integration.
+/// Owned by the server: do not close or read it; valid until wsq_server_free.
+#[no_mangle]
+pub extern "C" fn wsq_server_event_fd(server: *const wsq_server_t, fd: *mut c_int) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if fd.is_null() {
+            return Err(invalid("fd is NULL"));
+        }
+        // SAFETY: non-null.
+        unsafe { fd.write(s.event_fd()) };
+        Ok(())
+    })
+}
+
+/// Copies the server's counters into `*out`.
+#[no_mangle]
+pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let st = s.stats();
+        let c = wsq_stats_t {
+            connections: st.connections,
+            tcp_accepted: st.tcp_accepted,
+            handshakes: st.handshakes,
+            messages_in: st.messages_in,
+            bytes_in: st.bytes_in,
+            messages_out: st.messages_out,
+            bytes_out: st.bytes_out,
+            send_queue_bytes: st.send_queue_bytes,
+            event_queue_depth: st.event_queue_depth,
+            rejected_bad_handshake: st.rejected_bad_handshake,
+            rejected_over_capacity: st.rejected_over_capacity,
+            rejected_by_app: st.rejected_by_app,
+            handshake_timeouts: st.handshake_timeouts,
+            http_requests: st.http_requests,
+            protocol_errors: st.protocol_errors,
+            too_big: st.too_big,
+            queue_full: st.queue_full,
+            slow_consumer_closes: st.slow_consumer_closes,
+            idle_timeouts: st.idle_timeouts,
+            ping_timeouts: st.ping_timeouts,
+            unsent_messages: st.unsent_messages,
+            read_pauses: st.read_pauses,
+            accept_errors: st.accept_errors,
+        };
+        // SAFETY: non-null.
+        unsafe { out.write(c) };
+        Ok(())
+    })
+}
+
+// ---- events ------------------------------------------------------------------------------
+
+/// Waits up to `timeout_ms` (negative: forever; 0: don't wait) for events and moves up
+/// to `capacity` of them into `events[0..*count]`. Returns WSQ_OK with `*count == 0`
+/// on timeout, or at once after the server was stopped and drained.
+/// Each returned event owns library memory: pass it to wsq_events_release when done
+/// (pointers inside stay valid until then, on any thread). Any number of threads may
+/// poll the same server at once; each event goes to exactly one of them.
+#[no_mangle]
+pub extern "C" fn wsq_poll(server: *const wsq_server_t, events: *mut wsq_event_t, capacity: usize, timeout_ms: c_int, count: *mut usize) -> wsq_result_t {
+    call(|| {
+        if count.is_null() {
+            return Err(invalid("count is NULL"));
+        }
+        // SAFETY: non-null.
+        unsafe { count.write(0) };
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if events.is_null() || capacity == 0 {
+            return Err(invalid("events is NULL or capacity is 0"));
+        }
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let mut batch = Vec::with_capacity(capacity.min(1024));
+        s.poll_into(&mut batch, capacity, timeout);
+        let n = batch.len();
+        for (i, ev) in batch.into_iter().enumerate() {
+            // SAFETY: i < n <= capacity, and `events` holds `capacity` entries.
+            unsafe { events.add(i).write(event::to_c(ev)) };
+        }
+        // SAFETY: non-null.
+        unsafe { count.write(n) };
+        Ok(())
+    })
+}
+
+/// Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
+/// pointers become invalid. Releasing an already released (zeroed) event is harmless.
+/// NULL is ignored. Pass only events that wsq_poll filled.
+#[no_mangle]
+pub extern "C" fn wsq_events_release(events: *mut wsq_event_t, count: usize) {
+    guard_void(|| {
+        if events.is_null() {
+            return;
+        }
+        for i in 0..count {
+            // SAFETY: the caller passes an array of `count` events from wsq_poll.
+            event::release(unsafe { &mut *events.add(i) });
+        }
+    })
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+/// Sends one message (`kind` WSQ_MESSAGE_TEXT, which must be valid UTF-8, or
+/// WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is copied or
+/// written before the call returns. Thread-safe; messages to one connection go out in
+/// call order and never interleave. Errors: WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
+/// WSQ_ERR_QUEUE_FULL (see wsq_config_t.slow_consumer), WSQ_ERR_INVALID_STATE
+/// (before open), WSQ_ERR_STOPPED.
+#[no_mangle]
+pub extern "C" fn wsq_send(server: *const wsq_server_t, conn: u64, kind: u32, data: *const u8, len: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`; buffer per the documented contract.
+        let s = unsafe { live(server)? };
+        let kind = message_kind(kind)?;
+        let data = unsafe { bytes(data, len)? };
+        check_text(kind, data)?;
+        s.send(ConnId(conn), kind, data).map_err(from_engine)
+    })
+}
+
+/// Sends a ping with `len` ≤ 125 bytes of payload (copied).
+#[no_mangle]
+pub extern "C" fn wsq_ping(server: *const wsq_server_t, conn: u64, data: *const u8, len: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: as for wsq_send.
+        let s = unsafe { live(server)? };
+        let data = unsafe { bytes(data, len)? };
+        s.ping(ConnId(conn), data).map_err(from_engine)
+    })
+}
+
+/// Starts the closing handshake with `code` (1000-1003, 1007-1014 or 3000-4999) and a
+/// UTF-8 `reason` of at most 123 bytes (NULL allowed when reason_len is 0). Messages
+/// sent earlier go out first; WSQ_EVENT_CLOSE follows when the peer answers (or after
+/// close_timeout_ms).
+#[no_mangle]
+pub extern "C" fn wsq_close(server: *const wsq_server_t, conn: u64, code: u16, reason: *const c_char, reason_len: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: as for wsq_send.
+        let s = unsafe { live(server)? };
+        let reason = unsafe { bytes(reason as *const u8, reason_len)? };
+        let reason = std::str::from_utf8(reason).map_err(|_| invalid("reason is not valid UTF-8"))?;
+        s.close(ConnId(conn), code, reason).map_err(from_engine)
+    })
+}
+
+/// Sends one message to every open connection (`conns` NULL) or to the `conn_count`
+/// ids in `conns`, encoding the frame once. Connections that are closing, gone or over
+/// their queue limit are skipped. `*delivered` (may be NULL) receives how many took it.
+#[no_mangle]
+pub extern "C" fn wsq_broadcast(server: *const wsq_server_t, kind: u32, data: *const u8, len: usize, conns: *const u64, conn_count: usize, delivered: *mut usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: as for wsq_send; `conns` holds `conn_count` ids when non-null.
+        let s = unsafe { live(server)? };
+        let kind = message_kind(kind)?;
+        let data = unsafe { bytes(data, len)? };
+        check_text(kind, data)?;
+        let ids: Option<Vec<ConnId>> = if conns.is_null() {
+            None
+        } else {
+            let raw = unsafe { bytes(conns as *const u8, conn_count.saturating_mul(8))? };
+            Some(
+                raw.chunks_exact(8)
+                    .map(|c| ConnId(u64::from_ne_bytes(c.try_into().unwrap())))
+                    .collect(),
+            )
+        };
+        let n = s.broadcast(kind, data, ids.as_deref()).map_err(from_engine)?;
+        if !delivered.is_null() {
+            // SAFETY: non-null.
+            unsafe { delivered.write(n) };
+        }
+        Ok(())
+    })
+}
+
+/// Sets the connection's user tag, reported in `tag` of its later events.
+#[no_mangle]
+pub extern "C" fn wsq_set_tag(server: *const wsq_server_t, conn: u64, tag: u64) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.set_tag(ConnId(conn), tag).map_err(from_engine)
+    })
+}
+
+/// Reads the connection's user tag into `*tag`.
+#[no_mangle]
+pub extern "C" fn wsq_get_tag(server: *const wsq_server_t, conn: u64, tag: *mut u64) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if tag.is_null() {
+            return Err(invalid("tag is NULL"));
+        }
+        let value = s.tag(ConnId(conn)).map_err(from_engine)?;
+        // SAFETY: non-null.
+        unsafe { tag.write(value) };
+        Ok(())
+    })
+}
+
+// ---- manual accept and adoption ---------------------------------------------------------
+
+/// Manual-accept mode: completes the handshake of a connection that produced
+/// WSQ_EVENT_UPGRADE_REQUEST. `subprotocol` (NULL: the server's choice) must be one the
+/// client offered; `headers[0..header_count]` (NULL allowed when 0) are added to the
+/// 101 response (entries containing CR or LF are dropped). All strings are copied.
+/// WSQ_EVENT_OPEN follows.
+#[no_mangle]
+pub extern "C" fn wsq_accept(server: *const wsq_server_t, conn: u64, subprotocol: *const c_char, headers: *const wsq_header_t, header_count: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked; strings and the header array per the contract.
+        let s = unsafe { live(server)? };
+        let subprotocol = unsafe { opt_str(subprotocol, "subprotocol")? };
+        if headers.is_null() && header_count > 0 {
+            return Err(invalid("headers is NULL but header_count is not 0"));
+        }
+        let mut extra = Vec::with_capacity(header_count);
+        for i in 0..header_count {
+            let h = unsafe { &*headers.add(i) };
+            let name = unsafe { opt_str(h.name, "header name")? };
+            let value = unsafe { opt_str(h.value, "header value")? };
+            match (name, value) {
+                (Some(n), Some(v)) => extra.push((n.to_string(), v.to_string())),
+                _ => return Err(invalid("header name or value is NULL")),
+            }
+        }
+        s.accept(ConnId(conn), subprotocol, &extra).map_err(from_engine)
+    })
+}
+
+/// Manual-accept mode: refuses the upgrade with HTTP `status` (400-599) and a body of
+/// `body_len` bytes (copied; NULL allowed when 0, must be UTF-8). WSQ_EVENT_CLOSE follows.
+#[no_mangle]
+pub extern "C" fn wsq_reject(server: *const wsq_server_t, conn: u64, status: u16, body: *const c_char, body_len: usize) -> wsq_result_t {
+    call(|| {
+        // SAFETY: as for wsq_send.
+        let s = unsafe { live(server)? };
+        let body = unsafe { bytes(body as *const u8, body_len)? };
+        let body = std::str::from_utf8(body).map_err(|_| invalid("body is not valid UTF-8"))?;
+        s.reject(ConnId(conn), status, body).map_err(from_engine)
+    })
+}
+
+/// Hands the server an already-accepted TCP socket `fd`, plus `initial_len` bytes
+/// already read from it (e.g. a request head read by another HTTP server; copied).
+/// The server then runs the handshake and the connection as if it had accepted it;
+/// `*conn` (may be NULL) receives the new id. Ownership of `fd`: if the call returns
+/// WSQ_ERR_INVALID_ARGUMENT or WSQ_ERR_BAD_HANDLE the caller still owns it; on any
+/// other result the library owns it (and has closed it if the call failed).
+#[no_mangle]
+pub extern "C" fn wsq_adopt(server: *const wsq_server_t, fd: c_int, initial: *const u8, initial_len: usize, conn: *mut u64) -> wsq_result_t {
+    call(|| {
+        // SAFETY: as for wsq_send.
+        let s = unsafe { live(server)? };
+        let initial = unsafe { bytes(initial, initial_len)? };
+        if !is_stream_socket(fd) {
+            return Err(invalid("fd is not an open stream socket"));
+        }
+        // SAFETY: validated as an open stream socket; ownership passes to us per the
+        // documented contract.
+        let stream = unsafe { TcpStream::from_raw_fd(fd) };
+        let id = s.adopt(stream, initial).map_err(from_engine)?;
+        if !conn.is_null() {
+            // SAFETY: non-null.
+            unsafe { conn.write(id.0) };
+        }
+        Ok(())
+    })
+}
+
+fn is_stream_socket(fd: c_int) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let mut kind: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: valid out-pointers of the right size; a bad fd just fails.
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, &mut kind as *mut c_int as *mut libc::c_void, &mut len)
+    };
+    rc == 0 && kind == libc::SOCK_STREAM
+}

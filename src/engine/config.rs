@@ -1,0 +1,106 @@
+//! Every limit and default of the server, in one place (mirrored field for field by
+//! `wsq_config_t` in the C ABI).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a send does when the connection's send queue is over its byte limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowConsumerPolicy {
+    /// The send fails with [`Error::QueueFull`](super::Error::QueueFull); the app may
+    /// retry after the connection's `Drain` event.
+    Reject,
+    /// The send fails with `QueueFull` and the connection is closed with 1008 (policy
+    /// violation), reported as a `Close` event with `clean == false`.
+    Close,
+}
+
+/// Server configuration. `Config::default()` is safe for a public-facing server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Addresses to listen on (IPv4 and/or IPv6). Port 0 picks a free port; read the
+    /// bound addresses back with `Server::local_addrs`. Default: `127.0.0.1:9001`.
+    pub listen: Vec<SocketAddr>,
+    /// Reactor (I/O) threads; 0 means one per core. Default 0.
+    pub reactor_threads: usize,
+    /// Open WebSocket connections (including those awaiting `accept`); an upgrade
+    /// beyond it is answered `503`. Default 10,000.
+    pub max_connections: usize,
+    /// Bytes of the HTTP request head; over it: `431`. Default 8 KiB.
+    pub max_head_bytes: usize,
+    /// Header fields in the request head; over it: `431`. Default 64.
+    pub max_headers: usize,
+    /// Largest frame payload accepted; over it the connection is closed with 1009.
+    /// Default 16 MiB.
+    pub max_frame_size: u64,
+    /// Largest reassembled message accepted; over it: close 1009. Default 16 MiB.
+    pub max_message_size: u64,
+    /// Bytes queued for one connection beyond which a send is refused (a single
+    /// message larger than the limit is still accepted into an empty queue, so that
+    /// large messages remain possible). Default 16 MiB.
+    pub send_queue_limit: usize,
+    /// A `Drain` event is emitted when a connection whose send was refused gets its
+    /// queue down to this many bytes. Default 1 MiB.
+    pub send_queue_low_water: usize,
+    /// What a refused send also does. Default [`SlowConsumerPolicy::Reject`].
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Events waiting to be polled beyond which reactors stop reading sockets (TCP
+    /// then pushes back on clients). Lifecycle events (close, drain) are never dropped
+    /// and may exceed it briefly. Default 65,536.
+    pub event_queue_capacity: usize,
+    /// Time allowed from TCP accept to a complete upgrade (and, in manual-accept mode,
+    /// to the app's answer); `None` disables. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
+    /// A connection with no inbound traffic for this long is closed with 1001.
+    /// Default `None` (off).
+    pub idle_timeout: Option<Duration>,
+    /// Send a ping after this long without inbound traffic. Default `None` (off).
+    pub ping_interval: Option<Duration>,
+    /// With `ping_interval` set: a peer silent this long after a ping is dead; the
+    /// connection is dropped and reported with 1006. Default 10 s.
+    pub pong_timeout: Duration,
+    /// How long to wait for the peer's answer to our close frame (and for it to close
+    /// TCP) before dropping the connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// Emit `UpgradeRequest` events and wait for `accept`/`reject` instead of
+    /// accepting every valid upgrade. Default false.
+    pub manual_accept: bool,
+    /// Subprotocols in order of preference. Default empty.
+    pub subprotocols: Vec<String>,
+    /// Allowed `Origin` values; empty allows any. Default empty.
+    pub allowed_origins: Vec<String>,
+    /// Directory served to plain HTTP GET/HEAD requests; `None` answers them `404`.
+    pub static_dir: Option<PathBuf>,
+    /// Also emit `Ping`/`Pong` events (pings are always answered automatically).
+    /// Default false.
+    pub deliver_ping_pong: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
+            reactor_threads: 0,
+            max_connections: 10_000,
+            max_head_bytes: 8 * 1024,
+            max_headers: 64,
+            max_frame_size: 16 * 1024 * 1024,
+            max_message_size: 16 * 1024 * 1024,
+            send_queue_limit: 16 * 1024 * 1024,
+            send_queue_low_water: 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Reject,
+            event_queue_capacity: 65_536,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: None,
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            manual_accept: false,
+            subprotocols: Vec::new(),
+            allowed_origins: Vec::new(),
+            static_dir: None,
+            deliver_ping_pong: false,
+        }
+    }
+}

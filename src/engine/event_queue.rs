@@ -1,0 +1,199 @@
+//! The bounded, multi-producer multi-consumer event queue between reactors and the
+//! application, with an eventfd that is readable exactly while events wait.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::event::Event;
+use super::sys::EventFd;
+
+pub struct EventQueue {
+    events: Mutex<VecDeque<Event>>,
+    ready: Condvar,
+    /// Mirror of the queue length, so reactors can check for room without the lock.
+    len: AtomicUsize,
+    capacity: usize,
+    efd: EventFd,
+    /// Set when a reactor stopped reading for lack of room; cleared (and reported to
+    /// the poller, who wakes the reactors) once the queue has drained to half.
+    readers_paused: AtomicBool,
+    /// Set at shutdown so blocked pollers return instead of waiting out their timeout.
+    closed: AtomicBool,
+}
+
+/// What a poll got, and whether the reactors should be told to read again.
+pub struct Popped {
+    pub count: usize,
+    pub resume_readers: bool,
+}
+
+impl EventQueue {
+    pub fn new(capacity: usize) -> std::io::Result<EventQueue> {
+        Ok(EventQueue {
+            events: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            len: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            efd: EventFd::new()?,
+            readers_paused: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn event_fd(&self) -> RawFd {
+        self.efd.fd()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// No room for more inbound messages: the caller should stop reading sockets.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity
+    }
+
+    /// Records that a reactor has stopped reading because the queue was full.
+    pub fn note_readers_paused(&self) {
+        self.readers_paused.store(true, Ordering::Release);
+    }
+
+    /// Appends every event in `batch` (leaving it empty) with one lock. Never refuses:
+    /// the capacity is enforced by reactors not reading while `is_full`.
+    pub fn push_all(&self, batch: &mut Vec<Event>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let mut q = self.events.lock();
+        let was_empty = q.is_empty();
+        q.extend(batch.drain(..));
+        self.len.store(q.len(), Ordering::Relaxed);
+        if was_empty {
+            self.efd.signal();
+        }
+        drop(q);
+        if n == 1 {
+            self.ready.notify_one();
+        } else {
+            self.ready.notify_all();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn push(&self, event: Event) {
+        let mut q = self.events.lock();
+        if q.is_empty() {
+            self.efd.signal();
+        }
+        q.push_back(event);
+        self.len.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Moves up to `max` events into `out`, waiting up to `timeout` (None: forever)
+    /// for the first one. Returns early with nothing once the queue is closed and empty.
+    pub fn pop_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Popped {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut q = self.events.lock();
+        while q.is_empty() && !self.closed.load(Ordering::Acquire) {
+            match deadline {
+                None => self.ready.wait(&mut q),
+                Some(d) => {
+                    if self.ready.wait_until(&mut q, d).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        let count = max.min(q.len());
+        out.extend(q.drain(..count));
+        self.len.store(q.len(), Ordering::Relaxed);
+        if q.is_empty() {
+            self.efd.clear();
+        }
+        let has_room = q.len() <= self.capacity / 2;
+        drop(q);
+        let resume_readers = has_room && self.readers_paused.swap(false, Ordering::AcqRel);
+        Popped {
+            count,
+            resume_readers,
+        }
+    }
+
+    /// Wakes every blocked poller; later polls on an empty queue return at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _guard = self.events.lock();
+        self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{ConnId, EventKind};
+
+    fn drain_event(id: u64) -> Event {
+        Event {
+            conn: ConnId(id),
+            tag: 0,
+            kind: EventKind::Drain,
+        }
+    }
+
+    fn fd_readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: test-only poll on a valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn event_fd_is_readable_exactly_while_events_wait() {
+        let q = EventQueue::new(8).unwrap();
+        assert!(!fd_readable(q.event_fd()));
+        q.push(drain_event(1));
+        q.push(drain_event(2));
+        assert!(fd_readable(q.event_fd()));
+        let mut out = Vec::new();
+        q.pop_batch(&mut out, 1, Some(Duration::ZERO));
+        assert!(fd_readable(q.event_fd()), "one event still waits");
+        q.pop_batch(&mut out, 10, Some(Duration::ZERO));
+        assert!(!fd_readable(q.event_fd()));
+        assert_eq!(out.iter().map(|e| e.conn.0).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn paused_readers_are_resumed_once_the_queue_drains_to_half() {
+        let q = EventQueue::new(4).unwrap();
+        let mut batch: Vec<Event> = (0..4).map(drain_event).collect();
+        q.push_all(&mut batch);
+        assert!(q.is_full());
+        q.note_readers_paused();
+        let mut out = Vec::new();
+        assert!(!q.pop_batch(&mut out, 1, None).resume_readers, "3 left > half");
+        assert!(q.pop_batch(&mut out, 1, None).resume_readers, "2 left = half");
+        assert!(!q.pop_batch(&mut out, 1, None).resume_readers, "reported once");
+    }
+
+    #[test]
+    fn poll_times_out_empty_and_close_wakes_a_blocked_poller() {
+        let q = std::sync::Arc::new(EventQueue::new(4).unwrap());
+        let mut out = Vec::new();
+        assert_eq!(q.pop_batch(&mut out, 4, Some(Duration::from_millis(10))).count, 0);
+        let q2 = q.clone();
+        let waiter = std::thread::spawn(move || q2.pop_batch(&mut Vec::new(), 4, None).count);
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        assert_eq!(waiter.join().unwrap(), 0);
+    }
+}

@@ -1,0 +1,77 @@
+//! Counters, updated with relaxed atomics from any thread and read as a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Live counters shared by the reactors and application threads.
+        #[derive(Debug, Default)]
+        pub struct Counters { $(pub $name: AtomicU64,)* }
+
+        /// A point-in-time copy of the server's counters.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Events waiting in the event queue.
+            pub event_queue_depth: u64,
+        }
+
+        impl Counters {
+            pub fn snapshot(&self, event_queue_depth: u64) -> Stats {
+                Stats { $($name: self.$name.load(Ordering::Relaxed),)* event_queue_depth }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Open WebSocket connections (including those awaiting `accept`).
+    connections,
+    /// TCP connections accepted or adopted since start.
+    tcp_accepted,
+    /// Handshakes completed (connections opened) since start.
+    handshakes,
+    messages_in,
+    bytes_in,
+    messages_out,
+    bytes_out,
+    /// Bytes currently queued for writing, over all connections.
+    send_queue_bytes,
+    /// Requests refused with 400/403/405/426/431 during the handshake.
+    rejected_bad_handshake,
+    /// Upgrades refused with 503 because `max_connections` was reached.
+    rejected_over_capacity,
+    /// Upgrades refused by the application in manual-accept mode.
+    rejected_by_app,
+    /// Connections dropped because the handshake did not complete in time.
+    handshake_timeouts,
+    /// Plain HTTP requests answered by the fallback (static files or 404).
+    http_requests,
+    /// Connections failed for a protocol violation (close 1002/1007).
+    protocol_errors,
+    /// Connections failed because a frame or message was over the limit (close 1009).
+    too_big,
+    /// Sends refused because the connection's send queue was full.
+    queue_full,
+    /// Connections closed under the `Close` slow-consumer policy.
+    slow_consumer_closes,
+    /// Connections closed for idleness.
+    idle_timeouts,
+    /// Connections dropped because no pong came back in time.
+    ping_timeouts,
+    /// Messages accepted by `send` but never written (connection lost first).
+    unsent_messages,
+    /// Times a reactor stopped reading because the event queue was full.
+    read_pauses,
+    /// accept() failures (e.g. out of file descriptors).
+    accept_errors,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,138 @@
+//! Turning engine events into `wsq_event_t`s whose pointers stay valid until
+//! `wsq_events_release`.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use super::types::*;
+use crate::engine::{Event, EventKind, RequestInfo};
+use crate::protocol::MessageKind;
+
+/// Owns everything an event's pointers point into.
+#[derive(Default)]
+struct Storage {
+    data: Vec<u8>,
+    reason: Vec<u8>,
+    path: Vec<u8>,
+    remote: Vec<u8>,
+    subprotocol: Option<Vec<u8>>,
+    header_strings: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: Vec<wsq_header_t>,
+}
+
+/// A NUL-terminated copy (the length before the NUL is the string's own).
+fn c_bytes(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+fn empty_event() -> wsq_event_t {
+    wsq_event_t {
+        event_type: 0,
+        message_kind: 0,
+        conn: 0,
+        tag: 0,
+        data: ptr::null(),
+        len: 0,
+        close_code: 0,
+        clean: false,
+        reason: ptr::null(),
+        reason_len: 0,
+        unsent_messages: 0,
+        path: ptr::null(),
+        remote_addr: ptr::null(),
+        subprotocol: ptr::null(),
+        headers: ptr::null(),
+        header_count: 0,
+        internal: ptr::null_mut(),
+    }
+}
+
+fn fill_request(out: &mut wsq_event_t, storage: &mut Storage, info: &RequestInfo) {
+    storage.path = c_bytes(&info.target);
+    storage.remote = c_bytes(&info.remote.map(|a| a.to_string()).unwrap_or_default());
+    storage.subprotocol = info.subprotocol.as_deref().map(c_bytes);
+    storage.header_strings = info
+        .headers
+        .iter()
+        .map(|(n, v)| (c_bytes(n), c_bytes(v)))
+        .collect();
+    storage.headers = storage
+        .header_strings
+        .iter()
+        .map(|(n, v)| wsq_header_t {
+            name: n.as_ptr() as *const c_char,
+            value: v.as_ptr() as *const c_char,
+        })
+        .collect();
+    out.path = storage.path.as_ptr() as *const c_char;
+    out.remote_addr = storage.remote.as_ptr() as *const c_char;
+    out.subprotocol = storage
+        .subprotocol
+        .as_ref()
+        .map_or(ptr::null(), |s| s.as_ptr() as *const c_char);
+    out.headers = storage.headers.as_ptr();
+    out.header_count = storage.headers.len();
+}
+
+/// Converts an event; the returned struct owns a heap `Storage` through `internal`.
+pub fn to_c(event: Event) -> wsq_event_t {
+    let mut out = empty_event();
+    out.conn = event.conn.0;
+    out.tag = event.tag;
+    let mut storage = Box::<Storage>::default();
+    match event.kind {
+        EventKind::Open(info) => {
+            out.event_type = WSQ_EVENT_OPEN;
+            fill_request(&mut out, &mut storage, &info);
+        }
+        EventKind::UpgradeRequest(info) => {
+            out.event_type = WSQ_EVENT_UPGRADE_REQUEST;
+            fill_request(&mut out, &mut storage, &info);
+        }
+        EventKind::Message { kind, data } => {
+            out.event_type = WSQ_EVENT_MESSAGE;
+            out.message_kind = match kind {
+                MessageKind::Text => WSQ_MESSAGE_TEXT,
+                MessageKind::Binary => WSQ_MESSAGE_BINARY,
+            };
+            storage.data = data;
+        }
+        EventKind::Close(info) => {
+            out.event_type = WSQ_EVENT_CLOSE;
+            out.close_code = info.code;
+            out.clean = info.clean;
+            out.unsent_messages = info.unsent_messages;
+            out.reason_len = info.reason.len();
+            storage.reason = c_bytes(&info.reason);
+            out.reason = storage.reason.as_ptr() as *const c_char;
+        }
+        EventKind::Drain => out.event_type = WSQ_EVENT_DRAIN,
+        EventKind::Ping(data) => {
+            out.event_type = WSQ_EVENT_PING;
+            storage.data = data;
+        }
+        EventKind::Pong(data) => {
+            out.event_type = WSQ_EVENT_PONG;
+            storage.data = data;
+        }
+    }
+    if !storage.data.is_empty() {
+        out.data = storage.data.as_ptr();
+        out.len = storage.data.len();
+    }
+    out.internal = Box::into_raw(storage) as *mut core::ffi::c_void;
+    out
+}
+
+/// Frees an event's storage and clears its pointers, so a second release is harmless.
+pub fn release(event: &mut wsq_event_t) {
+    if !event.internal.is_null() {
+        // SAFETY: `internal` is only ever set by `to_c` from `Box::into_raw(Box<Storage>)`
+        // and is nulled here, so it is freed exactly once.
+        drop(unsafe { Box::from_raw(event.internal as *mut Storage) });
+    }
+    *event = empty_event();
+}

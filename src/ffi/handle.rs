@@ -1,0 +1,46 @@
+//! Server handles handed to C. A handle stays allocated for the life of the process
+//! (a few dozen bytes per server ever started), so a call on a freed handle finds it
+//! empty and returns WSQ_ERR_BAD_HANDLE instead of touching freed memory.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::server::Server;
+
+/// Opaque server handle (`wsq_server_t *` in C).
+#[allow(non_camel_case_types)]
+pub struct wsq_server_t {
+    server: RwLock<Option<Arc<Server>>>,
+}
+
+/// Keeps every handle reachable (and so not reported as leaked by valgrind).
+static HANDLES: Mutex<Vec<&'static wsq_server_t>> = Mutex::new(Vec::new());
+
+pub fn new_handle(server: Server) -> *mut wsq_server_t {
+    let handle: &'static wsq_server_t = Box::leak(Box::new(wsq_server_t {
+        server: RwLock::new(Some(Arc::new(server))),
+    }));
+    HANDLES.lock().push(handle);
+    handle as *const wsq_server_t as *mut wsq_server_t
+}
+
+/// The live server behind a handle: None for NULL or a freed handle.
+///
+/// # Safety
+/// `ptr` must be NULL or a pointer returned by `wsq_server_start` (freed or not).
+pub unsafe fn server_of(ptr: *const wsq_server_t) -> Option<Arc<Server>> {
+    // SAFETY: per the contract above, a non-null pointer refers to a leaked handle.
+    let handle = unsafe { ptr.as_ref() }?;
+    handle.server.read().clone()
+}
+
+/// Empties a handle, returning the server it held (None if NULL or already freed).
+///
+/// # Safety
+/// As for [`server_of`].
+pub unsafe fn take_server(ptr: *const wsq_server_t) -> Option<Arc<Server>> {
+    // SAFETY: as above.
+    let handle = unsafe { ptr.as_ref() }?;
+    handle.server.write().take()
+}

@@ -1,0 +1,31 @@
+//! The panic boundary: no Rust panic may unwind into C (that is undefined behaviour).
+//! Every exported function runs its body through [`guard`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::error::{set_last_error, wsq_result_t};
+
+/// Runs `body`, turning a panic into `WSQ_ERR_PANIC` with the panic message recorded
+/// as the thread's last error.
+pub fn guard(body: impl FnOnce() -> wsq_result_t) -> wsq_result_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(code) => code,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            set_last_error(&format!("internal error: {message}"));
+            wsq_result_t::WSQ_ERR_PANIC
+        }
+    }
+}
+
+/// For functions that return nothing: a panic is swallowed (after recording it).
+pub fn guard_void(body: impl FnOnce()) {
+    let _ = guard(|| {
+        body();
+        wsq_result_t::WSQ_OK
+    });
+}

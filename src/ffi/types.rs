@@ -1,0 +1,179 @@
+//! `#[repr(C)]` types of the ABI and the constants that go with them.
+
+use std::ffi::c_char;
+
+/// wsq_send / wsq_broadcast: a text message (must be valid UTF-8).
+pub const WSQ_MESSAGE_TEXT: u32 = 1;
+/// wsq_send / wsq_broadcast: a binary message.
+pub const WSQ_MESSAGE_BINARY: u32 = 2;
+
+/// wsq_event_t.type: the handshake completed; path, remote_addr, subprotocol and
+/// headers are set.
+pub const WSQ_EVENT_OPEN: u32 = 1;
+/// wsq_event_t.type: a complete message in data/len; message_kind says text or binary.
+pub const WSQ_EVENT_MESSAGE: u32 = 2;
+/// wsq_event_t.type: the connection is gone (always its last event); close_code,
+/// reason, clean and unsent_messages are set.
+pub const WSQ_EVENT_CLOSE: u32 = 3;
+/// wsq_event_t.type: the send queue fell to the low-water mark after WSQ_ERR_QUEUE_FULL.
+pub const WSQ_EVENT_DRAIN: u32 = 4;
+/// wsq_event_t.type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
+/// fields as WSQ_EVENT_OPEN (subprotocol is the server's would-be choice).
+pub const WSQ_EVENT_UPGRADE_REQUEST: u32 = 5;
+/// wsq_event_t.type: a ping arrived (already answered); payload in data/len.
+pub const WSQ_EVENT_PING: u32 = 6;
+/// wsq_event_t.type: a pong arrived; payload in data/len.
+pub const WSQ_EVENT_PONG: u32 = 7;
+
+/// wsq_config_t.slow_consumer: a send over the queue limit fails with WSQ_ERR_QUEUE_FULL.
+pub const WSQ_SLOW_CONSUMER_REJECT: u32 = 0;
+/// wsq_config_t.slow_consumer: ...and the connection is also closed (code 1008).
+pub const WSQ_SLOW_CONSUMER_CLOSE: u32 = 1;
+
+/// Server settings. Always fill with wsq_config_init() first, then change fields.
+/// String fields are borrowed only for the duration of wsq_server_start (which
+/// copies them); NULL means "none" (for listen: the default).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsq_config_t {
+    /// Comma-separated listen addresses, e.g. "127.0.0.1:9001" or "0.0.0.0:0,[::]:0".
+    /// Port 0 picks a free port (read it back with wsq_server_port). Default
+    /// "127.0.0.1:9001".
+    pub listen: *const c_char,
+    /// Reactor (I/O) threads; 0 = one per core. Default 0.
+    pub reactor_threads: u32,
+    /// Open WebSocket connections; more upgrades get HTTP 503. Default 10000.
+    pub max_connections: u32,
+    /// Request head bytes; over it HTTP 431. Default 8192.
+    pub max_head_bytes: u32,
+    /// Request header fields; over it HTTP 431. Default 64.
+    pub max_headers: u32,
+    /// Largest frame payload; over it close 1009. Default 16 MiB.
+    pub max_frame_size: u64,
+    /// Largest message; over it close 1009. Default 16 MiB.
+    pub max_message_size: u64,
+    /// Bytes queued per connection before sends fail with WSQ_ERR_QUEUE_FULL (one
+    /// message larger than this still goes into an empty queue). Default 16 MiB.
+    pub send_queue_limit: u64,
+    /// WSQ_EVENT_DRAIN fires when a refused connection's queue falls to this. Default 1 MiB.
+    pub send_queue_low_water: u64,
+    /// WSQ_SLOW_CONSUMER_REJECT (default) or WSQ_SLOW_CONSUMER_CLOSE.
+    pub slow_consumer: u32,
+    /// Queued events beyond which reactors stop reading sockets. Default 65536.
+    pub event_queue_capacity: u32,
+    /// Milliseconds from accept to a complete handshake; 0 = off. Default 10000.
+    pub handshake_timeout_ms: u32,
+    /// Close (1001) after this many ms without inbound traffic; 0 = off (default).
+    pub idle_timeout_ms: u32,
+    /// Ping after this many ms without inbound traffic; 0 = off (default).
+    pub ping_interval_ms: u32,
+    /// A pinged peer silent this long is dropped (close event 1006). Default 10000.
+    pub pong_timeout_ms: u32,
+    /// How long to wait for the peer to finish the closing handshake. Default 5000.
+    pub close_timeout_ms: u32,
+    /// Emit WSQ_EVENT_UPGRADE_REQUEST and wait for wsq_accept/wsq_reject. Default false.
+    pub manual_accept: bool,
+    /// Also emit WSQ_EVENT_PING / WSQ_EVENT_PONG. Default false.
+    pub deliver_ping_pong: bool,
+    /// Comma-separated subprotocols in order of preference; NULL = none.
+    pub subprotocols: *const c_char,
+    /// Comma-separated allowed Origin values; NULL = any origin.
+    pub allowed_origins: *const c_char,
+    /// Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
+    pub static_dir: *const c_char,
+}
+
+/// One HTTP header: NUL-terminated name and value.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsq_header_t {
+    pub name: *const c_char,
+    pub value: *const c_char,
+}
+
+/// One event from wsq_poll. Every pointer in it points into storage owned by the
+/// library, valid until the event is passed to wsq_events_release (and not after).
+/// Pointers not meaningful for the event's type are NULL (lengths 0).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsq_event_t {
+    /// One of WSQ_EVENT_*.
+    pub event_type: u32,
+    /// WSQ_EVENT_MESSAGE: WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY; otherwise 0.
+    pub message_kind: u32,
+    /// The connection id.
+    pub conn: u64,
+    /// The connection's user tag (wsq_set_tag) when the event was queued.
+    pub tag: u64,
+    /// Message, ping or pong payload (not NUL-terminated; text is valid UTF-8).
+    pub data: *const u8,
+    pub len: usize,
+    /// WSQ_EVENT_CLOSE: the close code (1005: none given; 1006: lost without a close).
+    pub close_code: u16,
+    /// WSQ_EVENT_CLOSE: true when the closing handshake completed.
+    pub clean: bool,
+    /// WSQ_EVENT_CLOSE: UTF-8 reason, NUL-terminated, reason_len bytes before the NUL.
+    pub reason: *const c_char,
+    pub reason_len: usize,
+    /// WSQ_EVENT_CLOSE: messages accepted by wsq_send that were never written.
+    pub unsent_messages: u64,
+    /// OPEN / UPGRADE_REQUEST: request target (path and query), NUL-terminated.
+    pub path: *const c_char,
+    /// OPEN / UPGRADE_REQUEST: peer address as "ip:port" (IPv6 as "[ip]:port"); "" if unknown.
+    pub remote_addr: *const c_char,
+    /// OPEN / UPGRADE_REQUEST: negotiated subprotocol, or NULL.
+    pub subprotocol: *const c_char,
+    /// OPEN / UPGRADE_REQUEST: every request header, in order.
+    pub headers: *const wsq_header_t,
+    pub header_count: usize,
+    /// Library-owned storage behind the pointers above; do not touch.
+    pub internal: *mut core::ffi::c_void,
+}
+
+/// A snapshot of the server's counters (see wsq_stats).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct wsq_stats_t {
+    /// Open WebSocket connections (including those awaiting accept).
+    pub connections: u64,
+    /// TCP connections accepted or adopted since start.
+    pub tcp_accepted: u64,
+    /// Handshakes completed since start.
+    pub handshakes: u64,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    /// Frames written (messages, pings, pongs, closes).
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    /// Bytes queued for writing over all connections.
+    pub send_queue_bytes: u64,
+    /// Events waiting to be polled.
+    pub event_queue_depth: u64,
+    /// Handshakes refused with 400/403/405/426/431.
+    pub rejected_bad_handshake: u64,
+    /// Upgrades refused with 503 at max_connections.
+    pub rejected_over_capacity: u64,
+    /// Upgrades refused by wsq_reject.
+    pub rejected_by_app: u64,
+    pub handshake_timeouts: u64,
+    /// Plain HTTP requests answered (static files or 404).
+    pub http_requests: u64,
+    /// Connections failed with 1002/1007.
+    pub protocol_errors: u64,
+    /// Connections failed with 1009.
+    pub too_big: u64,
+    /// Sends refused with WSQ_ERR_QUEUE_FULL.
+    pub queue_full: u64,
+    pub slow_consumer_closes: u64,
+    pub idle_timeouts: u64,
+    pub ping_timeouts: u64,
+    /// Messages accepted by send but never written.
+    pub unsent_messages: u64,
+    /// Times reading paused because the event queue was full.
+    pub read_pauses: u64,
+    pub accept_errors: u64,
+}
