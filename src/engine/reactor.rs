@@ -82,6 +82,17 @@ pub struct Reactor {
     next_sweep: Instant,
 }
 
+/// Starts the close deadline of a connection we are finishing (close frame or HTTP
+/// error response queued), so a peer that never reads cannot hold it open forever.
+fn mark_finishing(engine: &EngineShared, shared: &ConnShared) {
+    let _ = shared.close_sent_at_ms.compare_exchange(
+        0,
+        engine.now_ms(),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}
+
 fn lost(reason: &str) -> CloseInfo {
     CloseInfo {
         code: CloseCode::ABNORMAL.0,
@@ -200,6 +211,7 @@ impl Reactor {
                     if let Some(local) = self.conns.get_mut(&id.0) {
                         local.read = ReadPhase::Discard;
                         local.close_info = Some(lost("rejected by the application"));
+                        mark_finishing(&self.engine, &local.shared);
                         self.after_write(id.0);
                     }
                 }
@@ -461,6 +473,7 @@ impl Reactor {
                 }
                 st.finish_after_flush = true;
                 drop(st);
+                mark_finishing(engine, &local.shared);
                 local.read = ReadPhase::Discard;
                 local.close_info = Some(CloseInfo {
                     code: code.map(|c| c.0).unwrap_or(CloseCode::NO_STATUS.0),
@@ -486,6 +499,7 @@ impl Reactor {
                 }
                 st.finish_after_flush = true;
                 drop(st);
+                mark_finishing(engine, &local.shared);
                 local.read = ReadPhase::Discard;
                 local.close_info = Some(CloseInfo {
                     code,
@@ -600,6 +614,7 @@ impl Reactor {
             let _ = st.write_frame(response, &[], &self.engine.stats);
             st.finish_after_flush = true;
         }
+        mark_finishing(&self.engine, &local.shared);
         self.after_write(id);
     }
 
