@@ -102,7 +102,12 @@ impl Server {
 
     /// Sends to every open connection (`None`) or to the listed ones, encoding the
     /// frame once; returns how many connections took it.
-    pub fn broadcast(&self, kind: MessageKind, data: &[u8], targets: Option<&[ConnId]>) -> Result<usize, Error> {
+    pub fn broadcast(
+        &self,
+        kind: MessageKind,
+        data: &[u8],
+        targets: Option<&[ConnId]>,
+    ) -> Result<usize, Error> {
         self.engine.broadcast(kind, data, targets)
     }
 
@@ -116,7 +121,12 @@ impl Server {
     }
 
     /// Manual-accept mode: completes the handshake (see `Config::manual_accept`).
-    pub fn accept(&self, conn: ConnId, subprotocol: Option<&str>, headers: &[(String, String)]) -> Result<(), Error> {
+    pub fn accept(
+        &self,
+        conn: ConnId,
+        subprotocol: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<(), Error> {
         self.engine.accept(conn, subprotocol, headers)
     }
 

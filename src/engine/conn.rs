@@ -98,7 +98,12 @@ impl WriteState {
     /// when nothing is queued and the socket is writable, otherwise by queueing a copy.
     /// Frames of different sends never interleave: a partial direct write queues the
     /// rest before the lock is released.
-    pub fn write_frame(&mut self, header: &[u8], payload: &[u8], stats: &Counters) -> Result<(), Error> {
+    pub fn write_frame(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        stats: &Counters,
+    ) -> Result<(), Error> {
         if self.fd < 0 || self.broken {
             return Err(Error::Closed);
         }
@@ -181,7 +186,10 @@ fn write_all_or_block(fd: RawFd, header: &[u8], payload: &[u8]) -> io::Result<us
     let mut written = 0;
     while written < total {
         let res = if written < header.len() {
-            sys::writev(fd, &[IoSlice::new(&header[written..]), IoSlice::new(payload)])
+            sys::writev(
+                fd,
+                &[IoSlice::new(&header[written..]), IoSlice::new(payload)],
+            )
         } else {
             sys::writev(fd, &[IoSlice::new(&payload[written - header.len()..])])
         };

@@ -180,16 +180,29 @@ mod tests {
         assert!(q.is_full());
         q.note_readers_paused();
         let mut out = Vec::new();
-        assert!(!q.pop_batch(&mut out, 1, None).resume_readers, "3 left > half");
-        assert!(q.pop_batch(&mut out, 1, None).resume_readers, "2 left = half");
-        assert!(!q.pop_batch(&mut out, 1, None).resume_readers, "reported once");
+        assert!(
+            !q.pop_batch(&mut out, 1, None).resume_readers,
+            "3 left > half"
+        );
+        assert!(
+            q.pop_batch(&mut out, 1, None).resume_readers,
+            "2 left = half"
+        );
+        assert!(
+            !q.pop_batch(&mut out, 1, None).resume_readers,
+            "reported once"
+        );
     }
 
     #[test]
     fn poll_times_out_empty_and_close_wakes_a_blocked_poller() {
         let q = std::sync::Arc::new(EventQueue::new(4).unwrap());
         let mut out = Vec::new();
-        assert_eq!(q.pop_batch(&mut out, 4, Some(Duration::from_millis(10))).count, 0);
+        assert_eq!(
+            q.pop_batch(&mut out, 4, Some(Duration::from_millis(10)))
+                .count,
+            0
+        );
         let q2 = q.clone();
         let waiter = std::thread::spawn(move || q2.pop_batch(&mut Vec::new(), 4, None).count);
         std::thread::sleep(Duration::from_millis(20));

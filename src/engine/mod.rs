@@ -109,7 +109,8 @@ impl EngineShared {
         encode_close_payload(code, reason, &mut payload);
         let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
         let _ = st.write_frame(&h[..n], &payload, &self.stats);
-        conn.close_sent_at_ms.store(self.now_ms(), Ordering::Relaxed);
+        conn.close_sent_at_ms
+            .store(self.now_ms(), Ordering::Relaxed);
         true
     }
 }
@@ -138,7 +139,9 @@ impl Engine {
             .map(|l| l.local_addr())
             .collect::<Result<Vec<_>, _>>()?;
         let threads = match config.reactor_threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             n => n,
         };
         let mut reactors = Vec::with_capacity(threads);
@@ -248,7 +251,8 @@ impl Engine {
         if queued > 0 && queued + n + payload.len() > self.shared.config.send_queue_limit {
             Counters::add(&self.shared.stats.queue_full, 1);
             st.drain_wanted = true;
-            if self.shared.config.slow_consumer == SlowConsumerPolicy::Close && !st.abort_requested {
+            if self.shared.config.slow_consumer == SlowConsumerPolicy::Close && !st.abort_requested
+            {
                 st.abort_requested = true;
                 drop(st);
                 self.shared.command(conn.reactor, Command::Kick(id));
@@ -261,12 +265,18 @@ impl Engine {
     pub fn ping(&self, id: ConnId, payload: &[u8]) -> Result<(), Error> {
         self.check_running()?;
         if payload.len() > 125 {
-            return Err(Error::InvalidArgument("a ping payload is at most 125 bytes (RFC 6455 §5.5)"));
+            return Err(Error::InvalidArgument(
+                "a ping payload is at most 125 bytes (RFC 6455 §5.5)",
+            ));
         }
         let conn = self.conn(id)?;
         let mut st = conn.state.lock();
         if st.phase != Phase::Open {
-            return Err(if st.phase == Phase::Closed { Error::Closed } else { Error::InvalidState("the connection is not open yet") });
+            return Err(if st.phase == Phase::Closed {
+                Error::Closed
+            } else {
+                Error::InvalidState("the connection is not open yet")
+            });
         }
         if !st.closing.can_send_data() {
             return Err(Error::Closed);
@@ -279,10 +289,14 @@ impl Engine {
     /// 1007-1014, 3000-4999) and a reason of at most 123 bytes.
     pub fn close(&self, id: ConnId, code: u16, reason: &str) -> Result<(), Error> {
         if !CloseCode(code).is_valid_on_wire() {
-            return Err(Error::InvalidArgument("close code not allowed on the wire (RFC 6455 §7.4)"));
+            return Err(Error::InvalidArgument(
+                "close code not allowed on the wire (RFC 6455 §7.4)",
+            ));
         }
         if reason.len() > MAX_CLOSE_REASON {
-            return Err(Error::InvalidArgument("close reason longer than 123 bytes (RFC 6455 §5.5)"));
+            return Err(Error::InvalidArgument(
+                "close reason longer than 123 bytes (RFC 6455 §5.5)",
+            ));
         }
         let conn = self.conn(id)?;
         {
@@ -290,7 +304,11 @@ impl Engine {
             match st.phase {
                 Phase::Open => {}
                 Phase::Closed => return Err(Error::Closed),
-                _ => return Err(Error::InvalidState("use reject for a connection awaiting accept")),
+                _ => {
+                    return Err(Error::InvalidState(
+                        "use reject for a connection awaiting accept",
+                    ))
+                }
             }
         }
         if self.shared.close_locked(&conn, CloseCode(code), reason) {
@@ -303,7 +321,12 @@ impl Engine {
     /// Sends one message to every open connection (`targets == None`) or to the given
     /// ones, encoding the frame once. Returns how many connections accepted it;
     /// connections that are closing, gone or over their queue limit are skipped.
-    pub fn broadcast(&self, kind: MessageKind, payload: &[u8], targets: Option<&[ConnId]>) -> Result<usize, Error> {
+    pub fn broadcast(
+        &self,
+        kind: MessageKind,
+        payload: &[u8],
+        targets: Option<&[ConnId]>,
+    ) -> Result<usize, Error> {
         self.check_running()?;
         let opcode = match kind {
             MessageKind::Text => OpCode::Text,
@@ -316,7 +339,10 @@ impl Engine {
         let frame: Arc<[u8]> = Arc::from(frame);
         let conns: Vec<Arc<ConnShared>> = match targets {
             None => self.shared.registry.all(),
-            Some(ids) => ids.iter().filter_map(|id| self.shared.registry.get(*id)).collect(),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.shared.registry.get(*id))
+                .collect(),
         };
         let limit = self.shared.config.send_queue_limit;
         let mut delivered = 0;
@@ -350,18 +376,30 @@ impl Engine {
     /// Manual-accept mode: completes the handshake of a connection that produced an
     /// `UpgradeRequest` event. `subprotocol` overrides the server's choice (it must be
     /// one the client offered); `headers` are added to the 101 response.
-    pub fn accept(&self, id: ConnId, subprotocol: Option<&str>, headers: &[(String, String)]) -> Result<(), Error> {
+    pub fn accept(
+        &self,
+        id: ConnId,
+        subprotocol: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Result<(), Error> {
         self.check_running()?;
         let conn = self.conn(id)?;
         let mut st = conn.state.lock();
         if st.phase != Phase::AwaitingAccept {
             return Err(Error::InvalidState("the connection is not awaiting accept"));
         }
-        let pending = st.pending_upgrade.as_ref().expect("awaiting accept has a pending upgrade");
+        let pending = st
+            .pending_upgrade
+            .as_ref()
+            .expect("awaiting accept has a pending upgrade");
         let chosen = match subprotocol {
             None => pending.subprotocol.clone(),
             Some(p) if pending.offered_subprotocols.iter().any(|o| o == p) => Some(p.to_string()),
-            Some(_) => return Err(Error::InvalidArgument("subprotocol was not offered by the client")),
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "subprotocol was not offered by the client",
+                ))
+            }
         };
         let response = handshake::render_accept(&pending.accept, chosen.as_deref(), headers);
         st.pending_upgrade = None;
@@ -383,7 +421,8 @@ impl Engine {
             return Err(Error::InvalidState("the connection is not awaiting accept"));
         }
         st.pending_upgrade = None;
-        let response = handshake::render_response(status, &[], "text/plain; charset=utf-8", body.as_bytes());
+        let response =
+            handshake::render_response(status, &[], "text/plain; charset=utf-8", body.as_bytes());
         let _ = st.write_frame(&response, &[], &self.shared.stats);
         st.phase = Phase::Closed;
         st.finish_after_flush = true;
@@ -400,7 +439,8 @@ impl Engine {
         self.check_running()?;
         Counters::add(&self.shared.stats.tcp_accepted, 1);
         let id = self.shared.next_conn_id();
-        let reactor = self.shared.next_reactor.fetch_add(1, Ordering::Relaxed) % self.shared.reactors.len();
+        let reactor =
+            self.shared.next_reactor.fetch_add(1, Ordering::Relaxed) % self.shared.reactors.len();
         let shared = ConnShared::new(id, reactor, -1);
         self.shared.command(
             reactor,
@@ -448,7 +488,9 @@ impl Drop for Engine {
 
 fn validate_config(c: &Config) -> Result<(), Error> {
     if c.listen.is_empty() {
-        return Err(Error::InvalidArgument("listen: at least one address is required"));
+        return Err(Error::InvalidArgument(
+            "listen: at least one address is required",
+        ));
     }
     if c.max_head_bytes < 64 {
         return Err(Error::InvalidArgument("max_head_bytes must be at least 64"));
@@ -457,13 +499,19 @@ fn validate_config(c: &Config) -> Result<(), Error> {
         return Err(Error::InvalidArgument("max_headers must be at least 1"));
     }
     if c.max_frame_size == 0 || c.max_message_size == 0 {
-        return Err(Error::InvalidArgument("max_frame_size and max_message_size must be positive"));
+        return Err(Error::InvalidArgument(
+            "max_frame_size and max_message_size must be positive",
+        ));
     }
     if c.send_queue_limit == 0 || c.event_queue_capacity == 0 {
-        return Err(Error::InvalidArgument("send_queue_limit and event_queue_capacity must be positive"));
+        return Err(Error::InvalidArgument(
+            "send_queue_limit and event_queue_capacity must be positive",
+        ));
     }
     if c.reactor_threads > 1024 {
-        return Err(Error::InvalidArgument("reactor_threads must be at most 1024"));
+        return Err(Error::InvalidArgument(
+            "reactor_threads must be at most 1024",
+        ));
     }
     Ok(())
 }

@@ -103,7 +103,11 @@ fn lost(reason: &str) -> CloseInfo {
 }
 
 impl Reactor {
-    pub fn new(index: usize, engine: Arc<EngineShared>, listeners: Arc<Vec<TcpListener>>) -> std::io::Result<Reactor> {
+    pub fn new(
+        index: usize,
+        engine: Arc<EngineShared>,
+        listeners: Arc<Vec<TcpListener>>,
+    ) -> std::io::Result<Reactor> {
         let epoll = Epoll::new()?;
         epoll.add(engine.reactors[index].wake.fd(), WAKE_TOKEN, sys::EV_IN)?;
         let reactor = Reactor {
@@ -266,7 +270,13 @@ impl Reactor {
         }
     }
 
-    fn register(&mut self, shared: Arc<ConnShared>, stream: TcpStream, remote: Option<SocketAddr>, initial: Vec<u8>) {
+    fn register(
+        &mut self,
+        shared: Arc<ConnShared>,
+        stream: TcpStream,
+        remote: Option<SocketAddr>,
+        initial: Vec<u8>,
+    ) {
         let _ = stream.set_nodelay(true);
         if stream.set_nonblocking(true).is_err() {
             return;
@@ -322,7 +332,9 @@ impl Reactor {
 
     fn on_readable(&mut self, id: u64) {
         for _ in 0..READS_PER_TURN {
-            let Some(local) = self.conns.get(&id) else { return };
+            let Some(local) = self.conns.get(&id) else {
+                return;
+            };
             let fd = local.fd;
             match local.read {
                 ReadPhase::AwaitingAccept => return,
@@ -355,7 +367,11 @@ impl Reactor {
                 Err(e) if sys::would_block(&e) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.teardown(id, |l| l.close_info.take().unwrap_or_else(|| lost("connection reset")));
+                    self.teardown(id, |l| {
+                        l.close_info
+                            .take()
+                            .unwrap_or_else(|| lost("connection reset"))
+                    });
                     return;
                 }
             }
@@ -373,7 +389,9 @@ impl Reactor {
 
     /// Runs received bytes through the connection's current phase.
     fn process(&mut self, id: u64, data: &[u8]) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         local.last_read = Instant::now();
         local.ping_sent_at = None;
         match &mut local.read {
@@ -385,7 +403,12 @@ impl Reactor {
                 Err(err) => {
                     Counters::add(&self.engine.stats.rejected_bad_handshake, 1);
                     let body = format!("{}\n", err.message);
-                    let response = handshake::render_response(err.status, &[], "text/plain; charset=utf-8", body.as_bytes());
+                    let response = handshake::render_response(
+                        err.status,
+                        &[],
+                        "text/plain; charset=utf-8",
+                        body.as_bytes(),
+                    );
                     self.respond_and_finish(id, &response);
                 }
             },
@@ -394,8 +417,12 @@ impl Reactor {
     }
 
     fn process_frames(&mut self, id: u64, data: &[u8]) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
-        let ReadPhase::Open(reader) = &mut local.read else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let ReadPhase::Open(reader) = &mut local.read else {
+            return;
+        };
         let consumed;
         if local.pending_in.is_empty() {
             consumed = reader.feed(data, &mut self.incoming);
@@ -424,7 +451,9 @@ impl Reactor {
     fn on_incoming(&mut self, id: u64, item: Incoming) {
         let engine = &*self.engine;
         let stats = &engine.stats;
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         let tag = local.shared.tag();
         let conn = ConnId(id);
         match item {
@@ -433,7 +462,10 @@ impl Reactor {
                 self.events.push(Event {
                     conn,
                     tag,
-                    kind: EventKind::Message { kind, data: payload },
+                    kind: EventKind::Message {
+                        kind,
+                        data: payload,
+                    },
                 });
             }
             Incoming::Ping(payload) => {
@@ -532,12 +564,19 @@ impl Reactor {
         };
         if stats.connections.load(Ordering::Relaxed) as usize >= engine.config.max_connections {
             Counters::add(&stats.rejected_over_capacity, 1);
-            let response = handshake::render_response(503, &[], "text/plain; charset=utf-8", b"server is at its connection limit\n");
+            let response = handshake::render_response(
+                503,
+                &[],
+                "text/plain; charset=utf-8",
+                b"server is at its connection limit\n",
+            );
             self.respond_and_finish(id, &response);
             return;
         }
         Counters::add(&stats.connections, 1);
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         local.counted = true;
         local.announced = true;
         let info = Box::new(RequestInfo {
@@ -568,7 +607,8 @@ impl Reactor {
             });
             return;
         }
-        let response = handshake::render_accept(&upgrade.accept, upgrade.subprotocol.as_deref(), &[]);
+        let response =
+            handshake::render_accept(&upgrade.accept, upgrade.subprotocol.as_deref(), &[]);
         {
             let mut st = local.shared.state.lock();
             let _ = st.write_frame(&response, &[], stats);
@@ -579,7 +619,9 @@ impl Reactor {
 
     /// The 101 has been written: start framing and tell the app.
     fn open(&mut self, id: u64, info: Box<RequestInfo>, rest: Vec<u8>) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         Counters::add(&self.engine.stats.handshakes, 1);
         local.read = ReadPhase::Open(Reader::new(self.engine.limits));
         local.pending_in.clear();
@@ -594,7 +636,9 @@ impl Reactor {
     }
 
     fn on_accepted(&mut self, id: u64) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         if !matches!(local.read, ReadPhase::AwaitingAccept) {
             return;
         }
@@ -607,7 +651,9 @@ impl Reactor {
 
     /// Writes an HTTP response and closes once it is out.
     fn respond_and_finish(&mut self, id: u64, response: &[u8]) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         local.read = ReadPhase::Discard;
         {
             let mut st = local.shared.state.lock();
@@ -623,7 +669,9 @@ impl Reactor {
     /// Acts on the write side's state: tears down broken or aborted connections,
     /// half-closes finished ones, and reports `Drain`.
     fn after_write(&mut self, id: u64) {
-        let Some(local) = self.conns.get_mut(&id) else { return };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         let low_water = self.engine.config.send_queue_low_water;
         let mut st = local.shared.state.lock();
         if st.abort_requested {
@@ -639,7 +687,9 @@ impl Reactor {
         }
         if st.broken {
             drop(st);
-            self.teardown(id, |l| l.close_info.take().unwrap_or_else(|| lost("write failed")));
+            self.teardown(id, |l| {
+                l.close_info.take().unwrap_or_else(|| lost("write failed"))
+            });
             return;
         }
         if st.drain_wanted && st.queue.bytes() <= low_water && st.phase == Phase::Open {
@@ -661,7 +711,9 @@ impl Reactor {
 
     /// Closes the socket, forgets the connection and reports its `Close` event.
     fn teardown(&mut self, id: u64, info: impl FnOnce(&mut Local) -> CloseInfo) {
-        let Some(mut local) = self.conns.remove(&id) else { return };
+        let Some(mut local) = self.conns.remove(&id) else {
+            return;
+        };
         let stats = &self.engine.stats;
         let _ = self.epoll.delete(local.fd);
         let unsent = {
@@ -708,10 +760,16 @@ impl Reactor {
         let now_ms = self.engine.now_ms();
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            let Some(local) = self.conns.get_mut(&id) else { continue };
+            let Some(local) = self.conns.get_mut(&id) else {
+                continue;
+            };
             if let Some(at) = local.finished_at {
                 if now.duration_since(at) >= close_timeout {
-                    self.teardown(id, |l| l.close_info.take().unwrap_or_else(|| lost("peer did not close")));
+                    self.teardown(id, |l| {
+                        l.close_info
+                            .take()
+                            .unwrap_or_else(|| lost("peer did not close"))
+                    });
                 }
                 continue;
             }
@@ -720,8 +778,17 @@ impl Reactor {
                     if let Some(t) = handshake_timeout {
                         if now.duration_since(local.accepted_at) >= t {
                             Counters::add(&self.engine.stats.handshake_timeouts, 1);
-                            let response = handshake::render_response(408, &[], "text/plain; charset=utf-8", b"handshake timed out\n");
-                            let _ = local.shared.state.lock().write_frame(&response, &[], &self.engine.stats);
+                            let response = handshake::render_response(
+                                408,
+                                &[],
+                                "text/plain; charset=utf-8",
+                                b"handshake timed out\n",
+                            );
+                            let _ = local.shared.state.lock().write_frame(
+                                &response,
+                                &[],
+                                &self.engine.stats,
+                            );
                             self.teardown(id, |_| lost("handshake timed out"));
                         }
                     }
@@ -731,7 +798,11 @@ impl Reactor {
             }
             let sent_at = local.shared.close_sent_at_ms.load(Ordering::Relaxed);
             if sent_at != 0 && now_ms.saturating_sub(sent_at) >= close_timeout.as_millis() as u64 {
-                self.teardown(id, |l| l.close_info.take().unwrap_or_else(|| lost("peer did not answer the close")));
+                self.teardown(id, |l| {
+                    l.close_info
+                        .take()
+                        .unwrap_or_else(|| lost("peer did not answer the close"))
+                });
                 continue;
             }
             if let Some(t) = ping {
@@ -755,7 +826,8 @@ impl Reactor {
             if let Some(t) = idle {
                 if now.duration_since(local.last_read) >= t && sent_at == 0 {
                     Counters::add(&self.engine.stats.idle_timeouts, 1);
-                    self.engine.close_locked(&local.shared, CloseCode::GOING_AWAY, "idle timeout");
+                    self.engine
+                        .close_locked(&local.shared, CloseCode::GOING_AWAY, "idle timeout");
                 }
             }
             self.after_write(id);
@@ -768,17 +840,28 @@ impl Reactor {
         self.listeners_paused_until = None;
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            let Some(local) = self.conns.get_mut(&id) else { continue };
+            let Some(local) = self.conns.get_mut(&id) else {
+                continue;
+            };
             match local.read {
                 ReadPhase::Handshake(_) => self.teardown(id, |_| lost("server stopped")),
                 ReadPhase::AwaitingAccept => {
                     local.close_info = Some(lost("server stopped before accept"));
-                    let response = handshake::render_response(503, &[], "text/plain; charset=utf-8", b"server is shutting down\n");
+                    let response = handshake::render_response(
+                        503,
+                        &[],
+                        "text/plain; charset=utf-8",
+                        b"server is shutting down\n",
+                    );
                     self.respond_and_finish(id, &response);
                 }
                 ReadPhase::Open(_) | ReadPhase::Discard => {
                     // Queued messages go out first, then our close (§7.1.2).
-                    self.engine.close_locked(&local.shared, CloseCode::GOING_AWAY, "server shutting down");
+                    self.engine.close_locked(
+                        &local.shared,
+                        CloseCode::GOING_AWAY,
+                        "server shutting down",
+                    );
                     self.after_write(id);
                 }
             }

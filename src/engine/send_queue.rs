@@ -170,7 +170,10 @@ mod tests {
         let big: Vec<u8> = (0..4_000_000u32).map(|i| i as u8).collect();
         q.push_owned(big.clone());
         let first = q.flush(a.as_raw_fd()).unwrap();
-        assert!(first.blocked, "a 4 MB frame must not fit in a socket buffer");
+        assert!(
+            first.blocked,
+            "a 4 MB frame must not fit in a socket buffer"
+        );
         assert_eq!(first.frames, 0);
         assert_eq!(q.bytes(), big.len() - first.bytes);
         let reader = std::thread::spawn(move || {

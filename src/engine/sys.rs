@@ -133,7 +133,13 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 pub fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let count = bufs.len().min(libc::UIO_MAXIOV as usize);
     // SAFETY: IoSlice is ABI-compatible with iovec on Unix, and every slice is valid.
-    cvt_size(unsafe { libc::writev(fd, bufs.as_ptr() as *const libc::iovec, count as libc::c_int) })
+    cvt_size(unsafe {
+        libc::writev(
+            fd,
+            bufs.as_ptr() as *const libc::iovec,
+            count as libc::c_int,
+        )
+    })
 }
 
 /// Half-closes: our side is done writing (the peer sees EOF after our close frame).

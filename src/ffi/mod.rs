@@ -77,7 +77,9 @@ fn message_kind(kind: u32) -> Result<MessageKind, wsq_result_t> {
     match kind {
         WSQ_MESSAGE_TEXT => Ok(MessageKind::Text),
         WSQ_MESSAGE_BINARY => Ok(MessageKind::Binary),
-        _ => Err(invalid("kind must be WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY")),
+        _ => Err(invalid(
+            "kind must be WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY",
+        )),
     }
 }
 
@@ -170,7 +172,11 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
     let slow_consumer = match c.slow_consumer {
         WSQ_SLOW_CONSUMER_REJECT => SlowConsumerPolicy::Reject,
         WSQ_SLOW_CONSUMER_CLOSE => SlowConsumerPolicy::Close,
-        _ => return Err(invalid("slow_consumer must be WSQ_SLOW_CONSUMER_REJECT or _CLOSE")),
+        _ => {
+            return Err(invalid(
+                "slow_consumer must be WSQ_SLOW_CONSUMER_REJECT or _CLOSE",
+            ))
+        }
     };
     let defaults = Config::default();
     Ok(Config {
@@ -205,7 +211,10 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
 /// failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
 /// WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
 #[no_mangle]
-pub extern "C" fn wsq_server_start(config: *const wsq_config_t, out: *mut *mut wsq_server_t) -> wsq_result_t {
+pub extern "C" fn wsq_server_start(
+    config: *const wsq_config_t,
+    out: *mut *mut wsq_server_t,
+) -> wsq_result_t {
     call(|| {
         if out.is_null() {
             return Err(invalid("out is NULL"));
@@ -275,7 +284,12 @@ pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -
 /// "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
 /// WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
 #[no_mangle]
-pub extern "C" fn wsq_server_local_addr(server: *const wsq_server_t, index: usize, buf: *mut c_char, buf_len: usize) -> wsq_result_t {
+pub extern "C" fn wsq_server_local_addr(
+    server: *const wsq_server_t,
+    index: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: handle checked by `live`.
         let s = unsafe { live(server)? };
@@ -362,7 +376,13 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
 /// (pointers inside stay valid until then, on any thread). Any number of threads may
 /// poll the same server at once; each event goes to exactly one of them.
 #[no_mangle]
-pub extern "C" fn wsq_poll(server: *const wsq_server_t, events: *mut wsq_event_t, capacity: usize, timeout_ms: c_int, count: *mut usize) -> wsq_result_t {
+pub extern "C" fn wsq_poll(
+    server: *const wsq_server_t,
+    events: *mut wsq_event_t,
+    capacity: usize,
+    timeout_ms: c_int,
+    count: *mut usize,
+) -> wsq_result_t {
     call(|| {
         if count.is_null() {
             return Err(invalid("count is NULL"));
@@ -413,7 +433,13 @@ pub extern "C" fn wsq_events_release(events: *mut wsq_event_t, count: usize) {
 /// WSQ_ERR_QUEUE_FULL (see wsq_config_t.slow_consumer), WSQ_ERR_INVALID_STATE
 /// (before open), WSQ_ERR_STOPPED.
 #[no_mangle]
-pub extern "C" fn wsq_send(server: *const wsq_server_t, conn: u64, kind: u32, data: *const u8, len: usize) -> wsq_result_t {
+pub extern "C" fn wsq_send(
+    server: *const wsq_server_t,
+    conn: u64,
+    kind: u32,
+    data: *const u8,
+    len: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: handle checked by `live`; buffer per the documented contract.
         let s = unsafe { live(server)? };
@@ -426,7 +452,12 @@ pub extern "C" fn wsq_send(server: *const wsq_server_t, conn: u64, kind: u32, da
 
 /// Sends a ping with `len` ≤ 125 bytes of payload (copied).
 #[no_mangle]
-pub extern "C" fn wsq_ping(server: *const wsq_server_t, conn: u64, data: *const u8, len: usize) -> wsq_result_t {
+pub extern "C" fn wsq_ping(
+    server: *const wsq_server_t,
+    conn: u64,
+    data: *const u8,
+    len: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
@@ -440,12 +471,19 @@ pub extern "C" fn wsq_ping(server: *const wsq_server_t, conn: u64, data: *const 
 /// sent earlier go out first; WSQ_EVENT_CLOSE follows when the peer answers (or after
 /// close_timeout_ms).
 #[no_mangle]
-pub extern "C" fn wsq_close(server: *const wsq_server_t, conn: u64, code: u16, reason: *const c_char, reason_len: usize) -> wsq_result_t {
+pub extern "C" fn wsq_close(
+    server: *const wsq_server_t,
+    conn: u64,
+    code: u16,
+    reason: *const c_char,
+    reason_len: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
         let reason = unsafe { bytes(reason as *const u8, reason_len)? };
-        let reason = std::str::from_utf8(reason).map_err(|_| invalid("reason is not valid UTF-8"))?;
+        let reason =
+            std::str::from_utf8(reason).map_err(|_| invalid("reason is not valid UTF-8"))?;
         s.close(ConnId(conn), code, reason).map_err(from_engine)
     })
 }
@@ -454,7 +492,15 @@ pub extern "C" fn wsq_close(server: *const wsq_server_t, conn: u64, code: u16, r
 /// ids in `conns`, encoding the frame once. Connections that are closing, gone or over
 /// their queue limit are skipped. `*delivered` (may be NULL) receives how many took it.
 #[no_mangle]
-pub extern "C" fn wsq_broadcast(server: *const wsq_server_t, kind: u32, data: *const u8, len: usize, conns: *const u64, conn_count: usize, delivered: *mut usize) -> wsq_result_t {
+pub extern "C" fn wsq_broadcast(
+    server: *const wsq_server_t,
+    kind: u32,
+    data: *const u8,
+    len: usize,
+    conns: *const u64,
+    conn_count: usize,
+    delivered: *mut usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send; `conns` holds `conn_count` ids when non-null.
         let s = unsafe { live(server)? };
@@ -471,7 +517,9 @@ pub extern "C" fn wsq_broadcast(server: *const wsq_server_t, kind: u32, data: *c
                     .collect(),
             )
         };
-        let n = s.broadcast(kind, data, ids.as_deref()).map_err(from_engine)?;
+        let n = s
+            .broadcast(kind, data, ids.as_deref())
+            .map_err(from_engine)?;
         if !delivered.is_null() {
             // SAFETY: non-null.
             unsafe { delivered.write(n) };
@@ -492,7 +540,11 @@ pub extern "C" fn wsq_set_tag(server: *const wsq_server_t, conn: u64, tag: u64) 
 
 /// Reads the connection's user tag into `*tag`.
 #[no_mangle]
-pub extern "C" fn wsq_get_tag(server: *const wsq_server_t, conn: u64, tag: *mut u64) -> wsq_result_t {
+pub extern "C" fn wsq_get_tag(
+    server: *const wsq_server_t,
+    conn: u64,
+    tag: *mut u64,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: handle checked by `live`.
         let s = unsafe { live(server)? };
@@ -514,7 +566,13 @@ pub extern "C" fn wsq_get_tag(server: *const wsq_server_t, conn: u64, tag: *mut 
 /// 101 response (entries containing CR or LF are dropped). All strings are copied.
 /// WSQ_EVENT_OPEN follows.
 #[no_mangle]
-pub extern "C" fn wsq_accept(server: *const wsq_server_t, conn: u64, subprotocol: *const c_char, headers: *const wsq_header_t, header_count: usize) -> wsq_result_t {
+pub extern "C" fn wsq_accept(
+    server: *const wsq_server_t,
+    conn: u64,
+    subprotocol: *const c_char,
+    headers: *const wsq_header_t,
+    header_count: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: handle checked; strings and the header array per the contract.
         let s = unsafe { live(server)? };
@@ -532,14 +590,21 @@ pub extern "C" fn wsq_accept(server: *const wsq_server_t, conn: u64, subprotocol
                 _ => return Err(invalid("header name or value is NULL")),
             }
         }
-        s.accept(ConnId(conn), subprotocol, &extra).map_err(from_engine)
+        s.accept(ConnId(conn), subprotocol, &extra)
+            .map_err(from_engine)
     })
 }
 
 /// Manual-accept mode: refuses the upgrade with HTTP `status` (400-599) and a body of
 /// `body_len` bytes (copied; NULL allowed when 0, must be UTF-8). WSQ_EVENT_CLOSE follows.
 #[no_mangle]
-pub extern "C" fn wsq_reject(server: *const wsq_server_t, conn: u64, status: u16, body: *const c_char, body_len: usize) -> wsq_result_t {
+pub extern "C" fn wsq_reject(
+    server: *const wsq_server_t,
+    conn: u64,
+    status: u16,
+    body: *const c_char,
+    body_len: usize,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
@@ -556,7 +621,13 @@ pub extern "C" fn wsq_reject(server: *const wsq_server_t, conn: u64, status: u16
 /// WSQ_ERR_INVALID_ARGUMENT or WSQ_ERR_BAD_HANDLE the caller still owns it; on any
 /// other result the library owns it (and has closed it if the call failed).
 #[no_mangle]
-pub extern "C" fn wsq_adopt(server: *const wsq_server_t, fd: c_int, initial: *const u8, initial_len: usize, conn: *mut u64) -> wsq_result_t {
+pub extern "C" fn wsq_adopt(
+    server: *const wsq_server_t,
+    fd: c_int,
+    initial: *const u8,
+    initial_len: usize,
+    conn: *mut u64,
+) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
@@ -584,7 +655,13 @@ fn is_stream_socket(fd: c_int) -> bool {
     let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: valid out-pointers of the right size; a bad fd just fails.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, &mut kind as *mut c_int as *mut libc::c_void, &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut kind as *mut c_int as *mut libc::c_void,
+            &mut len,
+        )
     };
     rc == 0 && kind == libc::SOCK_STREAM
 }

@@ -25,7 +25,7 @@ impl CloseCode {
     /// Whether this code may appear in a close frame on the wire (§7.4.1, §7.4.2):
     /// 1000-1003, 1007-1014 and 3000-4999. Everything else is a protocol error if received.
     pub fn is_valid_on_wire(self) -> bool {
-        todo!()
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
 
@@ -34,15 +34,31 @@ pub const MAX_CLOSE_REASON: usize = 123;
 
 /// Parses a received close payload: empty (no code), or a 2-byte code plus a UTF-8 reason.
 pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(CloseCode, &str)>, ProtocolError> {
-    let _ = payload;
-    todo!()
+    match payload.len() {
+        0 => Ok(None),
+        // §5.5.1: if there is a body, its first two bytes are the status code.
+        1 => Err(ProtocolError::InvalidClosePayload),
+        _ => {
+            let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+            if !code.is_valid_on_wire() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = std::str::from_utf8(&payload[2..])
+                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok(Some((code, reason)))
+        }
+    }
 }
 
 /// Appends a close payload (code + reason truncated to [`MAX_CLOSE_REASON`] bytes on a
 /// char boundary) to `out`.
 pub fn encode_close_payload(code: CloseCode, reason: &str, out: &mut Vec<u8>) {
-    let _ = (code, reason, out);
-    todo!()
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&code.0.to_be_bytes());
+    out.extend_from_slice(&reason.as_bytes()[..end]);
 }
 
 /// The closing handshake state machine (§7.1). Tracks which close frames have been
@@ -68,16 +84,25 @@ impl ClosingHandshake {
     }
     /// Data frames may only be sent before our close frame (§5.5.1).
     pub fn can_send_data(&self) -> bool {
-        todo!()
+        !self.sent
     }
     /// Records that we are sending a close frame; fails if one was already sent.
     pub fn on_send_close(&mut self) -> Result<(), SendError> {
-        todo!()
+        if self.sent {
+            return Err(SendError::Closing);
+        }
+        self.sent = true;
+        Ok(())
     }
     /// Records a received close frame carrying `code`, and says how to answer it.
     pub fn on_receive_close(&mut self, code: Option<CloseCode>) -> CloseReply {
-        let _ = code;
-        todo!()
+        self.received = true;
+        if self.sent {
+            return CloseReply::Complete;
+        }
+        // §5.5.1: the endpoint typically echoes the status code it received.
+        self.sent = true;
+        CloseReply::Reply(code)
     }
     pub fn close_sent(&self) -> bool {
         self.sent
@@ -88,5 +113,105 @@ impl ClosingHandshake {
     /// Both close frames exchanged: the server now closes the TCP connection (§7.1.1).
     pub fn is_complete(&self) -> bool {
         self.sent && self.received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_registered_and_private_codes_are_valid_on_the_wire() {
+        // §7.4.1, §7.4.2
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
+            assert!(CloseCode(code).is_valid_on_wire(), "{code}");
+        }
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ] {
+            assert!(!CloseCode(code).is_valid_on_wire(), "{code}");
+        }
+    }
+
+    #[test]
+    fn empty_close_payload_has_no_code() {
+        // §5.5.1
+        assert_eq!(parse_close_payload(&[]), Ok(None));
+    }
+
+    #[test]
+    fn one_byte_close_payload_is_a_protocol_error() {
+        // §5.5.1
+        assert_eq!(
+            parse_close_payload(&[3]),
+            Err(ProtocolError::InvalidClosePayload)
+        );
+    }
+
+    #[test]
+    fn close_code_and_reason_are_parsed() {
+        let mut p = vec![0x03, 0xE8];
+        p.extend_from_slice("bye ✓".as_bytes());
+        assert_eq!(
+            parse_close_payload(&p),
+            Ok(Some((CloseCode::NORMAL, "bye ✓")))
+        );
+    }
+
+    #[test]
+    fn reserved_close_codes_are_rejected() {
+        // §7.4.1: 1005 and 1006 must not be set in a close frame.
+        assert_eq!(
+            parse_close_payload(&1005u16.to_be_bytes()),
+            Err(ProtocolError::InvalidCloseCode(1005))
+        );
+        assert_eq!(
+            parse_close_payload(&999u16.to_be_bytes()),
+            Err(ProtocolError::InvalidCloseCode(999))
+        );
+    }
+
+    #[test]
+    fn close_reason_must_be_utf8() {
+        // §5.5.1
+        assert_eq!(
+            parse_close_payload(&[0x03, 0xE8, 0xFF]),
+            Err(ProtocolError::InvalidCloseReason)
+        );
+    }
+
+    #[test]
+    fn encoded_reason_is_truncated_on_a_char_boundary() {
+        let mut out = Vec::new();
+        encode_close_payload(CloseCode::NORMAL, &"é".repeat(100), &mut out);
+        assert!(out.len() <= 125);
+        assert!(std::str::from_utf8(&out[2..]).is_ok());
+        assert_eq!(&out[..2], &[0x03, 0xE8]);
+    }
+
+    #[test]
+    fn received_close_is_echoed_once_and_completes_the_handshake() {
+        // §7.1: each side sends one close frame.
+        let mut h = ClosingHandshake::new();
+        assert!(h.can_send_data());
+        assert_eq!(
+            h.on_receive_close(Some(CloseCode(4000))),
+            CloseReply::Reply(Some(CloseCode(4000)))
+        );
+        assert!(h.is_complete());
+        assert!(!h.can_send_data());
+        assert_eq!(h.on_send_close(), Err(SendError::Closing));
+    }
+
+    #[test]
+    fn close_answering_ours_completes_without_reply() {
+        let mut h = ClosingHandshake::new();
+        h.on_send_close().unwrap();
+        assert!(!h.can_send_data(), "no data after our close (§5.5.1)");
+        assert!(!h.is_complete());
+        assert_eq!(h.on_receive_close(None), CloseReply::Complete);
+        assert!(h.is_complete());
     }
 }

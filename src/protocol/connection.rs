@@ -1,7 +1,8 @@
 //! A sans-I/O server connection after the handshake: bytes in, events and bytes out.
 
-use super::close::{CloseCode, ClosingHandshake};
+use super::close::{encode_close_payload, CloseCode, CloseReply, ClosingHandshake};
 use super::error::SendError;
+use super::frame::{encode_frame, OpCode};
 use super::reader::{Incoming, Reader};
 use super::{Limits, MessageKind};
 
@@ -11,6 +12,7 @@ use super::{Limits, MessageKind};
 pub struct Connection {
     reader: Reader,
     closing: ClosingHandshake,
+    failed: bool,
 }
 
 impl Connection {
@@ -18,6 +20,7 @@ impl Connection {
         Connection {
             reader: Reader::new(limits),
             closing: ClosingHandshake::new(),
+            failed: false,
         }
     }
 
@@ -30,8 +33,38 @@ impl Connection {
         events: &mut Vec<Incoming>,
         out: &mut Vec<u8>,
     ) -> usize {
-        let _ = (input, events, out, &self.reader);
-        todo!()
+        let first = events.len();
+        let consumed = self.reader.feed(input, events);
+        for event in &events[first..] {
+            match event {
+                Incoming::Ping(payload) if self.closing.can_send_data() => {
+                    encode_frame(OpCode::Pong, true, payload, out);
+                }
+                Incoming::Close { code, .. } => {
+                    if let CloseReply::Reply(echo) = self.closing.on_receive_close(*code) {
+                        let mut payload = Vec::new();
+                        if let Some(c) = echo {
+                            encode_close_payload(c, "", &mut payload);
+                        }
+                        encode_frame(OpCode::Close, true, &payload, out);
+                    }
+                }
+                Incoming::Error(e) => {
+                    self.failed = true;
+                    if self.closing.on_send_close().is_ok() {
+                        let mut payload = Vec::new();
+                        encode_close_payload(
+                            CloseCode(e.close_code()),
+                            &e.to_string(),
+                            &mut payload,
+                        );
+                        encode_frame(OpCode::Close, true, &payload, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        consumed
     }
 
     /// Appends a complete data frame to `out`.
@@ -41,18 +74,39 @@ impl Connection {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        let _ = (kind, payload, out);
-        todo!()
+        if !self.closing.can_send_data() {
+            return Err(SendError::Closing);
+        }
+        let opcode = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        encode_frame(opcode, true, payload, out);
+        Ok(())
     }
 
     pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
-        let _ = (payload, out);
-        todo!()
+        self.control(OpCode::Ping, payload, out)
     }
 
     pub fn pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
-        let _ = (payload, out);
-        todo!()
+        self.control(OpCode::Pong, payload, out)
+    }
+
+    fn control(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if payload.len() > 125 {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        if !self.closing.can_send_data() {
+            return Err(SendError::Closing);
+        }
+        encode_frame(opcode, true, payload, out);
+        Ok(())
     }
 
     /// Starts the closing handshake (§7.1.2).
@@ -62,17 +116,129 @@ impl Connection {
         reason: &str,
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        let _ = (code, reason, out);
-        todo!()
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode);
+        }
+        self.closing.on_send_close()?;
+        let mut payload = Vec::new();
+        encode_close_payload(code, reason, &mut payload);
+        encode_frame(OpCode::Close, true, &payload, out);
+        Ok(())
     }
 
     /// The server should now close TCP: the closing handshake completed, or the
     /// connection failed (§7.1.1: the server closes the TCP connection first).
     pub fn should_close_tcp(&self) -> bool {
-        todo!()
+        self.closing.is_complete() || self.failed
     }
 
     pub fn closing(&self) -> &ClosingHandshake {
         &self.closing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reader::tests::client_frame;
+    use super::*;
+
+    fn conn() -> Connection {
+        Connection::new(Limits::DEFAULT)
+    }
+
+    #[test]
+    fn ping_is_answered_with_a_pong_carrying_the_same_payload() {
+        // §5.5.2
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(true, 9, b"abc"), &mut ev, &mut out);
+        assert_eq!(ev, vec![Incoming::Ping(b"abc".to_vec())]);
+        assert_eq!(out, vec![0x8A, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn unsolicited_pong_is_accepted_without_answer() {
+        // §5.5.3
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(true, 0xA, b"x"), &mut ev, &mut out);
+        assert_eq!(ev, vec![Incoming::Pong(b"x".to_vec())]);
+        assert!(out.is_empty());
+        assert!(!c.should_close_tcp());
+    }
+
+    #[test]
+    fn received_close_is_echoed_and_then_tcp_closes() {
+        // §5.5.1, §7.1.1
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(
+            &client_frame(true, 8, &4001u16.to_be_bytes()),
+            &mut ev,
+            &mut out,
+        );
+        assert_eq!(out, vec![0x88, 2, 0x0F, 0xA1]);
+        assert!(c.should_close_tcp());
+        assert_eq!(
+            c.send(MessageKind::Text, b"late", &mut out),
+            Err(SendError::Closing)
+        );
+    }
+
+    #[test]
+    fn empty_close_is_answered_with_an_empty_close() {
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(true, 8, b""), &mut ev, &mut out);
+        assert_eq!(out, vec![0x88, 0]);
+    }
+
+    #[test]
+    fn protocol_error_sends_a_close_with_its_code() {
+        // §7.1.7: fail the connection, with 1002 here.
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&[0x81, 0x02, b'h', b'i'], &mut ev, &mut out);
+        assert_eq!(&out[..4], &[0x88, out[1], 0x03, 0xEA]);
+        assert!(c.should_close_tcp());
+    }
+
+    #[test]
+    fn no_data_after_our_close_and_the_peer_close_completes() {
+        let mut c = conn();
+        let mut out = Vec::new();
+        c.close(CloseCode::NORMAL, "done", &mut out).unwrap();
+        assert_eq!(
+            c.send(MessageKind::Binary, b"x", &mut out),
+            Err(SendError::Closing)
+        );
+        assert_eq!(
+            c.close(CloseCode::NORMAL, "", &mut out),
+            Err(SendError::Closing)
+        );
+        assert!(!c.should_close_tcp());
+        let (mut ev, mut out2) = (Vec::new(), Vec::new());
+        c.receive(
+            &client_frame(true, 8, &1000u16.to_be_bytes()),
+            &mut ev,
+            &mut out2,
+        );
+        assert!(out2.is_empty(), "no second close frame");
+        assert!(c.should_close_tcp());
+    }
+
+    #[test]
+    fn app_cannot_send_reserved_close_codes_or_long_pings() {
+        let mut c = conn();
+        let mut out = Vec::new();
+        assert_eq!(
+            c.close(CloseCode::NO_STATUS, "", &mut out),
+            Err(SendError::InvalidCloseCode)
+        );
+        assert_eq!(
+            c.ping(&[0; 126], &mut out),
+            Err(SendError::ControlFrameTooLong)
+        );
+        assert!(out.is_empty());
     }
 }

@@ -38,13 +38,35 @@ pub enum ProtocolError {
 impl ProtocolError {
     /// The close code the server sends when failing the connection for this error.
     pub fn close_code(&self) -> u16 {
-        todo!()
+        match self {
+            // §7.4.1 1007: data inconsistent with the message type (non-UTF-8 text).
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => 1007,
+            // §7.4.1 1009: a message too big to process.
+            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => 1009,
+            _ => 1002,
+        }
     }
 }
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
+        let text = match self {
+            ProtocolError::UnmaskedFrame => "client frame is not masked",
+            ProtocolError::ReservedBitsSet => "reserved bits set without an extension",
+            ProtocolError::UnknownOpcode(_) => "reserved opcode",
+            ProtocolError::FragmentedControlFrame => "fragmented control frame",
+            ProtocolError::ControlFrameTooLong => "control frame payload over 125 bytes",
+            ProtocolError::InvalidLength => "64-bit payload length with the top bit set",
+            ProtocolError::UnexpectedContinuation => "continuation frame without a message",
+            ProtocolError::ExpectedContinuation => "new message inside a fragmented message",
+            ProtocolError::FrameTooLarge => "frame too large",
+            ProtocolError::MessageTooLarge => "message too large",
+            ProtocolError::InvalidUtf8 => "invalid UTF-8 in text message",
+            ProtocolError::InvalidClosePayload => "close payload of one byte",
+            ProtocolError::InvalidCloseCode(_) => "invalid close code",
+            ProtocolError::InvalidCloseReason => "close reason is not UTF-8",
+        };
+        f.write_str(text)
     }
 }
 
@@ -59,4 +81,21 @@ pub enum SendError {
     ControlFrameTooLong,
     /// §7.4: the application may only send codes valid on the wire (1000-1003, 1007-1014, 3000-4999).
     InvalidCloseCode,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_errors_close_with_1007_size_errors_with_1009_the_rest_with_1002() {
+        // §7.4.1
+        assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
+        assert_eq!(ProtocolError::InvalidCloseReason.close_code(), 1007);
+        assert_eq!(ProtocolError::MessageTooLarge.close_code(), 1009);
+        assert_eq!(ProtocolError::FrameTooLarge.close_code(), 1009);
+        assert_eq!(ProtocolError::UnmaskedFrame.close_code(), 1002);
+        assert_eq!(ProtocolError::UnknownOpcode(3).close_code(), 1002);
+        assert_eq!(ProtocolError::InvalidCloseCode(1005).close_code(), 1002);
+    }
 }

@@ -13,10 +13,144 @@ pub struct ExtensionOffer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtensionSyntaxError;
 
+/// RFC 7230 §3.2.6 tchar.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Splits on `sep` outside quoted strings.
+fn split_outside_quotes(s: &str, sep: char) -> Result<Vec<&str>, ExtensionSyntaxError> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            parts.push(&s[start..i]);
+            start = i + 1;
+        }
+    }
+    if quoted {
+        return Err(ExtensionSyntaxError);
+    }
+    parts.push(&s[start..]);
+    Ok(parts)
+}
+
+fn unquote(v: &str) -> Result<String, ExtensionSyntaxError> {
+    if let Some(inner) = v.strip_prefix('"') {
+        let inner = inner.strip_suffix('"').ok_or(ExtensionSyntaxError)?;
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            out.push(if c == '\\' {
+                chars.next().ok_or(ExtensionSyntaxError)?
+            } else {
+                c
+            });
+        }
+        // §9.1: a quoted value must still be a token once unquoted.
+        if !is_token(&out) {
+            return Err(ExtensionSyntaxError);
+        }
+        Ok(out)
+    } else if is_token(v) {
+        Ok(v.to_string())
+    } else {
+        Err(ExtensionSyntaxError)
+    }
+}
+
 /// Parses every `Sec-WebSocket-Extensions` value, in order, into offers.
 pub fn parse_extensions<'a>(
     values: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<ExtensionOffer>, ExtensionSyntaxError> {
-    let _ = values.into_iter();
-    todo!()
+    let mut offers = Vec::new();
+    for value in values {
+        for element in split_outside_quotes(value, ',')? {
+            // RFC 7230 §7: empty list elements are tolerated.
+            if element.trim().is_empty() {
+                continue;
+            }
+            let mut parts = split_outside_quotes(element, ';')?.into_iter();
+            let name = parts.next().unwrap_or("").trim();
+            if !is_token(name) {
+                return Err(ExtensionSyntaxError);
+            }
+            let mut params = Vec::new();
+            for p in parts {
+                let (k, v) = match p.split_once('=') {
+                    Some((k, v)) => (k.trim(), Some(unquote(v.trim())?)),
+                    None => (p.trim(), None),
+                };
+                if !is_token(k) {
+                    return Err(ExtensionSyntaxError);
+                }
+                params.push((k.to_string(), v));
+            }
+            offers.push(ExtensionOffer {
+                name: name.to_string(),
+                params,
+            });
+        }
+    }
+    Ok(offers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offers_with_parameters_across_header_lines() {
+        // §9.1, RFC 7692 §5 example shapes.
+        let offers = parse_extensions([
+            "permessage-deflate; client_max_window_bits, permessage-deflate; server_no_context_takeover",
+            "x-test; level=\"10\" ; mode=fast",
+        ])
+        .unwrap();
+        assert_eq!(offers.len(), 3);
+        assert_eq!(offers[0].name, "permessage-deflate");
+        assert_eq!(
+            offers[0].params,
+            vec![("client_max_window_bits".to_string(), None)]
+        );
+        assert_eq!(
+            offers[1].params,
+            vec![("server_no_context_takeover".to_string(), None)]
+        );
+        assert_eq!(
+            offers[2].params,
+            vec![
+                ("level".to_string(), Some("10".to_string())),
+                ("mode".to_string(), Some("fast".to_string()))
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_list_elements_are_tolerated() {
+        assert_eq!(parse_extensions([" , foo ,, "]).unwrap().len(), 1);
+        assert!(parse_extensions([""]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        for bad in [
+            "foo bar",
+            "; x",
+            "foo; =1",
+            "foo; a=\"unterminated",
+            "foo; a=b c",
+            "fo\"o",
+        ] {
+            assert_eq!(parse_extensions([bad]), Err(ExtensionSyntaxError), "{bad}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The server's opening handshake (§4.2): validation, negotiation and response bytes.
 
-use super::extensions::ExtensionOffer;
+use super::extensions::{parse_extensions, ExtensionOffer};
 use super::http::RequestHead;
 
 /// §1.3: the GUID appended to the client's key before hashing.
@@ -8,8 +8,12 @@ pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// `Sec-WebSocket-Accept` for a client key (§4.2.2 step 5.4).
 pub fn accept_key(client_key: &str) -> String {
-    let _ = client_key;
-    todo!()
+    use base64::Engine as _;
+    use sha1::{Digest, Sha1};
+    let mut sha = Sha1::new();
+    sha.update(client_key.as_bytes());
+    sha.update(WEBSOCKET_GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
 /// What the server allows, from its configuration.
@@ -44,29 +48,143 @@ pub struct Rejection {
     pub body: String,
 }
 
+fn reject(status: u16, body: &str) -> Rejection {
+    Rejection {
+        status,
+        headers: Vec::new(),
+        body: format!("{body}\n"),
+    }
+}
+
 /// True when the request asks for a WebSocket upgrade at all (`Upgrade: websocket`);
 /// a request that does not is plain HTTP, for the server's HTTP fallback.
 pub fn is_upgrade_request(head: &RequestHead) -> bool {
-    let _ = head;
-    todo!()
+    head.has_token("Upgrade", "websocket")
 }
 
 /// Validates an upgrade request (§4.2.1) against `policy` and negotiates (§4.2.2).
 /// A wrong `Sec-WebSocket-Version` gets 426 with `Sec-WebSocket-Version: 13` (§4.4);
-/// a refused origin 403; anything else malformed 400.
+/// a refused origin 403; a method other than GET 405 (the resource exists, the method
+/// does not apply, and 405 says so more precisely than 400); anything else malformed 400.
 pub fn validate(head: &RequestHead, policy: &HandshakePolicy) -> Result<UpgradeRequest, Rejection> {
-    let _ = (head, policy);
-    todo!()
+    use base64::Engine as _;
+    // §4.2.1 item 1: an HTTP/1.1 or higher GET request.
+    if head.method != "GET" {
+        let mut r = reject(405, "a WebSocket upgrade must use GET");
+        r.headers.push(("Allow".into(), "GET".into()));
+        return Err(r);
+    }
+    if head.version_minor < 1 {
+        return Err(reject(400, "a WebSocket upgrade needs HTTP/1.1 or later"));
+    }
+    // §4.2.1 item 2: a Host header field.
+    if head.header("Host").map_or(true, |h| h.is_empty()) {
+        return Err(reject(400, "missing Host header"));
+    }
+    // §4.2.1 items 3-4.
+    if !head.has_token("Upgrade", "websocket") {
+        return Err(reject(400, "Upgrade header must contain websocket"));
+    }
+    if !head.has_token("Connection", "Upgrade") {
+        return Err(reject(400, "Connection header must contain Upgrade"));
+    }
+    // §4.2.1 item 6, §4.4: anything but version 13 gets 426 naming the one we speak.
+    let versions: Vec<&str> = head.header_values("Sec-WebSocket-Version").collect();
+    if versions.len() != 1 || versions[0].trim() != "13" {
+        let mut r = reject(426, "unsupported WebSocket version; this server speaks 13");
+        r.headers
+            .push(("Sec-WebSocket-Version".into(), "13".into()));
+        return Err(r);
+    }
+    // §4.2.1 item 5: a base64 nonce that decodes to exactly 16 bytes.
+    let keys: Vec<&str> = head.header_values("Sec-WebSocket-Key").collect();
+    if keys.len() != 1 {
+        return Err(reject(
+            400,
+            "exactly one Sec-WebSocket-Key header is required",
+        ));
+    }
+    let key = keys[0].trim();
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(nonce) if nonce.len() == 16 => {}
+        _ => return Err(reject(400, "Sec-WebSocket-Key must be 16 bytes in base64")),
+    }
+    // §4.2.2 / §10.2: the server decides which origins it serves. With an allow-list,
+    // a request without Origin is refused too: non-browser clients can send one.
+    let origin = head.header("Origin").map(str::to_string);
+    if !policy.allowed_origins.is_empty() {
+        let allowed = origin.as_deref().is_some_and(|o| {
+            policy
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o))
+        });
+        if !allowed {
+            return Err(reject(403, "origin not allowed"));
+        }
+    }
+    // §4.2.2 step 5.4 (subprotocol): the first of the server's list the client offered.
+    let offered: Vec<String> = head
+        .header_values("Sec-WebSocket-Protocol")
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let subprotocol = policy
+        .subprotocols
+        .iter()
+        .find(|s| offered.iter().any(|o| o == *s))
+        .cloned();
+    let extensions = parse_extensions(head.header_values("Sec-WebSocket-Extensions"))
+        .map_err(|_| reject(400, "malformed Sec-WebSocket-Extensions"))?;
+    Ok(UpgradeRequest {
+        key: key.to_string(),
+        accept: accept_key(key),
+        origin,
+        offered_subprotocols: offered,
+        subprotocol,
+        extensions,
+    })
 }
 
-/// The `101 Switching Protocols` response (§4.2.2 step 5).
+/// A header that can be written safely: a token name and a value with no CR, LF or
+/// NUL (anything else could split the response). Others are dropped.
+fn is_safe_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        if is_safe_header(name, value) {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+    }
+}
+
+/// The `101 Switching Protocols` response (§4.2.2 step 5). Extra headers containing
+/// CR, LF or NUL (or a name that is not a token) are dropped.
 pub fn render_accept(
     accept: &str,
     subprotocol: Option<&str>,
     extra_headers: &[(String, String)],
 ) -> Vec<u8> {
-    let _ = (accept, subprotocol, extra_headers);
-    todo!()
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.extend_from_slice(accept.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(p) = subprotocol {
+        push_headers(
+            &mut out,
+            &[("Sec-WebSocket-Protocol".to_string(), p.to_string())],
+        );
+    }
+    push_headers(&mut out, extra_headers);
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// A complete HTTP/1.1 response with `Content-Length` and `Connection: close`.
@@ -76,8 +194,18 @@ pub fn render_response(
     content_type: &str,
     body: &[u8],
 ) -> Vec<u8> {
-    let _ = (status, headers, content_type, body);
-    todo!()
+    let mut out = Vec::with_capacity(128 + body.len());
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
+    push_headers(&mut out, headers);
+    out.extend_from_slice(
+        format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+    out
 }
 
 /// The response for a rejection (text/plain body).
@@ -92,6 +220,233 @@ pub fn render_rejection(rejection: &Rejection) -> Vec<u8> {
 
 /// The standard reason phrase for the statuses this server sends.
 pub fn reason_phrase(status: u16) -> &'static str {
-    let _ = status;
-    todo!()
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::http::{HeadLimits, RequestParser};
+
+    fn head(extra: &str) -> RequestHead {
+        head_with("GET", "HTTP/1.1", extra)
+    }
+
+    fn head_with(method: &str, version: &str, extra: &str) -> RequestHead {
+        let text = format!(
+            "{method} /chat {version}\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        );
+        parse_raw(&text)
+    }
+
+    fn parse_raw(text: &str) -> RequestHead {
+        RequestParser::new(HeadLimits::DEFAULT)
+            .feed(text.as_bytes())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn status(h: &RequestHead, policy: &HandshakePolicy) -> u16 {
+        validate(h, policy).unwrap_err().status
+    }
+
+    #[test]
+    fn rfc_sample_key_gives_the_rfc_accept() {
+        // §1.3 / §4.2.2
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let up = validate(&head(""), &HandshakePolicy::default()).unwrap();
+        assert_eq!(up.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn rejects_non_get_with_405() {
+        // §4.2.1 item 1
+        let h = head_with("POST", "HTTP/1.1", "");
+        let r = validate(&h, &HandshakePolicy::default()).unwrap_err();
+        assert_eq!(r.status, 405);
+        assert!(r.headers.contains(&("Allow".into(), "GET".into())));
+    }
+
+    #[test]
+    fn rejects_http_1_0_with_400() {
+        // §4.2.1 item 1
+        assert_eq!(
+            status(
+                &head_with("GET", "HTTP/1.0", ""),
+                &HandshakePolicy::default()
+            ),
+            400
+        );
+    }
+
+    #[test]
+    fn rejects_missing_host_with_400() {
+        // §4.2.1 item 2
+        let h = parse_raw("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+    }
+
+    #[test]
+    fn requires_upgrade_and_connection_tokens() {
+        // §4.2.1 items 3-4
+        let h = parse_raw("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+        let h = parse_raw("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive\r\nConnection: UPGRADE\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        assert!(
+            validate(&h, &HandshakePolicy::default()).is_ok(),
+            "tokens across lines, any case"
+        );
+    }
+
+    #[test]
+    fn rejects_keys_that_are_not_16_bytes() {
+        // §4.2.1 item 5
+        for key in [
+            "",
+            "dGhlIHNhbXBsZQ==",
+            "not base64!!",
+            "dGhlIHNhbXBsZSBub25jZSE=",
+        ] {
+            let h = parse_raw(&format!("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+            assert_eq!(status(&h, &HandshakePolicy::default()), 400, "{key}");
+        }
+    }
+
+    #[test]
+    fn rejects_version_other_than_13_with_426() {
+        // §4.4
+        let h = parse_raw("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n");
+        let r = validate(&h, &HandshakePolicy::default()).unwrap_err();
+        assert_eq!(r.status, 426);
+        assert!(r
+            .headers
+            .contains(&("Sec-WebSocket-Version".into(), "13".into())));
+        let text = String::from_utf8(render_rejection(&r)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn origin_allow_list_refuses_others_with_403() {
+        // §10.2
+        let policy = HandshakePolicy {
+            allowed_origins: vec!["https://good.example".into()],
+            subprotocols: vec![],
+        };
+        assert!(validate(&head("Origin: https://GOOD.example\r\n"), &policy).is_ok());
+        assert_eq!(
+            status(&head("Origin: https://evil.example\r\n"), &policy),
+            403
+        );
+        assert_eq!(
+            status(&head(""), &policy),
+            403,
+            "missing Origin with an allow-list"
+        );
+        assert!(validate(
+            &head("Origin: https://any\r\n"),
+            &HandshakePolicy::default()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn subprotocol_is_chosen_by_server_preference() {
+        // §4.2.2: the server selects one of the client's values.
+        let policy = HandshakePolicy {
+            allowed_origins: vec![],
+            subprotocols: vec!["v2".into(), "v1".into()],
+        };
+        let up = validate(&head("Sec-WebSocket-Protocol: v1, v2\r\n"), &policy).unwrap();
+        assert_eq!(up.subprotocol.as_deref(), Some("v2"));
+        assert_eq!(up.offered_subprotocols, vec!["v1", "v2"]);
+        let up = validate(
+            &head("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: v1\r\n"),
+            &policy,
+        )
+        .unwrap();
+        assert_eq!(up.subprotocol.as_deref(), Some("v1"));
+        let up = validate(&head("Sec-WebSocket-Protocol: other\r\n"), &policy).unwrap();
+        assert_eq!(up.subprotocol, None);
+    }
+
+    #[test]
+    fn extension_offers_are_parsed_and_bad_ones_refused() {
+        let up = validate(
+            &head("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"),
+            &HandshakePolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(up.extensions[0].name, "permessage-deflate");
+        assert_eq!(
+            status(
+                &head("Sec-WebSocket-Extensions: bad ext\r\n"),
+                &HandshakePolicy::default()
+            ),
+            400
+        );
+    }
+
+    #[test]
+    fn accept_response_has_the_required_headers_and_no_injection() {
+        let r = String::from_utf8(render_accept(
+            "abc=",
+            Some("chat"),
+            &[
+                ("X-Ok".into(), "1".into()),
+                ("X-Bad".into(), "a\r\nSet-Cookie: x".into()),
+            ],
+        ))
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(r.contains(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc=\r\n"
+        ));
+        assert!(r.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(r.contains("X-Ok: 1\r\n"));
+        assert!(!r.contains("Set-Cookie"));
+        assert!(r.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn plain_requests_are_not_upgrades() {
+        let h = parse_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(!is_upgrade_request(&h));
+        assert!(is_upgrade_request(&head("")));
+    }
+
+    #[test]
+    fn error_responses_carry_length_and_close() {
+        let r = String::from_utf8(render_response(404, &[], "text/plain", b"nope")).unwrap();
+        assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(r.contains("Content-Length: 4\r\n"));
+        assert!(r.contains("Connection: close\r\n"));
+        assert!(r.ends_with("\r\n\r\nnope"));
+    }
 }

@@ -44,8 +44,10 @@ pub struct RequestHead {
 impl RequestHead {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let _ = name;
-        todo!()
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// Every value of header `name`, in order.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -57,16 +59,19 @@ impl RequestHead {
     /// Whether any value of header `name`, read as a comma-separated list, contains
     /// `token` (case-insensitive), e.g. `Connection: keep-alive, Upgrade`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        let _ = (name, token);
-        todo!()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
     /// The path part of the target (before `?`).
     pub fn path(&self) -> &str {
-        todo!()
+        self.target.split('?').next().unwrap_or("")
     }
     /// The query part of the target (after `?`), if any.
     pub fn query(&self) -> Option<&str> {
-        todo!()
+        self.target.split_once('?').map(|(_, q)| q)
     }
 }
 
@@ -76,6 +81,9 @@ impl RequestHead {
 pub struct RequestParser {
     limits: HeadLimits,
     buf: Vec<u8>,
+    /// Bytes already searched for the blank line that ends the head.
+    scanned: usize,
+    done: bool,
 }
 
 impl RequestParser {
@@ -83,17 +91,193 @@ impl RequestParser {
         RequestParser {
             limits,
             buf: Vec::new(),
+            scanned: 0,
+            done: false,
         }
     }
     /// Adds `chunk`. `Ok(None)`: the head is incomplete. `Ok(Some((head, rest)))`: the
     /// head is complete and `rest` holds the bytes that followed it (frames sent eagerly
     /// by the client). `Err`: the request is refused with that status (400, 431, ...).
+    ///
+    /// After a complete head (or an error) the parser is done: further calls return
+    /// `400`, because one connection carries one upgrade request.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Option<(RequestHead, Vec<u8>)>, HttpError> {
-        let _ = (chunk, self.limits, &self.buf);
-        todo!()
+        if self.done {
+            return Err(HttpError {
+                status: 400,
+                message: "request already parsed",
+            });
+        }
+        self.buf.extend_from_slice(chunk);
+        // Resume the search 3 bytes back: the terminator may straddle two chunks.
+        let from = self.scanned.saturating_sub(3);
+        let end = match find_head_end(&self.buf[from..]) {
+            Some(i) => from + i,
+            None => {
+                self.scanned = self.buf.len();
+                if self.buf.len() > self.limits.max_head_bytes {
+                    return self.fail(431, "request head too large");
+                }
+                return Ok(None);
+            }
+        };
+        if end > self.limits.max_head_bytes {
+            return self.fail(431, "request head too large");
+        }
+        self.done = true;
+        let head = parse_head(&self.buf[..end], self.limits.max_headers)?;
+        let rest = self.buf[end..].to_vec();
+        self.buf = Vec::new();
+        Ok(Some((head, rest)))
+    }
+
+    fn fail<T>(&mut self, status: u16, message: &'static str) -> Result<T, HttpError> {
+        self.done = true;
+        self.buf = Vec::new();
+        Err(HttpError { status, message })
     }
     /// Bytes buffered so far.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+}
+
+/// The index just past the `\r\n\r\n` that ends a head, if present.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn bad(message: &'static str) -> HttpError {
+    HttpError {
+        status: 400,
+        message,
+    }
+}
+
+/// Parses a complete head (ending with the blank line) with httparse.
+fn parse_head(bytes: &[u8], max_headers: usize) -> Result<RequestHead, HttpError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError {
+                status: 431,
+                message: "too many header fields",
+            })
+        }
+        Err(_) => return Err(bad("malformed request head")),
+    }
+    let method = req.method.ok_or(bad("missing method"))?.to_string();
+    let target = req.path.ok_or(bad("missing request target"))?.to_string();
+    let version_minor = req.version.ok_or(bad("missing HTTP version"))?;
+    let mut fields = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| bad("header value is not UTF-8"))?;
+        fields.push((h.name.to_string(), value.trim().to_string()));
+    }
+    Ok(RequestHead {
+        method,
+        target,
+        version_minor,
+        headers: fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+
+    fn parse(bytes: &[u8]) -> Result<Option<(RequestHead, Vec<u8>)>, HttpError> {
+        RequestParser::new(HeadLimits::DEFAULT).feed(bytes)
+    }
+
+    #[test]
+    fn parses_a_complete_head_and_returns_the_bytes_after_it() {
+        let mut input = REQ.to_vec();
+        input.extend_from_slice(&[0x81, 0x80]);
+        let (head, rest) = parse(&input).unwrap().unwrap();
+        assert_eq!(head.method, "GET");
+        assert_eq!(head.path(), "/chat");
+        assert_eq!(head.query(), Some("room=1"));
+        assert_eq!(head.version_minor, 1);
+        assert_eq!(head.header("host"), Some("example.com"));
+        assert_eq!(rest, vec![0x81, 0x80]);
+    }
+
+    #[test]
+    fn token_lists_are_comma_separated_and_case_insensitive() {
+        // §4.2.1: Connection must include the token "Upgrade".
+        let (head, _) = parse(REQ).unwrap().unwrap();
+        assert!(head.has_token("connection", "upgrade"));
+        assert!(head.has_token("Upgrade", "WebSocket"));
+        assert!(!head.has_token("connection", "close"));
+    }
+
+    #[test]
+    fn head_fed_one_byte_at_a_time_equals_head_fed_whole() {
+        let mut p = RequestParser::new(HeadLimits::DEFAULT);
+        let mut result = None;
+        for (i, b) in REQ.iter().enumerate() {
+            let r = p.feed(std::slice::from_ref(b)).unwrap();
+            if i + 1 < REQ.len() {
+                assert!(r.is_none());
+            } else {
+                result = r;
+            }
+        }
+        assert_eq!(result, parse(REQ).unwrap());
+    }
+
+    #[test]
+    fn oversize_head_is_refused_with_431_before_it_ends() {
+        let mut p = RequestParser::new(HeadLimits {
+            max_head_bytes: 100,
+            max_headers: 64,
+        });
+        assert_eq!(p.feed(b"GET / HTTP/1.1\r\nX: ").unwrap(), None);
+        let err = p.feed(&[b'a'; 100]).unwrap_err();
+        assert_eq!(err.status, 431);
+    }
+
+    #[test]
+    fn too_many_headers_is_refused_with_431() {
+        let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..10 {
+            req.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        let mut p = RequestParser::new(HeadLimits {
+            max_head_bytes: 8192,
+            max_headers: 5,
+        });
+        assert_eq!(p.feed(&req).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn garbage_is_refused_with_400() {
+        assert_eq!(parse(b"\x00\x01garbage\r\n\r\n").unwrap_err().status, 400);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nX: \xff\xfe\r\n\r\n")
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn the_parser_accepts_one_request_only() {
+        let mut p = RequestParser::new(HeadLimits::DEFAULT);
+        assert!(p.feed(REQ).unwrap().is_some());
+        assert_eq!(p.feed(b"x").unwrap_err().status, 400);
     }
 }

@@ -4,8 +4,11 @@
 //! message buffer, so the caller only ever keeps back an incomplete frame header
 //! (fewer than [`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes).
 
-use super::close::CloseCode;
+use super::close::{parse_close_payload, CloseCode};
 use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode};
+use super::mask::{apply_mask, extend_unmasked};
+use super::utf8::Utf8Validator;
 use super::{Limits, MessageKind};
 
 /// Something the peer said.
@@ -27,15 +30,51 @@ pub enum Incoming {
     Error(ProtocolError),
 }
 
+/// Up-front reservation for a message buffer: the frame's length, capped so that a
+/// header announcing a huge frame cannot make us allocate before the bytes arrive.
+const MAX_UPFRONT_RESERVE: u64 = 1024 * 1024;
+
+/// The frame whose payload is being consumed.
+#[derive(Debug)]
+struct PayloadState {
+    opcode: OpCode,
+    fin: bool,
+    key: [u8; 4],
+    remaining: u64,
+    /// Payload bytes consumed so far (the masking phase).
+    offset: usize,
+}
+
 /// Server-side frame decoder and message assembler.
 #[derive(Debug)]
 pub struct Reader {
     limits: Limits,
+    /// RSV bits a negotiated extension allows (none yet: permessage-deflate would set
+    /// RSV1 here).
+    allowed_rsv: u8,
+    frame: Option<PayloadState>,
+    /// The kind of the (possibly fragmented) message in progress.
+    message: Option<MessageKind>,
+    buffer: Vec<u8>,
+    utf8: Utf8Validator,
+    control: [u8; 125],
+    control_len: usize,
+    finished: bool,
 }
 
 impl Reader {
     pub fn new(limits: Limits) -> Self {
-        Reader { limits }
+        Reader {
+            limits,
+            allowed_rsv: 0,
+            frame: None,
+            message: None,
+            buffer: Vec::new(),
+            utf8: Utf8Validator::new(),
+            control: [0; 125],
+            control_len: 0,
+            finished: false,
+        }
     }
 
     /// Consumes as much of `input` as possible and appends what it completes to `events`.
@@ -43,12 +82,446 @@ impl Reader {
     /// presented again at the front of the next call. After a `Close` or `Error` event
     /// the reader is finished and consumes nothing more.
     pub fn feed(&mut self, input: &[u8], events: &mut Vec<Incoming>) -> usize {
-        let _ = (input, events, self.limits);
-        todo!()
+        let mut pos = 0;
+        while !self.finished {
+            if self.frame.is_none() {
+                match FrameHeader::decode(&input[pos..]) {
+                    Ok(None) => break,
+                    Ok(Some((header, len))) => {
+                        pos += len;
+                        if let Err(e) = self.start_frame(&header) {
+                            self.fail(e, events);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        self.fail(e, events);
+                        break;
+                    }
+                }
+            }
+            let frame = self.frame.as_mut().expect("a frame is in progress");
+            let take = (frame.remaining.min((input.len() - pos) as u64)) as usize;
+            let piece = &input[pos..pos + take];
+            if frame.opcode.is_control() {
+                let dst = &mut self.control[self.control_len..self.control_len + take];
+                dst.copy_from_slice(piece);
+                apply_mask(dst, frame.key, frame.offset);
+                self.control_len += take;
+            } else {
+                let start = self.buffer.len();
+                extend_unmasked(&mut self.buffer, piece, frame.key, frame.offset);
+                // §8.1 fail fast: validate each piece as it arrives.
+                if self.message == Some(MessageKind::Text)
+                    && self.utf8.feed(&self.buffer[start..]).is_err()
+                {
+                    pos += take;
+                    self.fail(ProtocolError::InvalidUtf8, events);
+                    break;
+                }
+            }
+            pos += take;
+            frame.remaining -= take as u64;
+            frame.offset += take;
+            if frame.remaining > 0 {
+                break; // the rest of the payload has not arrived yet
+            }
+            let done = self.frame.take().expect("a frame is in progress");
+            self.finish_frame(done, events);
+        }
+        pos
     }
 
     /// True once a close frame or a protocol error has been seen.
     pub fn is_finished(&self) -> bool {
-        todo!()
+        self.finished
+    }
+
+    /// Applies the server-side rules to a new frame header.
+    fn start_frame(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        // §5.1: the server MUST fail the connection on an unmasked client frame.
+        let key = h.mask.ok_or(ProtocolError::UnmaskedFrame)?;
+        // §5.2: non-zero RSV bits without a negotiated meaning fail the connection.
+        if h.rsv & !self.allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBitsSet);
+        }
+        if h.opcode.is_control() {
+            self.control_len = 0;
+        } else {
+            // §5.4: fragments of one message are not interleaved with another message.
+            match (h.opcode, self.message) {
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                    return Err(ProtocolError::ExpectedContinuation)
+                }
+                _ => {}
+            }
+            // §10.4: limits are enforced from the header, before the payload arrives.
+            if h.payload_len > self.limits.max_frame_size {
+                return Err(ProtocolError::FrameTooLarge);
+            }
+            if self.buffer.len() as u64 + h.payload_len > self.limits.max_message_size {
+                return Err(ProtocolError::MessageTooLarge);
+            }
+            match h.opcode {
+                OpCode::Text => self.message = Some(MessageKind::Text),
+                OpCode::Binary => self.message = Some(MessageKind::Binary),
+                _ => {}
+            }
+            self.buffer
+                .reserve(h.payload_len.min(MAX_UPFRONT_RESERVE) as usize);
+        }
+        self.frame = Some(PayloadState {
+            opcode: h.opcode,
+            fin: h.fin,
+            key,
+            remaining: h.payload_len,
+            offset: 0,
+        });
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, frame: PayloadState, events: &mut Vec<Incoming>) {
+        let control = &self.control[..self.control_len];
+        match frame.opcode {
+            OpCode::Ping => events.push(Incoming::Ping(control.to_vec())),
+            OpCode::Pong => events.push(Incoming::Pong(control.to_vec())),
+            OpCode::Close => match parse_close_payload(control) {
+                Ok(parsed) => {
+                    let (code, reason) = match parsed {
+                        Some((c, r)) => (Some(c), r.to_string()),
+                        None => (None, String::new()),
+                    };
+                    events.push(Incoming::Close { code, reason });
+                    self.finished = true;
+                }
+                Err(e) => self.fail(e, events),
+            },
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if !frame.fin {
+                    return;
+                }
+                let kind = self
+                    .message
+                    .take()
+                    .expect("a data frame belongs to a message");
+                if kind == MessageKind::Text && self.utf8.finish().is_err() {
+                    self.fail(ProtocolError::InvalidUtf8, events);
+                    return;
+                }
+                events.push(Incoming::Message {
+                    kind,
+                    payload: std::mem::take(&mut self.buffer),
+                });
+            }
+        }
+    }
+
+    fn fail(&mut self, error: ProtocolError, events: &mut Vec<Incoming>) {
+        events.push(Incoming::Error(error));
+        self.finished = true;
+        self.frame = None;
+        self.buffer = Vec::new();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        raw_frame(fin, 0, opcode, Some([0x37, 0xfa, 0x21, 0x3d]), payload)
+    }
+
+    pub fn raw_frame(
+        fin: bool,
+        rsv: u8,
+        opcode: u8,
+        mask: Option<[u8; 4]>,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
+        let m = if mask.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n <= 125 => out.push(m | n as u8),
+            n if n <= 0xFFFF => {
+                out.push(m | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(m | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mut body = payload.to_vec();
+        if let Some(key) = mask {
+            out.extend_from_slice(&key);
+            apply_mask(&mut body, key, 0);
+        }
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn read_all(bytes: &[u8], limits: Limits) -> Vec<Incoming> {
+        let mut r = Reader::new(limits);
+        let mut events = Vec::new();
+        let n = r.feed(bytes, &mut events);
+        assert!(
+            r.is_finished() || n == bytes.len(),
+            "all complete frames consumed"
+        );
+        events
+    }
+
+    fn read(bytes: &[u8]) -> Vec<Incoming> {
+        read_all(bytes, Limits::DEFAULT)
+    }
+
+    fn text(s: &str) -> Incoming {
+        Incoming::Message {
+            kind: MessageKind::Text,
+            payload: s.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn masked_text_frame_becomes_a_message() {
+        assert_eq!(read(&client_frame(true, 1, b"Hello")), vec![text("Hello")]);
+    }
+
+    #[test]
+    fn rejects_unmasked_client_frame() {
+        // §5.1
+        let f = raw_frame(true, 0, 1, None, b"hi");
+        assert_eq!(
+            read(&f),
+            vec![Incoming::Error(ProtocolError::UnmaskedFrame)]
+        );
+    }
+
+    #[test]
+    fn rejects_reserved_bits_without_extension() {
+        // §5.2
+        for rsv in 1..8 {
+            let f = raw_frame(true, rsv, 1, Some([1, 2, 3, 4]), b"hi");
+            assert_eq!(
+                read(&f),
+                vec![Incoming::Error(ProtocolError::ReservedBitsSet)]
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_reserved_opcodes() {
+        // §5.2
+        for op in [3, 7, 0xB, 0xF] {
+            assert_eq!(
+                read(&client_frame(true, op, b"")),
+                vec![Incoming::Error(ProtocolError::UnknownOpcode(op))]
+            );
+        }
+    }
+
+    #[test]
+    fn reassembles_fragments_with_control_frames_interleaved() {
+        // §5.4: control frames MAY be injected in the middle of a fragmented message.
+        let mut s = client_frame(false, 1, b"Hel");
+        s.extend(client_frame(true, 9, b"p1"));
+        s.extend(client_frame(false, 0, b"lo "));
+        s.extend(client_frame(true, 0xA, b""));
+        s.extend(client_frame(true, 0, b"world"));
+        assert_eq!(
+            read(&s),
+            vec![
+                Incoming::Ping(b"p1".to_vec()),
+                Incoming::Pong(vec![]),
+                text("Hello world")
+            ]
+        );
+    }
+
+    #[test]
+    fn continuation_without_a_message_is_a_protocol_error() {
+        // §5.4
+        assert_eq!(
+            read(&client_frame(true, 0, b"x")),
+            vec![Incoming::Error(ProtocolError::UnexpectedContinuation)]
+        );
+    }
+
+    #[test]
+    fn new_data_frame_inside_a_fragmented_message_is_a_protocol_error() {
+        // §5.4
+        let mut s = client_frame(false, 1, b"a");
+        s.extend(client_frame(true, 2, b"b"));
+        assert_eq!(
+            read(&s),
+            vec![Incoming::Error(ProtocolError::ExpectedContinuation)]
+        );
+    }
+
+    #[test]
+    fn message_over_the_limit_fails_from_the_header_across_fragments() {
+        // §10.4: the second fragment's header already shows the total is too big.
+        let limits = Limits {
+            max_frame_size: 100,
+            max_message_size: 150,
+        };
+        let mut s = client_frame(false, 2, &[0; 100]);
+        let second = client_frame(true, 0, &[0; 100]);
+        s.extend_from_slice(&second[..8]); // header only: the payload never arrives
+        assert_eq!(
+            read_all(&s, limits),
+            vec![Incoming::Error(ProtocolError::MessageTooLarge)]
+        );
+        assert_eq!(ProtocolError::MessageTooLarge.close_code(), 1009);
+    }
+
+    #[test]
+    fn frame_over_the_limit_fails_from_the_header() {
+        let limits = Limits {
+            max_frame_size: 10,
+            max_message_size: 1000,
+        };
+        let f = client_frame(true, 2, &[0; 11]);
+        assert_eq!(
+            read_all(&f[..6], limits),
+            vec![Incoming::Error(ProtocolError::FrameTooLarge)]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_fails_on_the_first_bad_fragment() {
+        // §8.1 fail fast: the final fragment has not been sent.
+        let s = client_frame(false, 1, b"ok \xFF");
+        assert_eq!(read(&s), vec![Incoming::Error(ProtocolError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_inside_a_partial_frame() {
+        let f = client_frame(true, 1, b"abc\xC0defgh");
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut ev = Vec::new();
+        r.feed(&f[..f.len() - 3], &mut ev);
+        assert_eq!(ev, vec![Incoming::Error(ProtocolError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn code_point_split_across_fragments_is_valid() {
+        // §8.1: "€" = E2 82 AC split over two fragments.
+        let mut s = client_frame(false, 1, b"\xE2\x82");
+        s.extend(client_frame(true, 0, b"\xAC"));
+        assert_eq!(read(&s), vec![text("€")]);
+    }
+
+    #[test]
+    fn text_ending_in_a_truncated_code_point_is_invalid() {
+        assert_eq!(
+            read(&client_frame(true, 1, b"\xE2\x82")),
+            vec![Incoming::Error(ProtocolError::InvalidUtf8)]
+        );
+    }
+
+    #[test]
+    fn close_frame_is_parsed_and_finishes_the_reader() {
+        // §5.5.1
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"bye");
+        let mut s = client_frame(true, 8, &payload);
+        let tail = client_frame(true, 1, b"after close");
+        s.extend_from_slice(&tail);
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut ev = Vec::new();
+        let n = r.feed(&s, &mut ev);
+        assert_eq!(
+            ev,
+            vec![Incoming::Close {
+                code: Some(CloseCode::NORMAL),
+                reason: "bye".into()
+            }]
+        );
+        assert_eq!(
+            n,
+            s.len() - tail.len(),
+            "nothing after the close is consumed"
+        );
+        assert!(r.is_finished());
+    }
+
+    #[test]
+    fn close_inside_a_fragmented_message_is_answered_normally() {
+        let mut s = client_frame(false, 1, b"part");
+        s.extend(client_frame(true, 8, &1001u16.to_be_bytes()));
+        assert_eq!(
+            read(&s),
+            vec![Incoming::Close {
+                code: Some(CloseCode::GOING_AWAY),
+                reason: String::new()
+            }]
+        );
+    }
+
+    #[test]
+    fn invalid_close_payloads_are_protocol_errors() {
+        assert_eq!(
+            read(&client_frame(true, 8, &[1])),
+            vec![Incoming::Error(ProtocolError::InvalidClosePayload)]
+        );
+        assert_eq!(
+            read(&client_frame(true, 8, &1005u16.to_be_bytes())),
+            vec![Incoming::Error(ProtocolError::InvalidCloseCode(1005))]
+        );
+        assert_eq!(
+            read(&client_frame(true, 8, &[3, 0xE8, 0xFF])),
+            vec![Incoming::Error(ProtocolError::InvalidCloseReason)]
+        );
+    }
+
+    #[test]
+    fn ping_over_125_bytes_is_a_protocol_error() {
+        // §5.5
+        assert_eq!(
+            read(&client_frame(true, 9, &[0; 126])),
+            vec![Incoming::Error(ProtocolError::ControlFrameTooLong)]
+        );
+    }
+
+    #[test]
+    fn only_an_incomplete_header_is_kept_back() {
+        let f = client_frame(true, 2, &[7; 1000]);
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut ev = Vec::new();
+        assert_eq!(
+            r.feed(&f[..3], &mut ev),
+            0,
+            "a 3-byte prefix of an 8-byte header"
+        );
+        assert_eq!(
+            r.feed(&f[..500], &mut ev),
+            500,
+            "partial payloads are consumed"
+        );
+        assert!(ev.is_empty());
+        assert_eq!(r.feed(&f[500..], &mut ev), f.len() - 500);
+        assert_eq!(
+            ev,
+            vec![Incoming::Message {
+                kind: MessageKind::Binary,
+                payload: vec![7; 1000]
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_messages_are_delivered() {
+        assert_eq!(read(&client_frame(true, 1, b"")), vec![text("")]);
+        assert_eq!(
+            read(&client_frame(true, 2, b"")),
+            vec![Incoming::Message {
+                kind: MessageKind::Binary,
+                payload: vec![]
+            }]
+        );
     }
 }

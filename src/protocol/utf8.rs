@@ -3,6 +3,12 @@
 //! Fails on the first chunk that cannot be the prefix of valid UTF-8, so a bad text
 //! message is rejected on the fragment that contains the error, not at its end; code
 //! points split across chunks (and fragments) are carried over.
+//!
+//! The bulk of each chunk goes through `simdutf8` (SIMD, faster than
+//! `std::str::from_utf8`); its std-compatible error report tells an invalid sequence
+//! (`error_len() == Some`) from one merely cut off by the end of the chunk (`None`,
+//! which std and simdutf8 only say after checking every byte present is a valid
+//! prefix, e.g. `ED A0` already fails as a surrogate).
 
 /// The bytes fed so far cannot begin a valid UTF-8 string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,21 +21,153 @@ pub struct Utf8Validator {
     pending_len: u8,
 }
 
+/// Length of the sequence a lead byte starts (0 for bytes that cannot lead).
+fn sequence_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7F => 1,
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
 impl Utf8Validator {
     pub fn new() -> Self {
         Self::default()
     }
+
     /// Validates the next chunk. Errors as soon as the input so far is not a valid prefix.
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), Utf8Error> {
-        let _ = chunk;
-        let _ = (self.pending, self.pending_len);
-        todo!()
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Utf8Error> {
+        if self.pending_len > 0 {
+            let have = self.pending_len as usize;
+            let want = sequence_len(self.pending[0]);
+            let take = (want - have).min(chunk.len());
+            let mut buf = self.pending;
+            buf[have..have + take].copy_from_slice(&chunk[..take]);
+            let filled = have + take;
+            match std::str::from_utf8(&buf[..filled]) {
+                Ok(_) => self.pending_len = 0,
+                Err(e) if e.error_len().is_none() => {
+                    // Still cut off (the chunk was tiny); every byte so far is valid.
+                    self.pending = buf;
+                    self.pending_len = filled as u8;
+                    return Ok(());
+                }
+                Err(_) => return Err(Utf8Error),
+            }
+            chunk = &chunk[take..];
+        }
+        match simdutf8::compat::from_utf8(chunk) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                let tail = &chunk[e.valid_up_to()..];
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.pending_len = tail.len() as u8;
+                Ok(())
+            }
+            Err(_) => Err(Utf8Error),
+        }
     }
+
     /// End of message: errors if a code point was left incomplete. Resets the validator.
     pub fn finish(&mut self) -> Result<(), Utf8Error> {
-        todo!()
+        let complete = self.pending_len == 0;
+        self.reset();
+        if complete {
+            Ok(())
+        } else {
+            Err(Utf8Error)
+        }
     }
+
     pub fn reset(&mut self) {
         *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate_split(bytes: &[u8], at: &[usize]) -> Result<(), Utf8Error> {
+        let mut v = Utf8Validator::new();
+        let mut start = 0;
+        for &cut in at {
+            v.feed(&bytes[start..cut])?;
+            start = cut;
+        }
+        v.feed(&bytes[start..])?;
+        v.finish()
+    }
+
+    #[test]
+    fn code_point_split_across_chunks_is_valid() {
+        // §8.1: validation applies to the whole message, not to each fragment.
+        let text = "a€𝄞b".as_bytes();
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                assert_eq!(validate_split(text, &[i, j]), Ok(()), "cuts {i},{j}");
+            }
+        }
+        // One byte at a time.
+        let cuts: Vec<usize> = (1..text.len()).collect();
+        assert_eq!(validate_split(text, &cuts), Ok(()));
+    }
+
+    #[test]
+    fn invalid_prefix_fails_on_the_chunk_that_contains_it() {
+        // §8.1 with fail-fast: a surrogate lead (ED A0) is invalid before its last byte.
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"ok \xED"), Ok(()));
+        assert_eq!(v.feed(b"\xA0"), Err(Utf8Error));
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xF4\x90"), Err(Utf8Error), "beyond U+10FFFF");
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xE0\x80"), Err(Utf8Error), "overlong");
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xC0"), Err(Utf8Error), "never-valid byte");
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"\xF5"), Err(Utf8Error));
+    }
+
+    #[test]
+    fn truncated_code_point_at_the_end_fails_on_finish() {
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"abc\xE2\x82"), Ok(()));
+        assert_eq!(v.finish(), Err(Utf8Error));
+        assert_eq!(v.feed(b"fresh"), Ok(()), "finish resets");
+        assert_eq!(v.finish(), Ok(()));
+    }
+
+    #[test]
+    fn agrees_with_std_on_every_short_sequence() {
+        // Exhaustive over 1- and 2-byte inputs, and all 3-byte inputs with lead >= 0xC0.
+        for a in 0..=255u8 {
+            let one = [a];
+            assert_eq!(
+                validate_split(&one, &[]).is_ok(),
+                std::str::from_utf8(&one).is_ok()
+            );
+            for b in 0..=255u8 {
+                let two = [a, b];
+                let std_ok = std::str::from_utf8(&two).is_ok();
+                assert_eq!(validate_split(&two, &[]).is_ok(), std_ok, "{two:x?}");
+                assert_eq!(validate_split(&two, &[1]).is_ok(), std_ok, "{two:x?} split");
+            }
+        }
+        for a in 0xE0..=0xF4u8 {
+            for b in 0x70..=0xC0u8 {
+                for c in [0x7F, 0x80, 0xBF, 0xC0] {
+                    let three = [a, b, c, 0x80];
+                    let std_ok = std::str::from_utf8(&three).is_ok();
+                    assert_eq!(
+                        validate_split(&three, &[1, 2]).is_ok(),
+                        std_ok,
+                        "{three:x?}"
+                    );
+                }
+            }
+        }
     }
 }
