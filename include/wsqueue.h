@@ -565,7 +565,9 @@ wsq_result_t wsq_broadcast(const wsq_server_t *server,
                            size_t *delivered);
 
 /**
- * Sets the connection's user tag, reported in `tag` of its later events.
+ * Sets the connection's user tag, reported in `tag` of every event queued after this
+ * call (events already waiting keep the old tag: to tag a connection before its
+ * first message, use manual_accept and tag on WSQ_EVENT_UPGRADE_REQUEST).
  */
 wsq_result_t wsq_set_tag(const wsq_server_t *server, uint64_t conn, uint64_t tag);
 

@@ -111,7 +111,7 @@ impl Server {
         self.engine.broadcast(kind, data, targets)
     }
 
-    /// Sets the connection's user tag, reported on each of its later events.
+    /// Sets the connection's user tag, reported on each event queued after this call.
     pub fn set_tag(&self, conn: ConnId, tag: u64) -> Result<(), Error> {
         self.engine.set_tag(conn, tag)
     }

@@ -130,16 +130,17 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) })
 }
 
+/// A vectored write that never raises SIGPIPE: a peer that reset the connection must
+/// give an error code, not kill the embedding program (which may not ignore SIGPIPE).
 pub fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let count = bufs.len().min(libc::UIO_MAXIOV as usize);
-    // SAFETY: IoSlice is ABI-compatible with iovec on Unix, and every slice is valid.
-    cvt_size(unsafe {
-        libc::writev(
-            fd,
-            bufs.as_ptr() as *const libc::iovec,
-            count as libc::c_int,
-        )
-    })
+    // SAFETY: zeroed msghdr is valid (no name, no control data); IoSlice is
+    // ABI-compatible with iovec on Unix, and every slice stays valid during the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = count as _;
+    // SAFETY: `msg` points at valid iovecs for the duration of the call.
+    cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
 }
 
 /// Half-closes: our side is done writing (the peer sees EOF after our close frame).

@@ -532,7 +532,9 @@ pub extern "C" fn wsq_broadcast(
     })
 }
 
-/// Sets the connection's user tag, reported in `tag` of its later events.
+/// Sets the connection's user tag, reported in `tag` of every event queued after this
+/// call (events already waiting keep the old tag: to tag a connection before its
+/// first message, use manual_accept and tag on WSQ_EVENT_UPGRADE_REQUEST).
 #[no_mangle]
 pub extern "C" fn wsq_set_tag(server: *const wsq_server_t, conn: u64, tag: u64) -> wsq_result_t {
     call(|| {
