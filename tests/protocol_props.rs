@@ -211,7 +211,7 @@ proptest! {
             // Fail fast: no later than the chunk containing the first bad byte.
             prop_assert!(end >= e.valid_up_to());
             if let Some(len) = e.error_len() {
-                prop_assert!(end >= e.valid_up_to() + 1 && last <= e.valid_up_to() + len);
+                prop_assert!(end > e.valid_up_to() && last <= e.valid_up_to() + len);
             }
         }
         if let Err(e) = std_result {

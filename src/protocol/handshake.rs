@@ -111,7 +111,13 @@ pub fn validate(head: &RequestHead, policy: &HandshakePolicy) -> Result<UpgradeR
     }
     // §4.2.2 / §10.2: the server decides which origins it serves. With an allow-list,
     // a request without Origin is refused too: non-browser clients can send one.
-    let origin = head.header("Origin").map(str::to_string);
+    // More than one Origin would let a checker and a logger disagree about which
+    // counts; refuse it like a duplicate key.
+    let origins: Vec<&str> = head.header_values("Origin").collect();
+    if origins.len() > 1 {
+        return Err(reject(400, "more than one Origin header"));
+    }
+    let origin = origins.first().map(|o| o.to_string());
     if !policy.allowed_origins.is_empty() {
         let allowed = origin.as_deref().is_some_and(|o| {
             policy

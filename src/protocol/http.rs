@@ -142,9 +142,19 @@ impl RequestParser {
     }
 }
 
-/// The index just past the `\r\n\r\n` that ends a head, if present.
+/// The index just past the blank line that ends a head: `\r\n\r\n`, or bare-LF
+/// endings (`\n\n`, `\n\r\n`), which RFC 7230 §3.5 lets a recipient accept.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    let mut i = 0;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + off;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
 }
 
 fn bad(message: &'static str) -> HttpError {
@@ -272,6 +282,14 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn bare_lf_line_endings_are_accepted() {
+        // RFC 7230 §3.5: a recipient MAY recognize a single LF as a line terminator.
+        let (head, rest) = parse(b"GET / HTTP/1.1\nHost: x\n\nrest").unwrap().unwrap();
+        assert_eq!(head.header("host"), Some("x"));
+        assert_eq!(rest, b"rest");
     }
 
     #[test]
