@@ -93,13 +93,19 @@ fn mark_finishing(engine: &EngineShared, shared: &ConnShared) {
     );
 }
 
-fn lost(reason: &str) -> CloseInfo {
+/// How a connection ended without a completed closing handshake.
+fn unclean(code: CloseCode, reason: &str) -> CloseInfo {
     CloseInfo {
-        code: CloseCode::ABNORMAL.0,
+        code: code.0,
         reason: reason.to_string(),
         clean: false,
         unsent_messages: 0,
     }
+}
+
+/// Lost without any closing handshake (§7.1.5: reported as 1006).
+fn lost(reason: &str) -> CloseInfo {
+    unclean(CloseCode::ABNORMAL, reason)
 }
 
 impl Reactor {
@@ -183,12 +189,7 @@ impl Reactor {
                 if now >= deadline {
                     let ids: Vec<u64> = self.conns.keys().copied().collect();
                     for id in ids {
-                        self.teardown(id, |_| CloseInfo {
-                            code: CloseCode::GOING_AWAY.0,
-                            reason: "server stopped".into(),
-                            clean: false,
-                            unsent_messages: 0,
-                        });
+                        self.teardown(id, |_| unclean(CloseCode::GOING_AWAY, "server stopped"));
                     }
                     break;
                 }
@@ -677,11 +678,11 @@ impl Reactor {
         if st.abort_requested {
             drop(st);
             Counters::add(&self.engine.stats.slow_consumer_closes, 1);
-            self.teardown(id, |_| CloseInfo {
-                code: CloseCode::POLICY_VIOLATION.0,
-                reason: "slow consumer: send queue full".into(),
-                clean: false,
-                unsent_messages: 0,
+            self.teardown(id, |_| {
+                unclean(
+                    CloseCode::POLICY_VIOLATION,
+                    "slow consumer: send queue full",
+                )
             });
             return;
         }

@@ -95,6 +95,16 @@ fn check_text(kind: MessageKind, data: &[u8]) -> Result<(), wsq_result_t> {
     Ok(())
 }
 
+/// Writes an out-parameter, refusing NULL.
+fn write_out<T>(ptr: *mut T, value: T, what: &str) -> Result<(), wsq_result_t> {
+    if ptr.is_null() {
+        return Err(invalid(&format!("{what} is NULL")));
+    }
+    // SAFETY: non-null, and every out-parameter is documented to point at a T.
+    unsafe { ptr.write(value) };
+    Ok(())
+}
+
 unsafe fn live(server: *const wsq_server_t) -> Result<std::sync::Arc<Server>, wsq_result_t> {
     if server.is_null() {
         return Err(invalid("server is NULL"));
@@ -275,12 +285,7 @@ pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -
     call(|| {
         // SAFETY: handle checked by `live`.
         let s = unsafe { live(server)? };
-        if port.is_null() {
-            return Err(invalid("port is NULL"));
-        }
-        // SAFETY: non-null.
-        unsafe { port.write(s.port()) };
-        Ok(())
+        write_out(port, s.port(), "port")
     })
 }
 
@@ -321,12 +326,7 @@ pub extern "C" fn wsq_server_event_fd(server: *const wsq_server_t, fd: *mut c_in
     call(|| {
         // SAFETY: handle checked by `live`.
         let s = unsafe { live(server)? };
-        if fd.is_null() {
-            return Err(invalid("fd is NULL"));
-        }
-        // SAFETY: non-null.
-        unsafe { fd.write(s.event_fd()) };
-        Ok(())
+        write_out(fd, s.event_fd(), "fd")
     })
 }
 
@@ -336,9 +336,6 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
     call(|| {
         // SAFETY: handle checked by `live`.
         let s = unsafe { live(server)? };
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
         let st = s.stats();
         let c = wsq_stats_t {
             connections: st.connections,
@@ -365,9 +362,7 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
             read_pauses: st.read_pauses,
             accept_errors: st.accept_errors,
         };
-        // SAFETY: non-null.
-        unsafe { out.write(c) };
-        Ok(())
+        write_out(out, c, "out")
     })
 }
 
@@ -558,9 +553,7 @@ pub extern "C" fn wsq_get_tag(
             return Err(invalid("tag is NULL"));
         }
         let value = s.tag(ConnId(conn)).map_err(from_engine)?;
-        // SAFETY: non-null.
-        unsafe { tag.write(value) };
-        Ok(())
+        write_out(tag, value, "tag")
     })
 }
 
