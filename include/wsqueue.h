@@ -531,13 +531,13 @@ void wsq_events_release(wsq_event_t *events, size_t count);
 wsq_result_t wsq_send(const wsq_server_t *server,
                       uint64_t conn,
                       uint32_t kind,
-                      const uint8_t *data,
+                      const void *data,
                       size_t len);
 
 /**
  * Sends a ping with `len` ≤ 125 bytes of payload (copied).
  */
-wsq_result_t wsq_ping(const wsq_server_t *server, uint64_t conn, const uint8_t *data, size_t len);
+wsq_result_t wsq_ping(const wsq_server_t *server, uint64_t conn, const void *data, size_t len);
 
 /**
  * Starts the closing handshake with `code` (1000-1003, 1007-1014 or 3000-4999) and a
@@ -558,7 +558,7 @@ wsq_result_t wsq_close(const wsq_server_t *server,
  */
 wsq_result_t wsq_broadcast(const wsq_server_t *server,
                            uint32_t kind,
-                           const uint8_t *data,
+                           const void *data,
                            size_t len,
                            const uint64_t *conns,
                            size_t conn_count,
@@ -609,7 +609,7 @@ wsq_result_t wsq_reject(const wsq_server_t *server,
  */
 wsq_result_t wsq_adopt(const wsq_server_t *server,
                        int fd,
-                       const uint8_t *initial,
+                       const void *initial,
                        size_t initial_len,
                        uint64_t *conn);
 

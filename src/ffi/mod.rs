@@ -14,7 +14,7 @@ pub mod handle;
 mod panic;
 pub mod types;
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
@@ -436,14 +436,14 @@ pub extern "C" fn wsq_send(
     server: *const wsq_server_t,
     conn: u64,
     kind: u32,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
 ) -> wsq_result_t {
     call(|| {
         // SAFETY: handle checked by `live`; buffer per the documented contract.
         let s = unsafe { live(server)? };
         let kind = message_kind(kind)?;
-        let data = unsafe { bytes(data, len)? };
+        let data = unsafe { bytes(data as *const u8, len)? };
         check_text(kind, data)?;
         s.send(ConnId(conn), kind, data).map_err(from_engine)
     })
@@ -454,13 +454,13 @@ pub extern "C" fn wsq_send(
 pub extern "C" fn wsq_ping(
     server: *const wsq_server_t,
     conn: u64,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
 ) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
-        let data = unsafe { bytes(data, len)? };
+        let data = unsafe { bytes(data as *const u8, len)? };
         s.ping(ConnId(conn), data).map_err(from_engine)
     })
 }
@@ -494,7 +494,7 @@ pub extern "C" fn wsq_close(
 pub extern "C" fn wsq_broadcast(
     server: *const wsq_server_t,
     kind: u32,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
     conns: *const u64,
     conn_count: usize,
@@ -504,7 +504,7 @@ pub extern "C" fn wsq_broadcast(
         // SAFETY: as for wsq_send; `conns` holds `conn_count` ids when non-null.
         let s = unsafe { live(server)? };
         let kind = message_kind(kind)?;
-        let data = unsafe { bytes(data, len)? };
+        let data = unsafe { bytes(data as *const u8, len)? };
         check_text(kind, data)?;
         let ids: Option<Vec<ConnId>> = if conns.is_null() {
             None
@@ -623,14 +623,14 @@ pub extern "C" fn wsq_reject(
 pub extern "C" fn wsq_adopt(
     server: *const wsq_server_t,
     fd: c_int,
-    initial: *const u8,
+    initial: *const c_void,
     initial_len: usize,
     conn: *mut u64,
 ) -> wsq_result_t {
     call(|| {
         // SAFETY: as for wsq_send.
         let s = unsafe { live(server)? };
-        let initial = unsafe { bytes(initial, initial_len)? };
+        let initial = unsafe { bytes(initial as *const u8, initial_len)? };
         if !is_stream_socket(fd) {
             return Err(invalid("fd is not an open stream socket"));
         }
