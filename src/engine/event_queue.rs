@@ -52,9 +52,10 @@ impl EventQueue {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// No room for more inbound messages: the caller should stop reading sockets.
-    pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity
+    /// No room for more inbound messages, counting `pending` events the caller has
+    /// produced but not pushed yet: the caller should stop reading sockets.
+    pub fn is_full(&self, pending: usize) -> bool {
+        self.len() + pending >= self.capacity
     }
 
     /// Records that a reactor has stopped reading because the queue was full.
@@ -177,7 +178,12 @@ mod tests {
         let q = EventQueue::new(4).unwrap();
         let mut batch: Vec<Event> = (0..4).map(drain_event).collect();
         q.push_all(&mut batch);
-        assert!(q.is_full());
+        assert!(q.is_full(0));
+        assert!(!EventQueue::new(4).unwrap().is_full(3));
+        assert!(
+            EventQueue::new(4).unwrap().is_full(4),
+            "unpublished events count"
+        );
         q.note_readers_paused();
         let mut out = Vec::new();
         assert!(

@@ -327,11 +327,20 @@ impl Reactor {
             self.after_write(id);
         }
         if flags & (sys::EV_IN | sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0 {
-            self.on_readable(id);
+            let hangup = flags & (sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0;
+            self.read_turn(id, !hangup);
         }
     }
 
     fn on_readable(&mut self, id: u64) {
+        self.read_turn(id, false);
+    }
+
+    /// Reads a connection for one turn. `trust_short_read`: a read shorter than the
+    /// buffer means the socket is drained and the next arrival re-arms the edge. That
+    /// holds for data, but not when the peer's FIN came with this edge (no new edge will
+    /// announce it), so the caller passes false when the event carried a hang-up.
+    fn read_turn(&mut self, id: u64, trust_short_read: bool) {
         for _ in 0..READS_PER_TURN {
             let Some(local) = self.conns.get(&id) else {
                 return;
@@ -341,7 +350,9 @@ impl Reactor {
                 ReadPhase::AwaitingAccept => return,
                 ReadPhase::Discard => {}
                 _ => {
-                    if self.engine.events.is_full() && self.shutdown_deadline.is_none() {
+                    if self.engine.events.is_full(self.events.len())
+                        && self.shutdown_deadline.is_none()
+                    {
                         // Backpressure: leave the bytes in the kernel; TCP pushes back.
                         self.engine.events.note_readers_paused();
                         Counters::add(&self.engine.stats.read_pauses, 1);
@@ -360,8 +371,7 @@ impl Reactor {
                     let scratch = std::mem::take(&mut self.scratch);
                     self.process(id, &scratch[..n]);
                     self.scratch = scratch;
-                    if n < SCRATCH_SIZE {
-                        // A short read drained the socket; the next arrival re-arms the edge.
+                    if n < SCRATCH_SIZE && trust_short_read {
                         return;
                     }
                 }
