@@ -23,4 +23,12 @@ for src in tests/c/test_*.c; do
         status=1
     fi
 done
+# The README's C example must keep compiling against the header (docs true to code).
+echo "== readme_example"
+sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' > "$out/readme_example.c"
+if cc -std=c11 -Wall -Wextra -Werror -Iinclude -c "$out/readme_example.c" -o "$out/readme_example.o"; then
+    echo "ok   README C example compiles"
+else
+    echo "FAIL README C example compiles"; status=1
+fi
 exit $status
