@@ -14,7 +14,8 @@ use super::event::ConnId;
 use super::send_queue::{Flushed, SendQueue};
 use super::stats::Counters;
 use super::sys;
-use crate::protocol::close::ClosingHandshake;
+use crate::protocol::close::{encode_close_payload, CloseCode, ClosingHandshake};
+use crate::protocol::frame::{server_header, OpCode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -134,6 +135,21 @@ impl WriteState {
         Counters::add(&stats.send_queue_bytes, rest.len() as u64);
         self.queue.push_owned(rest);
         Ok(())
+    }
+
+    /// Writes a close frame carrying `code` (None: empty payload) and `reason`.
+    pub fn write_close(
+        &mut self,
+        code: Option<CloseCode>,
+        reason: &str,
+        stats: &Counters,
+    ) -> Result<(), Error> {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        if let Some(c) = code {
+            encode_close_payload(c, reason, &mut payload);
+        }
+        let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
+        self.write_frame(&h[..n], &payload, stats)
     }
 
     /// Queues a pre-encoded frame shared with other connections (broadcast).

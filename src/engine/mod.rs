@@ -37,7 +37,7 @@ use registry::Registry;
 use stats::Counters;
 use sys::EventFd;
 
-use crate::protocol::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
+use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
 use crate::protocol::frame::{server_header, OpCode};
 use crate::protocol::handshake::{self, HandshakePolicy};
 use crate::protocol::http::HeadLimits;
@@ -105,10 +105,7 @@ impl EngineShared {
         if st.phase != Phase::Open || st.closing.on_send_close().is_err() {
             return false;
         }
-        let mut payload = Vec::with_capacity(2 + reason.len());
-        encode_close_payload(code, reason, &mut payload);
-        let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
-        let _ = st.write_frame(&h[..n], &payload, &self.stats);
+        let _ = st.write_close(Some(code), reason, &self.stats);
         conn.close_sent_at_ms
             .store(self.now_ms(), Ordering::Relaxed);
         true

@@ -14,7 +14,7 @@ use super::event::{CloseInfo, ConnId, Event, EventKind, RequestInfo};
 use super::stats::Counters;
 use super::sys::{self, Epoll};
 use super::{static_files, Command, EngineShared};
-use crate::protocol::close::{encode_close_payload, CloseCode, CloseReply};
+use crate::protocol::close::{CloseCode, CloseReply};
 use crate::protocol::frame::{server_header, OpCode};
 use crate::protocol::handshake;
 use crate::protocol::http::{RequestHead, RequestParser};
@@ -507,12 +507,7 @@ impl Reactor {
             Incoming::Close { code, reason } => {
                 let mut st = local.shared.state.lock();
                 if let CloseReply::Reply(echo) = st.closing.on_receive_close(code) {
-                    let mut payload = Vec::new();
-                    if let Some(c) = echo {
-                        encode_close_payload(c, "", &mut payload);
-                    }
-                    let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
-                    let _ = st.write_frame(&h[..n], &payload, stats);
+                    let _ = st.write_close(echo, "", stats);
                 }
                 st.finish_after_flush = true;
                 drop(st);
@@ -535,10 +530,7 @@ impl Reactor {
                 let reason = err.to_string();
                 let mut st = local.shared.state.lock();
                 if st.closing.on_send_close().is_ok() {
-                    let mut payload = Vec::new();
-                    encode_close_payload(CloseCode(code), &reason, &mut payload);
-                    let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
-                    let _ = st.write_frame(&h[..n], &payload, stats);
+                    let _ = st.write_close(Some(CloseCode(code)), &reason, stats);
                 }
                 st.finish_after_flush = true;
                 drop(st);
