@@ -31,4 +31,18 @@ if cc -std=c11 -Wall -Wextra -Werror -Iinclude -c "$out/readme_example.c" -o "$o
 else
     echo "FAIL README C example compiles"; status=1
 fi
+# `make install` must give a usable installation: pkg-config flags for the shared
+# library, and the static library linking on its own.
+echo "== install"
+prefix=$(mktemp -d)
+if make -s install PREFIX="$prefix" >/dev/null &&
+   cc -std=c11 "$out/readme_example.c" -o "$out/readme_shared" \
+      $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs wsqueue) &&
+   cc -std=c11 "$out/readme_example.c" -o "$out/readme_static" -I"$prefix/include" \
+      "$prefix/lib/libwsqueue.a" $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//'); then
+    echo "ok   make install + pkg-config (shared and static links)"
+else
+    echo "FAIL make install + pkg-config"; status=1
+fi
+rm -rf "$prefix"
 exit $status
