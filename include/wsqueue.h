@@ -580,7 +580,9 @@ wsq_result_t wsq_get_tag(const wsq_server_t *server, uint64_t conn, uint64_t *ta
  * Manual-accept mode: completes the handshake of a connection that produced
  * WSQ_EVENT_UPGRADE_REQUEST. `subprotocol` (NULL: the server's choice) must be one the
  * client offered; `headers[0..header_count]` (NULL allowed when 0) are added to the
- * 101 response (entries containing CR or LF are dropped). All strings are copied.
+ * 101 response (entries whose name is not a token, whose value has a control
+ * character, or that would repeat a header the handshake writes itself, such as
+ * Upgrade or Sec-WebSocket-Accept, are dropped). All strings are copied.
  * WSQ_EVENT_OPEN follows.
  */
 wsq_result_t wsq_accept(const wsq_server_t *server,

@@ -136,12 +136,14 @@ mod tests {
 
     #[test]
     fn empty_list_elements_are_tolerated() {
+        // RFC 9110 §5.6.1 (was RFC 7230 §7): a recipient MUST accept empty elements.
         assert_eq!(parse_extensions([" , foo ,, "]).unwrap().len(), 1);
         assert!(parse_extensions([""]).unwrap().is_empty());
     }
 
     #[test]
     fn syntax_errors_are_reported() {
+        // §9.1: names and parameter names are tokens; values tokens or quoted-strings.
         for bad in [
             "foo bar",
             "; x",
@@ -151,6 +153,99 @@ mod tests {
             "fo\"o",
         ] {
             assert_eq!(parse_extensions([bad]), Err(ExtensionSyntaxError), "{bad}");
+        }
+    }
+
+    fn p(name: &str, value: Option<&str>) -> (String, Option<String>) {
+        (name.to_string(), value.map(str::to_string))
+    }
+
+    #[test]
+    fn parses_the_rfc_7692_offer_list() {
+        // §9.1, RFC 7692 §5: two offers of one extension, with and without values.
+        let offers = parse_extensions([
+            "permessage-deflate; client_max_window_bits, permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
+        ])
+        .unwrap();
+        assert_eq!(
+            offers,
+            vec![
+                ExtensionOffer {
+                    name: "permessage-deflate".into(),
+                    params: vec![p("client_max_window_bits", None)],
+                },
+                ExtensionOffer {
+                    name: "permessage-deflate".into(),
+                    params: vec![
+                        p("server_no_context_takeover", None),
+                        p("client_max_window_bits", Some("10")),
+                    ],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn several_header_lines_form_one_list() {
+        // §9.1: "may be split into multiple headers"; RFC 9110 §5.3 combines them in order.
+        let split = parse_extensions(["a; x=1", "b", "c; y"]).unwrap();
+        let joined = parse_extensions(["a; x=1, b, c; y"]).unwrap();
+        assert_eq!(split, joined);
+        assert_eq!(
+            split.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn optional_whitespace_around_separators_is_ignored() {
+        // RFC 9110 §5.6.3: OWS (spaces and tabs) around "," and ";".
+        let offers = parse_extensions(["\t foo \t;\tbar=1 ;baz\t,  qux ; n = \"v\" "]).unwrap();
+        assert_eq!(offers.len(), 2);
+        assert_eq!(offers[0].name, "foo");
+        assert_eq!(offers[0].params, vec![p("bar", Some("1")), p("baz", None)]);
+        assert_eq!(offers[1].params, vec![p("n", Some("v"))]);
+    }
+
+    #[test]
+    fn quoted_values_are_unquoted_and_escapes_resolved() {
+        // §9.1: a quoted-string value, once unescaped (RFC 9110 §5.6.4), is the token.
+        let offers = parse_extensions([r#"x; a="10"; b="1\0"; c="x,y\;"; d=tok"#]);
+        // `c` is not a token once unquoted (it holds "," and ";"): the list is refused,
+        // but the separators inside the quotes did not split it.
+        assert_eq!(offers, Err(ExtensionSyntaxError));
+        let offers = parse_extensions([r#"x; a="10"; b="1\0"; d=tok"#]).unwrap();
+        assert_eq!(
+            offers[0].params,
+            vec![p("a", Some("10")), p("b", Some("10")), p("d", Some("tok"))]
+        );
+        // An escaped quote does not end the string (else `, w` would be a second
+        // offer and `z"` garbage), but unescaped it is not a tchar.
+        let offers = parse_extensions([r#"x; a="y\"z", w"#]);
+        assert_eq!(offers, Err(ExtensionSyntaxError), "\" is not a tchar");
+    }
+
+    #[test]
+    fn malformed_quoting_and_empty_parts_are_errors() {
+        // §9.1: every extension-param is a token, optionally "=" and a value.
+        for bad in [
+            "foo;",
+            "foo;;bar",
+            "foo; a=",
+            "foo; a=\"\"",
+            "foo; a=\"b\"c",
+            "foo; a=\"b",
+            "foo; a=\"b\\",
+            "foo; a=b=c",
+            "foo, bar baz",
+            "f\u{e9}e",
+            "foo; a=\u{1}",
+        ] {
+            assert_eq!(
+                parse_extensions([bad]),
+                Err(ExtensionSyntaxError),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -129,7 +129,7 @@ pub fn validate(head: &RequestHead, policy: &HandshakePolicy) -> Result<UpgradeR
             return Err(reject(403, "origin not allowed"));
         }
     }
-    // §4.2.2 step 5.4 (subprotocol): the first of the server's list the client offered.
+    // §4.2.2 step 4 /subprotocol/: the first of the server's list the client offered.
     let offered: Vec<String> = head
         .header_values("Sec-WebSocket-Protocol")
         .flat_map(|v| v.split(','))
@@ -153,26 +153,63 @@ pub fn validate(head: &RequestHead, policy: &HandshakePolicy) -> Result<UpgradeR
     })
 }
 
-/// A header that can be written safely: a token name and a value with no CR, LF or
-/// NUL (anything else could split the response). Others are dropped.
+/// Headers `render_accept` writes itself, or that a 101 must not carry. A caller's copy
+/// is dropped: a second `Sec-WebSocket-Accept` or `-Protocol` makes the client fail the
+/// connection (§4.1, its checks of the response), `Sec-WebSocket-Extensions` would announce an extension the
+/// engine does not implement (§9.1: frames with RSV bits would then be refused), and a
+/// 1xx response has no content, so no framing headers (RFC 9110 §8.6, RFC 9112 §6.1).
+const RESERVED_IN_ACCEPT: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+/// Headers `render_head` writes itself. A caller's second `Content-Length` or a
+/// `Transfer-Encoding` would let a proxy in front of us frame the body differently from
+/// the client: response splitting by another door (RFC 9112 §6.3).
+const RESERVED_IN_RESPONSE: &[&str] = &[
+    "Content-Type",
+    "Content-Length",
+    "Connection",
+    "Transfer-Encoding",
+];
+
+/// A header that can be written safely: a token name (RFC 9110 §5.1) and a value of
+/// visible characters, spaces and tabs only (§5.5). CR, LF or NUL could split the
+/// response; other controls are invalid and some intermediaries mangle them.
 fn is_safe_header(name: &str, value: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        && value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
-fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) {
+/// Writes the headers that are safe and not `reserved`; drops the others rather than
+/// failing, because a response must still go out (documented on the callers).
+fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)], reserved: &[&str]) {
     for (name, value) in headers {
-        if is_safe_header(name, value) {
-            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        if is_safe_header(name, value) && !reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
 }
 
-/// The `101 Switching Protocols` response (§4.2.2 step 5). Extra headers containing
-/// CR, LF or NUL (or a name that is not a token) are dropped.
+/// The `101 Switching Protocols` response (§4.2.2 step 5). `extra_headers` are appended
+/// except those that are unsafe (a name that is not a token, or a value with CR, LF, NUL
+/// or another control character) or reserved (`Upgrade`, `Connection`,
+/// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`,
+/// `Content-Length`, `Transfer-Encoding`): those are dropped, not rejected, so that a
+/// bad header from an application cannot break the handshake or split the response.
 pub fn render_accept(
     accept: &str,
     subprotocol: Option<&str>,
@@ -183,33 +220,52 @@ pub fn render_accept(
     out.extend_from_slice(accept.as_bytes());
     out.extend_from_slice(b"\r\n");
     if let Some(p) = subprotocol {
+        // §4.2.2 step 5.5: only when one was selected; none selected means no header.
         push_headers(
             &mut out,
             &[("Sec-WebSocket-Protocol".to_string(), p.to_string())],
+            &[],
         );
     }
-    push_headers(&mut out, extra_headers);
+    push_headers(&mut out, extra_headers, RESERVED_IN_ACCEPT);
     out.extend_from_slice(b"\r\n");
     out
 }
 
-/// A complete HTTP/1.1 response with `Content-Length` and `Connection: close`.
+/// The head of a complete HTTP/1.1 response whose content is `content_length` bytes:
+/// status line, `headers`, `Content-Type`, `Content-Length`, `Connection: close` and the
+/// blank line. For a response to HEAD (RFC 9110 §9.3.2), which carries the length of
+/// the content it does not send. Unsafe or reserved (`Content-Type`, `Content-Length`,
+/// `Connection`, `Transfer-Encoding`) entries of `headers` are dropped.
+pub fn render_head(
+    status: u16,
+    headers: &[(String, String)],
+    content_type: &str,
+    content_length: u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
+    push_headers(&mut out, headers, RESERVED_IN_RESPONSE);
+    push_headers(
+        &mut out,
+        &[("Content-Type".to_string(), content_type.to_string())],
+        &[],
+    );
+    // Connection: close because the engine serves one request per connection.
+    out.extend_from_slice(
+        format!("Content-Length: {content_length}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    out
+}
+
+/// A complete HTTP/1.1 response: `render_head` for `body`, then `body`.
 pub fn render_response(
     status: u16,
     headers: &[(String, String)],
     content_type: &str,
     body: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + body.len());
-    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
-    push_headers(&mut out, headers);
-    out.extend_from_slice(
-        format!(
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
+    let mut out = render_head(status, headers, content_type, body.len() as u64);
     out.extend_from_slice(body);
     out
 }
@@ -404,6 +460,7 @@ mod tests {
 
     #[test]
     fn extension_offers_are_parsed_and_bad_ones_refused() {
+        // §9.1 grammar; a header that does not follow it is a bad request.
         let up = validate(
             &head("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"),
             &HandshakePolicy::default(),
@@ -421,6 +478,7 @@ mod tests {
 
     #[test]
     fn accept_response_has_the_required_headers_and_no_injection() {
+        // §4.2.2 step 5; RFC 9112 §4: a CRLF in a value would start a new header.
         let r = String::from_utf8(render_accept(
             "abc=",
             Some("chat"),
@@ -442,6 +500,7 @@ mod tests {
 
     #[test]
     fn plain_requests_are_not_upgrades() {
+        // §4.2.1 item 3: without `Upgrade: websocket` it is plain HTTP for the fallback.
         let h = parse_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(!is_upgrade_request(&h));
         assert!(is_upgrade_request(&head("")));
@@ -449,10 +508,183 @@ mod tests {
 
     #[test]
     fn error_responses_carry_length_and_close() {
+        // §4.2.1 (last paragraph): a refusal is an ordinary HTTP error response.
         let r = String::from_utf8(render_response(404, &[], "text/plain", b"nope")).unwrap();
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(r.contains("Content-Length: 4\r\n"));
         assert!(r.contains("Connection: close\r\n"));
         assert!(r.ends_with("\r\n\r\nnope"));
+    }
+
+    fn with_headers(lines: &str) -> RequestHead {
+        parse_raw(&format!("GET /chat HTTP/1.1\r\n{lines}\r\n"))
+    }
+
+    const HOST: &str = "Host: x\r\n";
+    const UPGRADE: &str = "Upgrade: websocket\r\n";
+    const CONNECTION: &str = "Connection: Upgrade\r\n";
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    const VERSION: &str = "Sec-WebSocket-Version: 13\r\n";
+
+    #[test]
+    fn rejects_missing_upgrade_websocket_token_with_400() {
+        // §4.2.1 item 3
+        for upgrade in ["", "Upgrade: h2c\r\n", "Upgrade: websocket2\r\n"] {
+            let h = with_headers(&format!("{HOST}{upgrade}{CONNECTION}{KEY}{VERSION}"));
+            assert_eq!(status(&h, &HandshakePolicy::default()), 400, "{upgrade:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_missing_connection_upgrade_token_with_400() {
+        // §4.2.1 item 4
+        for connection in ["", "Connection: close\r\n", "Connection: upgraded\r\n"] {
+            let h = with_headers(&format!("{HOST}{UPGRADE}{connection}{KEY}{VERSION}"));
+            assert_eq!(
+                status(&h, &HandshakePolicy::default()),
+                400,
+                "{connection:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_and_upgrade_are_token_lists_in_any_case() {
+        // §4.2.1 items 3-4, RFC 9110 §7.6.1: comma-separated, case-insensitive tokens.
+        for (upgrade, connection) in [
+            (
+                "Upgrade: websocket\r\n",
+                "Connection: keep-alive, Upgrade\r\n",
+            ),
+            (
+                "Upgrade: WebSocket\r\n",
+                "Connection: keep-alive,upgrade\r\n",
+            ),
+            (
+                "Upgrade: foo, WEBSOCKET\r\n",
+                "Connection: UPGRADE , keep-alive\r\n",
+            ),
+        ] {
+            let h = with_headers(&format!("{HOST}{upgrade}{connection}{KEY}{VERSION}"));
+            assert!(
+                validate(&h, &HandshakePolicy::default()).is_ok(),
+                "{upgrade:?} {connection:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_empty_host_with_400() {
+        // §4.2.1 item 2
+        let h = with_headers(&format!("Host:\r\n{UPGRADE}{CONNECTION}{KEY}{VERSION}"));
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+    }
+
+    #[test]
+    fn rejects_missing_or_duplicate_key_with_400() {
+        // §4.2.1 item 5: exactly one nonce.
+        let h = with_headers(&format!("{HOST}{UPGRADE}{CONNECTION}{VERSION}"));
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+        let h = with_headers(&format!("{HOST}{UPGRADE}{CONNECTION}{KEY}{KEY}{VERSION}"));
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+    }
+
+    #[test]
+    fn rejects_missing_or_repeated_version_with_426_naming_13() {
+        // §4.2.1 item 6, §4.4: the 426 lists the versions the server speaks.
+        for version in [
+            "",
+            "Sec-WebSocket-Version: 14\r\n",
+            "Sec-WebSocket-Version: 13, 8\r\n",
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n",
+        ] {
+            let h = with_headers(&format!("{HOST}{UPGRADE}{CONNECTION}{KEY}{version}"));
+            let r = validate(&h, &HandshakePolicy::default()).unwrap_err();
+            assert_eq!(r.status, 426, "{version:?}");
+            let text = String::from_utf8(render_rejection(&r)).unwrap();
+            assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_duplicate_origin_with_400() {
+        // §4.2.1 item 7, RFC 6454 §7.3 (one Origin), §10.2: two let checks disagree.
+        let h = head("Origin: https://a.example\r\nOrigin: https://b.example\r\n");
+        assert_eq!(status(&h, &HandshakePolicy::default()), 400);
+    }
+
+    #[test]
+    fn no_subprotocol_header_when_none_is_selected() {
+        // §4.2.2 step 4 /subprotocol/ and step 5.5: one of the client's values, or none.
+        let policy = HandshakePolicy {
+            allowed_origins: vec![],
+            subprotocols: vec!["chat".into()],
+        };
+        let up = validate(&head(""), &policy).unwrap();
+        assert_eq!(up.subprotocol, None);
+        let text = String::from_utf8(render_accept(&up.accept, None, &[])).unwrap();
+        assert!(!text.contains("Sec-WebSocket-Protocol"), "{text}");
+    }
+
+    #[test]
+    fn rendered_accept_matches_the_rfc_example_exactly() {
+        // §1.3: the server's handshake for the sample key.
+        let up = validate(&head(""), &HandshakePolicy::default()).unwrap();
+        assert_eq!(
+            render_accept(&up.accept, None, &[]),
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn extra_headers_cannot_override_the_handshake_or_framing() {
+        // §4.1: a client fails on a second Accept/Protocol; RFC 9112 §6.3 framing.
+        let extras: Vec<(String, String)> = [
+            ("Sec-WebSocket-Accept", "forged"),
+            ("sec-websocket-protocol", "other"),
+            ("Sec-WebSocket-Extensions", "permessage-deflate"),
+            ("Connection", "close"),
+            ("Content-Length", "5"),
+            ("Transfer-Encoding", "chunked"),
+            ("X-Control", "a\u{1}b"),
+            ("X-Nul", "a\0b"),
+            ("Bad Name", "v"),
+            ("X-Kept", "a\tb"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        let text = String::from_utf8(render_accept("abc=", Some("chat"), &extras)).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc=\r\nSec-WebSocket-Protocol: chat\r\nX-Kept: a\tb\r\n\r\n"
+        );
+        let text = String::from_utf8(render_response(200, &extras, "text/plain", b"hi")).unwrap();
+        assert_eq!(text.matches("Content-Length").count(), 1, "{text}");
+        assert_eq!(text.matches("Connection").count(), 1, "{text}");
+        assert!(!text.contains("Transfer-Encoding") && !text.contains("X-Nul"));
+        assert!(text.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\nhi"));
+    }
+
+    #[test]
+    fn head_rendering_carries_the_length_without_the_body() {
+        // RFC 9110 §9.3.2: a HEAD response has GET's header fields and no content.
+        let body = b"<h1>hello</h1>";
+        let full = render_response(200, &[], "text/html", body);
+        let head = render_head(200, &[], "text/html", body.len() as u64);
+        assert_eq!(&full[..full.len() - body.len()], &head[..]);
+    }
+
+    #[test]
+    fn every_status_the_server_sends_has_its_reason_phrase() {
+        // RFC 9110 §15: the reason phrase is advisory but clients and logs show it.
+        for status in [
+            101, 200, 204, 206, 301, 304, 400, 401, 403, 404, 405, 408, 413, 414, 426, 429, 431,
+            500, 501, 503,
+        ] {
+            assert_ne!(reason_phrase(status), "Unknown", "{status}");
+        }
+        assert_eq!(reason_phrase(426), "Upgrade Required");
+        assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
     }
 }

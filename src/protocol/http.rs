@@ -169,7 +169,10 @@ fn parse_head(bytes: &[u8], max_headers: usize) -> Result<RequestHead, HttpError
     let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => {}
+        // `bytes` ends at the first blank line, so httparse must end there too; if the
+        // two ever disagreed, bytes would be dropped from or smuggled into `rest`.
+        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
+        Ok(httparse::Status::Complete(_)) => return Err(bad("malformed request head")),
         Ok(httparse::Status::Partial) => return Err(bad("malformed request head")),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(HttpError {
@@ -207,6 +210,7 @@ mod tests {
 
     #[test]
     fn parses_a_complete_head_and_returns_the_bytes_after_it() {
+        // RFC 6455 §4.1: a client may send frames right after its handshake.
         let mut input = REQ.to_vec();
         input.extend_from_slice(&[0x81, 0x80]);
         let (head, rest) = parse(&input).unwrap().unwrap();
@@ -229,6 +233,7 @@ mod tests {
 
     #[test]
     fn head_fed_one_byte_at_a_time_equals_head_fed_whole() {
+        // RFC 9112 §2.2: the head is a byte stream, however TCP cuts it.
         let mut p = RequestParser::new(HeadLimits::DEFAULT);
         let mut result = None;
         for (i, b) in REQ.iter().enumerate() {
@@ -244,6 +249,7 @@ mod tests {
 
     #[test]
     fn oversize_head_is_refused_with_431_before_it_ends() {
+        // RFC 6585 §5; RFC 6455 §10.4: bound what an unauthenticated peer can make us hold.
         let mut p = RequestParser::new(HeadLimits {
             max_head_bytes: 100,
             max_headers: 64,
@@ -255,6 +261,7 @@ mod tests {
 
     #[test]
     fn too_many_headers_is_refused_with_431() {
+        // RFC 6585 §5
         let mut req = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..10 {
             req.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
@@ -269,6 +276,7 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_400() {
+        // RFC 9112 §2.2: an invalid request line or field is answered with 400.
         assert_eq!(parse(b"\x00\x01garbage\r\n\r\n").unwrap_err().status, 400);
         assert_eq!(
             parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
@@ -294,8 +302,122 @@ mod tests {
 
     #[test]
     fn the_parser_accepts_one_request_only() {
+        // RFC 6455 §4.1: one connection carries one upgrade request.
         let mut p = RequestParser::new(HeadLimits::DEFAULT);
         assert!(p.feed(REQ).unwrap().is_some());
         assert_eq!(p.feed(b"x").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn http_1_0_is_reported_not_refused_by_the_parser() {
+        // RFC 6455 §4.2.1 item 1 needs HTTP/1.1; handshake.rs enforces it, and a plain
+        // HTTP/1.0 GET may still be served by the static fallback.
+        let (head, _) = parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.version_minor, 0);
+    }
+
+    #[test]
+    fn head_cut_anywhere_gives_the_same_head_and_rest() {
+        // RFC 9112 §2.2: a message arrives as a byte stream; TCP may split it anywhere,
+        // including inside the CRLF CRLF that ends the head.
+        let mut input = REQ.to_vec();
+        input.extend_from_slice(b"\x81\x85abcdefghi");
+        let whole = parse(&input).unwrap().unwrap();
+        for cut in 1..input.len() {
+            let mut p = RequestParser::new(HeadLimits::DEFAULT);
+            let first = p.feed(&input[..cut]).unwrap();
+            let got = match first {
+                // The head ended within the first piece: the caller owns what follows.
+                Some((head, mut rest)) => {
+                    rest.extend_from_slice(&input[cut..]);
+                    (head, rest)
+                }
+                None => p.feed(&input[cut..]).unwrap().unwrap(),
+            };
+            assert_eq!(got, whole, "cut at {cut}");
+        }
+        // One byte at a time, eager frame bytes included: the rest is what followed.
+        let mut p = RequestParser::new(HeadLimits::DEFAULT);
+        let mut got = None;
+        for b in &input[..REQ.len()] {
+            got = p.feed(std::slice::from_ref(b)).unwrap();
+        }
+        let (head, rest) = got.unwrap();
+        assert_eq!(head, whole.0);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn trickled_head_is_scanned_once() {
+        // §10.4 / RFC 9112 §2.2: a slow client must not make the server rescan its
+        // buffer on every byte (quadratic time); the scan resumes where it stopped.
+        let mut p = RequestParser::new(HeadLimits {
+            max_head_bytes: 64 * 1024,
+            max_headers: 64,
+        });
+        let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        input.resize(32 * 1024, b'a');
+        for b in &input {
+            assert_eq!(p.feed(std::slice::from_ref(b)).unwrap(), None);
+            assert_eq!(p.scanned, p.buffered());
+        }
+        let (head, rest) = p.feed(b"\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.header("x").map(str::len), Some(32 * 1024 - 19));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn head_of_exactly_the_limit_is_accepted_and_one_more_byte_refused_with_431() {
+        // RFC 6585 §5: 431 when the header fields are too large.
+        let limits = |max| HeadLimits {
+            max_head_bytes: max,
+            max_headers: 64,
+        };
+        assert!(RequestParser::new(limits(REQ.len()))
+            .feed(REQ)
+            .unwrap()
+            .is_some());
+        let err = RequestParser::new(limits(REQ.len() - 1))
+            .feed(REQ)
+            .unwrap_err();
+        assert_eq!(err.status, 431);
+    }
+
+    #[test]
+    fn oversize_head_without_line_breaks_is_refused_with_431_while_trickling() {
+        // RFC 6585 §5; §10.4: the bound holds before any terminator arrives.
+        let mut p = RequestParser::new(HeadLimits {
+            max_head_bytes: 64,
+            max_headers: 64,
+        });
+        for _ in 0..64 {
+            assert_eq!(p.feed(b"G").unwrap(), None);
+        }
+        assert_eq!(p.feed(b"G").unwrap_err().status, 431);
+        assert_eq!(p.buffered(), 0, "the refused head is not kept");
+    }
+
+    #[test]
+    fn obsolete_line_folding_is_refused_with_400() {
+        // RFC 9112 §5.2: a server MUST reject obs-fold in a request (or replace it);
+        // we reject, as folded headers are a classic smuggling vector.
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n")
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn unsupported_http_versions_are_refused_with_400() {
+        // RFC 9112 §2.3: only HTTP/1.x heads have this syntax.
+        for req in [
+            &b"GET / HTTP/2.0\r\n\r\n"[..],
+            b"GET / HTTP/1\r\n\r\n",
+            b"GET /\r\n\r\n",
+        ] {
+            assert_eq!(parse(req).unwrap_err().status, 400, "{req:?}");
+        }
     }
 }
