@@ -274,7 +274,7 @@ typedef struct {
   uint64_t messages_in;
   uint64_t bytes_in;
   /**
-   * Frames written (messages, pings, pongs, closes).
+   * Data messages accepted by wsq_send (one per connection a broadcast reached).
    */
   uint64_t messages_out;
   uint64_t bytes_out;

@@ -120,7 +120,6 @@ impl WriteState {
             }
             Counters::add(&stats.bytes_out, written as u64);
             if written == total {
-                Counters::add(&stats.messages_out, 1);
                 return Ok(());
             }
             self.blocked = true;
@@ -181,7 +180,6 @@ impl WriteState {
                 self.blocked = f.blocked;
                 Counters::add(&stats.bytes_out, f.bytes as u64);
                 Counters::sub(&stats.send_queue_bytes, f.bytes as u64);
-                Counters::add(&stats.messages_out, f.frames as u64);
             }
             Err(_) => self.broken = true,
         }

@@ -53,7 +53,8 @@ pub(crate) enum Command {
         stream: TcpStream,
         initial: Vec<u8>,
     },
-    Accepted(ConnId),
+    /// The app accepted; the subprotocol it chose, for the Open event.
+    Accepted(ConnId, Option<String>),
     Rejected(ConnId),
     /// Re-examine a connection's write state (abort requested, etc.).
     Kick(ConnId),
@@ -256,7 +257,9 @@ impl Engine {
             }
             return Err(Error::QueueFull);
         }
-        st.write_frame(&h[..n], payload, &self.shared.stats)
+        st.write_frame(&h[..n], payload, &self.shared.stats)?;
+        Counters::add(&self.shared.stats.messages_out, 1);
+        Ok(())
     }
 
     pub fn ping(&self, id: ConnId, payload: &[u8]) -> Result<(), Error> {
@@ -358,6 +361,7 @@ impl Engine {
                 delivered += 1;
             }
         }
+        Counters::add(&self.shared.stats.messages_out, delivered as u64);
         Ok(delivered)
     }
 
@@ -403,7 +407,8 @@ impl Engine {
         st.write_frame(&response, &[], &self.shared.stats)?;
         st.phase = Phase::Open;
         drop(st);
-        self.shared.command(conn.reactor, Command::Accepted(id));
+        self.shared
+            .command(conn.reactor, Command::Accepted(id, chosen));
         Ok(())
     }
 

@@ -189,7 +189,12 @@ impl Reactor {
                 if now >= deadline {
                     let ids: Vec<u64> = self.conns.keys().copied().collect();
                     for id in ids {
-                        self.teardown(id, |_| unclean(CloseCode::GOING_AWAY, "server stopped"));
+                        // A closing handshake that completed keeps its clean report.
+                        self.teardown(id, |l| {
+                            l.close_info
+                                .take()
+                                .unwrap_or_else(|| unclean(CloseCode::GOING_AWAY, "server stopped"))
+                        });
                     }
                     break;
                 }
@@ -211,7 +216,7 @@ impl Reactor {
                     stream,
                     initial,
                 } => self.adopt(shared, stream, initial),
-                Command::Accepted(id) => self.on_accepted(id.0),
+                Command::Accepted(id, subprotocol) => self.on_accepted(id.0, subprotocol),
                 Command::Rejected(id) => {
                     if let Some(local) = self.conns.get_mut(&id.0) {
                         local.read = ReadPhase::Discard;
@@ -638,14 +643,16 @@ impl Reactor {
         }
     }
 
-    fn on_accepted(&mut self, id: u64) {
+    fn on_accepted(&mut self, id: u64, subprotocol: Option<String>) {
         let Some(local) = self.conns.get_mut(&id) else {
             return;
         };
         if !matches!(local.read, ReadPhase::AwaitingAccept) {
             return;
         }
-        let info = local.info.take().unwrap_or_default();
+        let mut info = local.info.take().unwrap_or_default();
+        // The Open event reports what the 101 said, which may be the app's choice.
+        info.subprotocol = subprotocol;
         let rest = std::mem::take(&mut local.pending_in);
         self.open(id, info, rest);
         // Input that arrived while we were not reading is still in the kernel.

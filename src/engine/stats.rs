@@ -31,8 +31,10 @@ counters! {
     tcp_accepted,
     /// Handshakes completed (connections opened) since start.
     handshakes,
+    /// Data messages received.
     messages_in,
     bytes_in,
+    /// Data messages accepted by send (one per connection a broadcast reached).
     messages_out,
     bytes_out,
     /// Bytes currently queued for writing, over all connections.

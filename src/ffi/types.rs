@@ -146,7 +146,7 @@ pub struct wsq_stats_t {
     pub handshakes: u64,
     pub messages_in: u64,
     pub bytes_in: u64,
-    /// Frames written (messages, pings, pongs, closes).
+    /// Data messages accepted by wsq_send (one per connection a broadcast reached).
     pub messages_out: u64,
     pub bytes_out: u64,
     /// Bytes queued for writing over all connections.
