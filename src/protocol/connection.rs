@@ -139,6 +139,7 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::ProtocolError;
     use super::super::reader::tests::client_frame;
     use super::*;
 
@@ -240,5 +241,86 @@ mod tests {
             Err(SendError::ControlFrameTooLong)
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn no_pong_after_our_close() {
+        // §5.5.1: nothing but the closing handshake after our close frame.
+        let mut c = conn();
+        let mut out = Vec::new();
+        c.close(CloseCode::GOING_AWAY, "", &mut out).unwrap();
+        let (mut ev, mut out2) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(true, 9, b"late"), &mut ev, &mut out2);
+        assert_eq!(ev, vec![Incoming::Ping(b"late".to_vec())]);
+        assert!(out2.is_empty());
+        assert_eq!(c.ping(b"", &mut out2), Err(SendError::Closing));
+    }
+
+    #[test]
+    fn protocol_error_after_our_close_sends_no_second_close_but_closes_tcp() {
+        // §7.1.7 with §5.5.1: one close frame per side.
+        let mut c = conn();
+        let mut out = Vec::new();
+        c.close(CloseCode::NORMAL, "", &mut out).unwrap();
+        let (mut ev, mut out2) = (Vec::new(), Vec::new());
+        c.receive(&[0x82, 0x00], &mut ev, &mut out2);
+        assert_eq!(ev, vec![Incoming::Error(ProtocolError::UnmaskedFrame)]);
+        assert!(out2.is_empty());
+        assert!(c.should_close_tcp());
+    }
+
+    #[test]
+    fn invalid_utf8_fails_with_1007_and_oversize_with_1009() {
+        // §7.4.1
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(false, 1, b"\xFF"), &mut ev, &mut out);
+        assert_eq!(&out[2..4], &1007u16.to_be_bytes());
+        let mut c = Connection::new(Limits {
+            max_frame_size: 4,
+            max_message_size: 4,
+        });
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(&client_frame(true, 2, b"12345"), &mut ev, &mut out);
+        assert_eq!(&out[2..4], &1009u16.to_be_bytes());
+        assert!(c.should_close_tcp());
+    }
+
+    #[test]
+    fn invalid_close_code_from_the_peer_is_answered_with_1002() {
+        // §7.4.1: 1005 must not be sent; receiving it is a protocol error.
+        let mut c = conn();
+        let (mut ev, mut out) = (Vec::new(), Vec::new());
+        c.receive(
+            &client_frame(true, 8, &1005u16.to_be_bytes()),
+            &mut ev,
+            &mut out,
+        );
+        assert_eq!((out[0], &out[2..4]), (0x88, &1002u16.to_be_bytes()[..]));
+        assert!(c.should_close_tcp());
+    }
+
+    #[test]
+    fn app_frames_are_unmasked_server_frames() {
+        // §5.1: a server MUST NOT mask frames it sends.
+        let mut c = conn();
+        let mut out = Vec::new();
+        c.send(MessageKind::Text, b"hi", &mut out).unwrap();
+        c.send(MessageKind::Binary, &[7; 200], &mut out).unwrap();
+        c.pong(b"p", &mut out).unwrap();
+        assert_eq!(&out[..4], &[0x81, 2, b'h', b'i']);
+        assert_eq!(&out[4..8], &[0x82, 126, 0, 200]);
+        assert_eq!(&out[208..], &[0x8A, 1, b'p']);
+    }
+
+    #[test]
+    fn close_reason_is_truncated_to_fit_a_control_frame() {
+        // §5.5: 125-byte control payload, 2 of them the code.
+        let mut c = conn();
+        let mut out = Vec::new();
+        c.close(CloseCode(4000), &"x".repeat(300), &mut out)
+            .unwrap();
+        assert_eq!(out[..2], [0x88, 125]);
+        assert_eq!(out.len(), 127);
     }
 }

@@ -49,11 +49,12 @@ impl ProtocolError {
 }
 
 impl fmt::Display for ProtocolError {
+    /// Short enough to be sent as the close reason (at most 123 bytes, §5.5.1).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             ProtocolError::UnmaskedFrame => "client frame is not masked",
             ProtocolError::ReservedBitsSet => "reserved bits set without an extension",
-            ProtocolError::UnknownOpcode(_) => "reserved opcode",
+            ProtocolError::UnknownOpcode(op) => return write!(f, "reserved opcode {op:#x}"),
             ProtocolError::FragmentedControlFrame => "fragmented control frame",
             ProtocolError::ControlFrameTooLong => "control frame payload over 125 bytes",
             ProtocolError::InvalidLength => "64-bit payload length with the top bit set",
@@ -63,7 +64,9 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MessageTooLarge => "message too large",
             ProtocolError::InvalidUtf8 => "invalid UTF-8 in text message",
             ProtocolError::InvalidClosePayload => "close payload of one byte",
-            ProtocolError::InvalidCloseCode(_) => "invalid close code",
+            ProtocolError::InvalidCloseCode(code) => {
+                return write!(f, "close code {code} is not allowed on the wire")
+            }
             ProtocolError::InvalidCloseReason => "close reason is not UTF-8",
         };
         f.write_str(text)
@@ -97,5 +100,24 @@ mod tests {
         assert_eq!(ProtocolError::UnmaskedFrame.close_code(), 1002);
         assert_eq!(ProtocolError::UnknownOpcode(3).close_code(), 1002);
         assert_eq!(ProtocolError::InvalidCloseCode(1005).close_code(), 1002);
+    }
+
+    #[test]
+    fn display_names_the_offending_value_and_fits_a_close_reason() {
+        assert_eq!(
+            ProtocolError::UnknownOpcode(0xB).to_string(),
+            "reserved opcode 0xb"
+        );
+        assert_eq!(
+            ProtocolError::InvalidCloseCode(1005).to_string(),
+            "close code 1005 is not allowed on the wire"
+        );
+        // §5.5.1: the text is sent as the reason of the failing close frame.
+        for e in [
+            ProtocolError::InvalidCloseCode(65535),
+            ProtocolError::ExpectedContinuation,
+        ] {
+            assert!(e.to_string().len() <= 123);
+        }
     }
 }

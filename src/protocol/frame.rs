@@ -308,4 +308,30 @@ mod tests {
         encode_frame(OpCode::Text, true, b"hi", &mut out);
         assert_eq!(out, vec![0x81, 2, b'h', b'i']);
     }
+
+    #[test]
+    fn non_minimal_length_encodings_are_accepted() {
+        // §5.2's "minimal number of bytes" binds the sender; see `decode`.
+        let (h, n) = decode(&[0x82, 0x7E, 0, 5]).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (5, 4));
+        let mut b = vec![0x82, 0x7F];
+        b.extend_from_slice(&5u64.to_be_bytes());
+        let (h, n) = decode(&b).unwrap().unwrap();
+        assert_eq!((h.payload_len, n), (5, 10));
+    }
+
+    #[test]
+    fn control_frame_rules_fail_from_the_first_two_bytes() {
+        // §5.5: no need to wait for the extended length or the mask.
+        assert_eq!(
+            decode(&[0x88, 0xFF]),
+            Err(ProtocolError::ControlFrameTooLong)
+        );
+        assert_eq!(
+            decode(&[0x0A, 0x85]),
+            Err(ProtocolError::FragmentedControlFrame)
+        );
+        let (h, n) = decode(&[0x8A, 0xFD, 1, 2, 3, 4]).unwrap().unwrap();
+        assert_eq!((h.opcode, h.payload_len, n), (OpCode::Pong, 125, 6));
+    }
 }

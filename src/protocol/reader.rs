@@ -524,4 +524,143 @@ pub(crate) mod tests {
             }]
         );
     }
+
+    #[test]
+    fn seven_sixteen_and_sixty_four_bit_lengths_are_read() {
+        // §5.2: 0-125 inline, 126 + 16-bit, 127 + 64-bit.
+        for len in [0usize, 125, 126, 65535, 65536, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            assert_eq!(
+                read(&client_frame(true, 2, &payload)),
+                vec![Incoming::Message {
+                    kind: MessageKind::Binary,
+                    payload
+                }],
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_length_with_top_bit_set_fails_with_1002() {
+        // §5.2: the most significant bit MUST be 0.
+        let mut f = vec![0x82, 0xFF];
+        f.extend_from_slice(&(u64::MAX).to_be_bytes());
+        f.extend_from_slice(&[1, 2, 3, 4]);
+        let events = read(&f);
+        assert_eq!(events, vec![Incoming::Error(ProtocolError::InvalidLength)]);
+        assert_eq!(ProtocolError::InvalidLength.close_code(), 1002);
+    }
+
+    #[test]
+    fn every_reserved_opcode_fails_the_connection() {
+        // §5.2: 0x3-0x7 and 0xB-0xF.
+        for op in (0x3..=0x7).chain(0xB..=0xF) {
+            assert_eq!(
+                read(&client_frame(true, op, b"x")),
+                vec![Incoming::Error(ProtocolError::UnknownOpcode(op))]
+            );
+        }
+    }
+
+    #[test]
+    fn fragmented_control_frame_is_a_protocol_error() {
+        // §5.5: all control frames MUST NOT be fragmented.
+        for op in [8, 9, 0xA] {
+            assert_eq!(
+                read(&client_frame(false, op, b"")),
+                vec![Incoming::Error(ProtocolError::FragmentedControlFrame)]
+            );
+        }
+    }
+
+    #[test]
+    fn message_of_exactly_the_limit_is_accepted() {
+        // §10.4: the limit is inclusive.
+        let limits = Limits {
+            max_frame_size: 100,
+            max_message_size: 150,
+        };
+        let mut s = client_frame(false, 2, &[1; 100]);
+        s.extend(client_frame(true, 0, &[2; 50]));
+        let mut expected = vec![1; 100];
+        expected.extend_from_slice(&[2; 50]);
+        assert_eq!(
+            read_all(&s, limits),
+            vec![Incoming::Message {
+                kind: MessageKind::Binary,
+                payload: expected
+            }]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_middle_fragment_fails_before_the_final_one() {
+        // §8.1 fail fast: the first fragment is valid, the second is not; no FIN yet.
+        let mut s = client_frame(false, 1, "caf\u{e9} ".as_bytes());
+        s.extend(client_frame(false, 0, b"\xED\xA0\x80"));
+        assert_eq!(read(&s), vec![Incoming::Error(ProtocolError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn code_point_split_across_feed_calls_is_valid() {
+        // §8.1: "𝄞" (F0 9D 84 9E) cut at every point of the stream, one frame.
+        let f = client_frame(true, 1, "a\u{1D11E}b".as_bytes());
+        for cut in 0..=f.len() {
+            let mut r = Reader::new(Limits::DEFAULT);
+            let mut ev = Vec::new();
+            let n = r.feed(&f[..cut], &mut ev);
+            let rest = [&f[n..cut], &f[cut..]].concat();
+            assert_eq!(r.feed(&rest, &mut ev), rest.len());
+            assert_eq!(ev, vec![text("a\u{1D11E}b")], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn control_payload_split_across_feed_calls_is_reassembled() {
+        // A control frame's partial payload is consumed into the reader's own buffer.
+        let payload: Vec<u8> = (0..125).collect();
+        let f = client_frame(true, 9, &payload);
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut ev = Vec::new();
+        assert_eq!(r.feed(&f[..60], &mut ev), 60);
+        assert!(ev.is_empty());
+        assert_eq!(r.feed(&f[60..], &mut ev), f.len() - 60);
+        assert_eq!(ev, vec![Incoming::Ping(payload)]);
+    }
+
+    #[test]
+    fn nothing_is_consumed_after_a_protocol_error() {
+        let mut s = client_frame(true, 1, b"ok");
+        s.extend(raw_frame(true, 0, 1, None, b"unmasked"));
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut ev = Vec::new();
+        r.feed(&s, &mut ev);
+        assert_eq!(
+            ev,
+            vec![text("ok"), Incoming::Error(ProtocolError::UnmaskedFrame)]
+        );
+        assert!(r.is_finished());
+        assert_eq!(r.feed(&client_frame(true, 1, b"more"), &mut ev), 0);
+        assert_eq!(ev.len(), 2);
+    }
+
+    #[test]
+    fn messages_do_not_share_buffers_or_validator_state() {
+        // A truncated code point cannot leak into the next message: each is whole (§8.1).
+        let mut s = client_frame(true, 1, b"abc");
+        s.extend(client_frame(true, 2, &[0xE2, 0x82]));
+        s.extend(client_frame(true, 1, b"\xE2\x82\xAC"));
+        assert_eq!(
+            read(&s),
+            vec![
+                text("abc"),
+                Incoming::Message {
+                    kind: MessageKind::Binary,
+                    payload: vec![0xE2, 0x82]
+                },
+                text("\u{20AC}")
+            ]
+        );
+    }
 }

@@ -6,9 +6,10 @@
 //!
 //! The bulk of each chunk goes through `simdutf8` (SIMD, faster than
 //! `std::str::from_utf8`); its std-compatible error report tells an invalid sequence
-//! (`error_len() == Some`) from one merely cut off by the end of the chunk (`None`,
-//! which std and simdutf8 only say after checking every byte present is a valid
-//! prefix, e.g. `ED A0` already fails as a surrogate).
+//! (`error_len() == Some`) from one merely cut off by the end of the chunk (`None`).
+//! The cut-off bytes (at most 3) are checked against the UTF-8 table here, so a
+//! prefix that no continuation can make valid (`ED A0`: a surrogate) fails at once,
+//! and so is the carried code point once the next chunk completes it.
 
 /// The bytes fed so far cannot begin a valid UTF-8 string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,34 @@ fn sequence_len(lead: u8) -> usize {
     }
 }
 
+/// Whether `seq` (at most one code point's bytes, lead first) is a complete code point or
+/// the start of one, per the well-formed byte sequences of RFC 3629 §4 (Unicode Table
+/// 3-7). The second byte's range excludes overlongs (E0, F0), surrogates (ED) and code
+/// points above U+10FFFF (F4) as soon as it is seen.
+fn is_valid_prefix(seq: &[u8]) -> bool {
+    let Some((&lead, rest)) = seq.split_first() else {
+        return true;
+    };
+    let len = sequence_len(lead);
+    if len == 0 || seq.len() > len {
+        return false;
+    }
+    let second = match lead {
+        0xE0 => 0xA0..=0xBF,
+        0xED => 0x80..=0x9F,
+        0xF0 => 0x90..=0xBF,
+        0xF4 => 0x80..=0x8F,
+        _ => 0x80..=0xBF,
+    };
+    rest.iter().enumerate().all(|(i, b)| {
+        if i == 0 {
+            second.contains(b)
+        } else {
+            (0x80..=0xBF).contains(b)
+        }
+    })
+}
+
 impl Utf8Validator {
     pub fn new() -> Self {
         Self::default()
@@ -40,28 +69,35 @@ impl Utf8Validator {
     /// Validates the next chunk. Errors as soon as the input so far is not a valid prefix.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), Utf8Error> {
         if self.pending_len > 0 {
+            // Complete the carried code point from the front of this chunk.
             let have = self.pending_len as usize;
             let want = sequence_len(self.pending[0]);
             let take = (want - have).min(chunk.len());
             let mut buf = self.pending;
             buf[have..have + take].copy_from_slice(&chunk[..take]);
             let filled = have + take;
-            match std::str::from_utf8(&buf[..filled]) {
-                Ok(_) => self.pending_len = 0,
-                Err(e) if e.error_len().is_none() => {
-                    // Still cut off (the chunk was tiny); every byte so far is valid.
-                    self.pending = buf;
-                    self.pending_len = filled as u8;
-                    return Ok(());
-                }
-                Err(_) => return Err(Utf8Error),
+            if !is_valid_prefix(&buf[..filled]) {
+                return Err(Utf8Error);
             }
+            if filled < want {
+                // Still cut off (the chunk was tiny); every byte so far is valid.
+                self.pending = buf;
+                self.pending_len = filled as u8;
+                return Ok(());
+            }
+            self.pending_len = 0;
             chunk = &chunk[take..];
         }
         match simdutf8::compat::from_utf8(chunk) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
+                // Cut off by the end of the chunk. simdutf8 (like std) only says so after
+                // checking the partial bytes; the table check makes fail-fast independent
+                // of that detail, and costs nothing (at most 3 bytes, once per chunk).
                 let tail = &chunk[e.valid_up_to()..];
+                if !is_valid_prefix(tail) {
+                    return Err(Utf8Error);
+                }
                 self.pending[..tail.len()].copy_from_slice(tail);
                 self.pending_len = tail.len() as u8;
                 Ok(())
@@ -169,5 +205,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Independent of the table above: `p` can begin valid UTF-8 iff some completion
+    /// makes std accept it. One choice of the next byte (at each range boundary of the
+    /// second byte) followed by plain continuation bytes covers every case.
+    fn std_says_valid_prefix(p: &[u8]) -> bool {
+        let next = [0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF];
+        std::str::from_utf8(p).is_ok()
+            || next.iter().any(|&c| {
+                (1..=3).any(|n| {
+                    let mut q = p.to_vec();
+                    q.push(c);
+                    q.extend(std::iter::repeat(0x80).take(n - 1));
+                    std::str::from_utf8(&q).is_ok()
+                })
+            })
+    }
+
+    /// Feeds `bytes` one at a time; the index of the byte whose feed failed, if any.
+    fn first_failing_byte(bytes: &[u8]) -> Option<usize> {
+        let mut v = Utf8Validator::new();
+        (0..bytes.len()).find(|&i| v.feed(&bytes[i..i + 1]).is_err())
+    }
+
+    #[test]
+    fn feed_fails_exactly_when_the_bytes_stop_being_a_valid_prefix() {
+        // §8.1 fail fast, cross-checked against std: whole chunk and byte by byte, over
+        // every 1- and 2-byte input and 3-byte inputs at every range boundary.
+        let edges = [
+            0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED,
+            0xEF, 0xF0, 0xF4, 0xF5, 0xFF,
+        ];
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for a in 0..=255u8 {
+            inputs.push(vec![a]);
+            for b in 0..=255u8 {
+                inputs.push(vec![a, b]);
+            }
+            for b in edges {
+                for c in edges {
+                    inputs.push(vec![a, b, c]);
+                }
+            }
+        }
+        for p in &inputs {
+            let expected = std_says_valid_prefix(p);
+            assert_eq!(Utf8Validator::new().feed(p).is_ok(), expected, "{p:x?}");
+            let first_bad = (1..=p.len()).find(|&n| !std_says_valid_prefix(&p[..n]));
+            assert_eq!(first_failing_byte(p), first_bad.map(|n| n - 1), "{p:x?}");
+        }
+    }
+
+    #[test]
+    fn surrogate_prefix_cut_by_the_chunk_end_fails_on_that_chunk() {
+        // §8.1: "ED A0" can only start U+D800..U+DFFF, which UTF-8 excludes (RFC 3629 §3).
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"abc\xED\xA0"), Err(Utf8Error));
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"abc\xED"), Ok(()));
+        assert_eq!(v.feed(b"\xA0\x80"), Err(Utf8Error));
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(&[b'x'; 100][..]), Ok(()));
+        assert_eq!(v.feed(b"\xF4"), Ok(()));
+        assert_eq!(v.feed(b"\x8F"), Ok(()), "U+10FFFF is still reachable");
+        assert_eq!(v.feed(b"\xBF\xBF"), Ok(()));
+        assert_eq!(v.finish(), Ok(()));
     }
 }
