@@ -1,48 +1,149 @@
 #!/usr/bin/env bash
-# Builds and runs the C ABI tests against target/release/libwsqueue.a under
-# AddressSanitizer + LeakSanitizer (which also sees the Rust side's allocations,
-# since they go through malloc). Prints per-test lines and "N passed, M failed".
-set -euo pipefail
+# The C ABI test suite: builds every tests/c/test_*.c against the built library and
+# runs each test in its own process, so a sanitizer report or a leak is charged to the
+# test that caused it. Prints one line per test and, last, "N passed, M failed".
+#
+#   bash tests/c/run.sh                       # after `make lib` (or: make test-c)
+#   WSQ_CTEST_MODE=valgrind bash tests/c/run.sh
+#   bash tests/c/run.sh test_events [name]    # one file, or one test of it
+#
+# Modes:
+#   asan (default)  AddressSanitizer + LeakSanitizer + UBSan, linked with
+#                   libwsqueue.a. The Rust side's allocations go through malloc, so
+#                   LeakSanitizer sees its leaks as well as the tests'. A leak, a
+#                   use-after-free or UB fails the test.
+#   valgrind        plain build linked with libwsqueue.so, run under memcheck (binaries
+#                   in build/ctests/valgrind/); fails on any memory error and on
+#                   "definitely", "indirectly" or "possibly" lost blocks. "Still
+#                   reachable" is expected: each server handle stays allocated for the
+#                   process's life (so a freed handle is detected, not dereferenced),
+#                   reachable from a global. See tests/c/README.md for the evidence.
+set -uo pipefail
 cd "$(dirname "$0")/../.."
+
+mode=${WSQ_CTEST_MODE:-asan}
+only_file=${1:-}
+only_test=${2:-}
 out=build/ctests
 mkdir -p "$out"
-lib=target/release/libwsqueue.a
-[ -f "$lib" ] || { echo "missing $lib: run 'make lib' first"; exit 1; }
-CFLAGS="-std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
-status=0
+libdir=target/release
+# Each test has its own hang guard (60 s); this one catches a stuck process exit.
+per_test_timeout=${WSQ_CTEST_TIMEOUT:-120}
+
+passed=0
+failed=0
+failures=()
+
+record() { # name status(0=ok) [log]
+    if [ "$2" -eq 0 ]; then
+        echo "ok   $1"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $1"
+        failed=$((failed + 1))
+        failures+=("$1")
+        if [ -n "${3:-}" ] && [ -s "$3" ]; then sed 's/^/     | /' "$3" | head -60; fi
+    fi
+}
+
+common_cflags=(-std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -Iinclude -Itests/c)
+case "$mode" in
+asan)
+    [ -f "$libdir/libwsqueue.a" ] || { echo "missing $libdir/libwsqueue.a: run 'make lib' first"; exit 1; }
+    cflags=("${common_cflags[@]}" -O1 -fno-omit-frame-pointer
+            -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+    link=("$libdir/libwsqueue.a" -lpthread -ldl -lm)
+    export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    runner=()
+    ;;
+valgrind)
+    [ -f "$libdir/libwsqueue.so" ] || { echo "missing $libdir/libwsqueue.so: run 'make lib' first"; exit 1; }
+    command -v valgrind >/dev/null || { echo "valgrind is not installed"; exit 1; }
+    out=build/ctests/valgrind
+    mkdir -p "$out"
+    cflags=("${common_cflags[@]}" -O0)
+    link=(-L"$libdir" -lwsqueue -Wl,-rpath,"$(pwd)/$libdir" -lpthread -ldl -lm)
+    runner=(valgrind -q --error-exitcode=97 --leak-check=full
+            --show-leak-kinds=definite,indirect,possible
+            --errors-for-leak-kinds=definite,indirect,possible)
+    per_test_timeout=${WSQ_CTEST_TIMEOUT:-300}
+    ;;
+*) echo "unknown WSQ_CTEST_MODE=$mode (asan or valgrind)"; exit 1 ;;
+esac
+
+# ---- build -------------------------------------------------------------------------
+support=(tests/c/check.c tests/c/support.c tests/c/wsclient.c)
+binaries=()
 for src in tests/c/test_*.c; do
     name=$(basename "$src" .c)
-    cc $CFLAGS -Iinclude -Itests/c "$src" -o "$out/$name" "$lib" -lpthread -ldl -lm
-    echo "== $name"
-    # detect_leaks: any definitely-lost block fails the run. The library keeps each
-    # server handle reachable from a global on purpose (stale-handle detection), which
-    # LeakSanitizer does not report.
-    if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
-         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-         timeout 300 "$out/$name"; then
-        status=1
+    [ -n "$only_file" ] && [ "$name" != "$only_file" ] && continue
+    log="$out/$name.build.log"
+    if cc "${cflags[@]}" "$src" "${support[@]}" -o "$out/$name" "${link[@]}" >"$log" 2>&1; then
+        binaries+=("$name")
+    else
+        record "$name (build)" 1 "$log"
     fi
 done
-# The README's C example must keep compiling against the header (docs true to code).
-echo "== readme_example"
-sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' > "$out/readme_example.c"
-if cc -std=c11 -Wall -Wextra -Werror -Iinclude -c "$out/readme_example.c" -o "$out/readme_example.o"; then
-    echo "ok   README C example compiles"
-else
-    echo "FAIL README C example compiles"; status=1
+
+# ---- run -----------------------------------------------------------------------------
+for name in "${binaries[@]}"; do
+    mapfile -t tests < <("$out/$name" --list 2>"$out/$name.list.log")
+    if [ ${#tests[@]} -eq 0 ]; then # a binary that cannot even list must not pass by silence
+        record "$name (--list)" 1 "$out/$name.list.log"
+        continue
+    fi
+    for t in "${tests[@]}"; do
+        [ -n "$only_test" ] && [ "$t" != "$only_test" ] && continue
+        log="$out/$name.$t.log"
+        timeout -k 5 "$per_test_timeout" "${runner[@]}" "$out/$name" "$t" >"$log" 2>&1
+        rc=$?
+        [ $rc -eq 124 ] && echo "(killed after ${per_test_timeout}s)" >>"$log"
+        record "$name/$t" $rc "$log"
+    done
+done
+
+# ---- whole-suite checks (skipped when one file was asked for) ---------------------------
+if [ -z "$only_file" ]; then
+    # A function added to the header must be added to the NULL-argument test too.
+    body=$(sed -n '/^static void null_arguments_to_every_function_return_invalid_argument/,/^}/p' \
+               tests/c/test_errors.c)
+    missing=""
+    for fn in $(grep -oE '^(const )?[a-z_]+ \*?wsq_[a-z_]+\(' include/wsqueue.h |
+                sed -E 's/.*(wsq_[a-z_]+)\($/\1/' | sort -u); do
+        grep -q "$fn(" <<<"$body" || missing="$missing $fn"
+    done
+    log="$out/header_coverage.log"
+    if [ -n "$missing" ]; then echo "not called by the NULL-argument test:$missing" >"$log"; else : >"$log"; fi
+    record "every_header_function_is_in_the_null_argument_test" "$([ -z "$missing" ]; echo $?)" "$log"
+
+    # The README's C example must keep compiling against the header.
+    log="$out/readme_example.log"
+    sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' >"$out/readme_example.c"
+    [ -s "$out/readme_example.c" ] && cc -std=c11 -Wall -Wextra -Werror -Iinclude -c \
+        "$out/readme_example.c" -o "$out/readme_example.o" >"$log" 2>&1
+    record "readme_c_example_compiles" $? "$log"
+
+    # `make install` must give a usable installation: pkg-config flags for the shared
+    # library, and the static library linking on its own.
+    log="$out/install.log"
+    prefix=$(mktemp -d)
+    pc="$prefix/lib/pkgconfig"
+    {
+        make -s install PREFIX="$prefix" &&
+        cc -std=c11 "$out/readme_example.c" -o "$out/readme_shared" \
+            $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) &&
+        cc -std=c11 "$out/readme_example.c" -o "$out/readme_static" -I"$prefix/include" \
+            "$prefix/lib/libwsqueue.a" \
+            $(PKG_CONFIG_PATH="$pc" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//')
+    } >"$log" 2>&1
+    record "make_install_gives_working_pkg_config_for_shared_and_static" $? "$log"
+    rm -rf "$prefix"
 fi
-# `make install` must give a usable installation: pkg-config flags for the shared
-# library, and the static library linking on its own.
-echo "== install"
-prefix=$(mktemp -d)
-if make -s install PREFIX="$prefix" >/dev/null &&
-   cc -std=c11 "$out/readme_example.c" -o "$out/readme_shared" \
-      $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs wsqueue) &&
-   cc -std=c11 "$out/readme_example.c" -o "$out/readme_static" -I"$prefix/include" \
-      "$prefix/lib/libwsqueue.a" $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//'); then
-    echo "ok   make install + pkg-config (shared and static links)"
-else
-    echo "FAIL make install + pkg-config"; status=1
+
+if [ $failed -gt 0 ]; then
+    echo "failed:"
+    printf '  %s\n' "${failures[@]}"
 fi
-rm -rf "$prefix"
-exit $status
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
