@@ -45,45 +45,46 @@
 #define WSQ_MESSAGE_BINARY 2
 
 /**
- * wsq_event_t.type: the handshake completed; path, remote_addr, subprotocol and
+ * wsq_event_t.event_type: the handshake completed; path, remote_addr, subprotocol and
  * headers are set.
  */
 #define WSQ_EVENT_OPEN 1
 
 /**
- * wsq_event_t.type: a complete message in data/len; message_kind says text or binary.
+ * wsq_event_t.event_type: a complete message in data/len; message_kind says text or binary.
  */
 #define WSQ_EVENT_MESSAGE 2
 
 /**
- * wsq_event_t.type: the connection is gone (always its last event); close_code,
+ * wsq_event_t.event_type: the connection is gone (always its last event); close_code,
  * reason, clean and unsent_messages are set.
  */
 #define WSQ_EVENT_CLOSE 3
 
 /**
- * wsq_event_t.type: the send queue fell to the low-water mark after WSQ_ERR_QUEUE_FULL.
+ * wsq_event_t.event_type: the connection's buffered amount fell to
+ * send_queue_low_water after a send returned WSQ_BACKPRESSURE or WSQ_ERR_QUEUE_FULL.
  */
 #define WSQ_EVENT_DRAIN 4
 
 /**
- * wsq_event_t.type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
+ * wsq_event_t.event_type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
  * fields as WSQ_EVENT_OPEN (subprotocol is the server's would-be choice).
  */
 #define WSQ_EVENT_UPGRADE_REQUEST 5
 
 /**
- * wsq_event_t.type: a ping arrived (already answered); payload in data/len.
+ * wsq_event_t.event_type: a ping arrived (already answered); payload in data/len.
  */
 #define WSQ_EVENT_PING 6
 
 /**
- * wsq_event_t.type: a pong arrived; payload in data/len.
+ * wsq_event_t.event_type: a pong arrived; payload in data/len.
  */
 #define WSQ_EVENT_PONG 7
 
 /**
- * wsq_config_t.slow_consumer: a send over the queue limit fails with WSQ_ERR_QUEUE_FULL.
+ * wsq_config_t.slow_consumer: a send over the hard limit fails with WSQ_ERR_QUEUE_FULL.
  */
 #define WSQ_SLOW_CONSUMER_REJECT 0
 
@@ -93,9 +94,15 @@
 #define WSQ_SLOW_CONSUMER_CLOSE 1
 
 /**
- * The result of every wsq_ function. The numbers are stable across versions.
+ * The result of every wsq_ function: a uint32_t holding one of these values. The
+ * numbers are stable across versions. WSQ_OK and WSQ_BACKPRESSURE are successes;
+ * every WSQ_ERR_* is a failure that did nothing (unless its text says otherwise).
  */
-typedef enum {
+enum wsq_result_t
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /**
    * Success.
    */
@@ -113,7 +120,8 @@ typedef enum {
    */
   WSQ_ERR_CLOSED = 3,
   /**
-   * The connection's send queue is over its limit; wait for WSQ_EVENT_DRAIN.
+   * Refused: the message would take the connection over send_queue_hard_limit, or
+   * the server over max_buffered_bytes; wait for WSQ_EVENT_DRAIN.
    */
   WSQ_ERR_QUEUE_FULL = 4,
   /**
@@ -137,7 +145,19 @@ typedef enum {
    * or did part of its work. Please report it with wsq_last_error's text.
    */
   WSQ_ERR_PANIC = 9,
-} wsq_result_t;
+  /**
+   * Not an error: the message was accepted, and the connection's buffered amount is
+   * now over send_queue_soft_limit. Send no more to it until WSQ_EVENT_DRAIN.
+   */
+  WSQ_BACKPRESSURE = 100,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum wsq_result_t wsq_result_t;
+#else
+typedef uint32_t wsq_result_t;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
  * A close status code (§7.4).
@@ -197,18 +217,32 @@ typedef struct {
    */
   uint64_t max_message_size;
   /**
-   * Bytes queued per connection before sends fail with WSQ_ERR_QUEUE_FULL (one
-   * message larger than this still goes into an empty queue). Default 16 MiB.
+   * Buffered bytes per connection over which an accepted send returns
+   * WSQ_BACKPRESSURE (and the connection is not read until WSQ_EVENT_DRAIN).
+   * Default 1 MiB.
    */
-  uint64_t send_queue_limit;
+  uint64_t send_queue_soft_limit;
   /**
-   * WSQ_EVENT_DRAIN fires when a refused connection's queue falls to this. Default 1 MiB.
+   * Buffered bytes per connection over which a send is refused with
+   * WSQ_ERR_QUEUE_FULL (one message larger than this still goes into an empty
+   * queue). At least send_queue_soft_limit. Default 64 MiB.
+   */
+  uint64_t send_queue_hard_limit;
+  /**
+   * WSQ_EVENT_DRAIN fires when a connection that reported backpressure gets its
+   * buffered amount down to this. At most send_queue_soft_limit. Default 256 KiB.
    */
   uint64_t send_queue_low_water;
   /**
-   * WSQ_SLOW_CONSUMER_REJECT (default) or WSQ_SLOW_CONSUMER_CLOSE.
+   * What a send refused at the hard limit also does: WSQ_SLOW_CONSUMER_REJECT
+   * (default: nothing more) or WSQ_SLOW_CONSUMER_CLOSE (close with 1008).
    */
   uint32_t slow_consumer;
+  /**
+   * Buffered bytes over all connections over which sends are refused with
+   * WSQ_ERR_QUEUE_FULL (counted in budget_refusals). Default 1 GiB.
+   */
+  uint64_t max_buffered_bytes;
   /**
    * Queued events beyond which reactors stop reading sockets. Default 65536.
    */
@@ -230,9 +264,17 @@ typedef struct {
    */
   uint32_t pong_timeout_ms;
   /**
-   * How long to wait for the peer to finish the closing handshake. Default 5000.
+   * How long to wait for the peer to finish the closing handshake, counted from
+   * when our close frame was written. Default 5000.
    */
   uint32_t close_timeout_ms;
+  /**
+   * When a peer's protocol error or close comes after complete messages, those
+   * messages are delivered first and our close frame waits until the application
+   * has polled past them (its replies go out first), or at most this long.
+   * Default 250; 0 = do not wait.
+   */
+  uint32_t failure_grace_ms;
   /**
    * Emit WSQ_EVENT_UPGRADE_REQUEST and wait for wsq_accept/wsq_reject. Default false.
    */
@@ -312,7 +354,7 @@ typedef struct {
    */
   uint64_t too_big;
   /**
-   * Sends refused with WSQ_ERR_QUEUE_FULL.
+   * Sends refused at a connection's hard limit (WSQ_ERR_QUEUE_FULL).
    */
   uint64_t queue_full;
   uint64_t slow_consumer_closes;
@@ -327,6 +369,19 @@ typedef struct {
    */
   uint64_t read_pauses;
   uint64_t accept_errors;
+  /**
+   * Sends that returned WSQ_BACKPRESSURE.
+   */
+  uint64_t backpressure_reports;
+  /**
+   * Sends refused because the server-wide max_buffered_bytes was reached.
+   */
+  uint64_t budget_refusals;
+  /**
+   * Pings answered by a pong that was already pending (only the latest ping is
+   * answered, RFC 6455 §5.5.3).
+   */
+  uint64_t pongs_coalesced;
 } wsq_stats_t;
 
 /**
@@ -403,6 +458,27 @@ typedef struct {
    */
   void *internal;
 } wsq_event_t;
+
+/**
+ * One message of wsq_send_batch: filled by the caller, except `result`, which the
+ * call writes (what wsq_send would have returned for this message).
+ */
+typedef struct {
+  uint64_t conn;
+  /**
+   * WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY.
+   */
+  uint32_t kind;
+  /**
+   * Written by wsq_send_batch: WSQ_OK, WSQ_BACKPRESSURE or an error code.
+   */
+  uint32_t result;
+  /**
+   * The payload, borrowed for the duration of the call (NULL allowed when len is 0).
+   */
+  const void *data;
+  size_t len;
+} wsq_send_item_t;
 
 
 
@@ -522,17 +598,35 @@ void wsq_events_release(wsq_event_t *events, size_t count);
 
 /**
  * Sends one message (`kind` WSQ_MESSAGE_TEXT, which must be valid UTF-8, or
- * WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is copied or
- * written before the call returns. Thread-safe; messages to one connection go out in
- * call order and never interleave. Errors: WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
- * WSQ_ERR_QUEUE_FULL (see wsq_config_t.slow_consumer), WSQ_ERR_INVALID_STATE
- * (before open), WSQ_ERR_STOPPED.
+ * WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is borrowed for
+ * the call only: it is written or copied before the call returns. Thread-safe;
+ * messages to one connection go out in call order and never interleave.
+ * Accepted: WSQ_OK, or WSQ_BACKPRESSURE when the connection's buffered amount is now
+ * over send_queue_soft_limit (stop sending to it until WSQ_EVENT_DRAIN). Refused:
+ * WSQ_ERR_QUEUE_FULL (over send_queue_hard_limit or max_buffered_bytes; see
+ * wsq_config_t.slow_consumer), WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
+ * WSQ_ERR_INVALID_STATE (before open), WSQ_ERR_STOPPED, WSQ_ERR_INVALID_ARGUMENT.
  */
 wsq_result_t wsq_send(const wsq_server_t *server,
                       uint64_t conn,
                       uint32_t kind,
                       const void *data,
                       size_t len);
+
+/**
+ * Sends `count` messages, each as wsq_send would, in array order, in one call (one
+ * crossing of the boundary for many messages: for bindings whose per-call cost is
+ * high). Each item's `result` receives that message's outcome. Returns WSQ_OK when
+ * every item was attempted (look at each `result`), WSQ_ERR_INVALID_ARGUMENT if
+ * `items` is NULL with a non-zero count, WSQ_ERR_BAD_HANDLE for a freed server.
+ */
+wsq_result_t wsq_send_batch(const wsq_server_t *server, wsq_send_item_t *items, size_t count);
+
+/**
+ * Writes to `*bytes` how many bytes are accepted for `conn` and not yet written to
+ * its socket (its buffered amount, compared with the send_queue_* limits).
+ */
+wsq_result_t wsq_buffered_amount(const wsq_server_t *server, uint64_t conn, uint64_t *bytes);
 
 /**
  * Sends a ping with `len` ≤ 125 bytes of payload (copied).
@@ -553,8 +647,10 @@ wsq_result_t wsq_close(const wsq_server_t *server,
 
 /**
  * Sends one message to every open connection (`conns` NULL) or to the `conn_count`
- * ids in `conns`, encoding the frame once. Connections that are closing, gone or over
- * their queue limit are skipped. `*delivered` (may be NULL) receives how many took it.
+ * ids in `conns` (borrowed for the call), encoding the frame once. Connections that
+ * are closing, gone, or would go over their hard limit (or the server's budget) are
+ * skipped; one over its soft limit takes the message and gets WSQ_EVENT_DRAIN later.
+ * `*delivered` (may be NULL) receives how many took it.
  */
 wsq_result_t wsq_broadcast(const wsq_server_t *server,
                            uint32_t kind,
@@ -616,10 +712,11 @@ wsq_result_t wsq_adopt(const wsq_server_t *server,
                        uint64_t *conn);
 
 /**
- * A static, NUL-terminated description of a result code. Never NULL; the string
- * lives for the whole program and must not be freed. Thread-safe.
+ * A static, NUL-terminated description of any result number (an unknown number
+ * gives "unknown result code"). Never NULL; the string lives for the whole program
+ * and must not be freed. Thread-safe.
  */
-const char *wsq_strerror(wsq_result_t code);
+const char *wsq_strerror(uint32_t code);
 
 /**
  * The detail message of the last failed wsq_ call on the calling thread ("" if none).

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SlowConsumerPolicy, Stats,
+    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SendStatus,
+    SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;
 
@@ -77,16 +78,24 @@ impl Server {
         self.engine.poll_batch(out, max, timeout)
     }
 
-    pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
+    /// Sends one message. `Ok(SendStatus::Backpressure)` means it was accepted but the
+    /// connection is now over `Config::send_queue_soft_limit`: wait for its `Drain`
+    /// event before sending more. Refused (`QueueFull`) only past the hard limit.
+    pub fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<SendStatus, Error> {
         self.engine.send(conn, kind, data)
     }
 
-    pub fn send_text(&self, conn: ConnId, text: &str) -> Result<(), Error> {
+    pub fn send_text(&self, conn: ConnId, text: &str) -> Result<SendStatus, Error> {
         self.engine.send(conn, MessageKind::Text, text.as_bytes())
     }
 
-    pub fn send_binary(&self, conn: ConnId, data: &[u8]) -> Result<(), Error> {
+    pub fn send_binary(&self, conn: ConnId, data: &[u8]) -> Result<SendStatus, Error> {
         self.engine.send(conn, MessageKind::Binary, data)
+    }
+
+    /// Bytes accepted for `conn` and not yet written to its socket.
+    pub fn buffered_amount(&self, conn: ConnId) -> Result<usize, Error> {
+        self.engine.buffered_amount(conn)
     }
 
     /// Sends a ping (payload ≤ 125 bytes); pongs are reported only with

@@ -381,7 +381,7 @@ fn slowloris_handshake_is_dropped_at_the_handshake_timeout() {
 #[test]
 fn client_that_never_reads_makes_send_report_queue_full() {
     let server = start_server(Config {
-        send_queue_limit: 4 << 20,
+        send_queue_hard_limit: 4 << 20,
         ..Config::default()
     });
     let mut bystander = Bystander::join(&server);
@@ -391,7 +391,7 @@ fn client_that_never_reads_makes_send_report_queue_full() {
     let mut accepted = 0;
     let err = loop {
         match server.send(id, MessageKind::Binary, &mib) {
-            Ok(()) => accepted += 1,
+            Ok(_) => accepted += 1,
             Err(e) => break e,
         }
         // Kernel buffers plus 4 MiB of queue hold far fewer than 1,000 MiB.
@@ -409,7 +409,7 @@ fn client_that_never_reads_makes_send_report_queue_full() {
 #[test]
 fn slow_consumer_close_policy_closes_with_1008() {
     let server = start_server(Config {
-        send_queue_limit: 4 << 20,
+        send_queue_hard_limit: 4 << 20,
         slow_consumer: SlowConsumerPolicy::Close,
         ..Config::default()
     });
@@ -420,7 +420,7 @@ fn slow_consumer_close_policy_closes_with_1008() {
     let mut accepted = 0;
     let err = loop {
         match server.send(id, MessageKind::Binary, &mib) {
-            Ok(()) => accepted += 1,
+            Ok(_) => accepted += 1,
             Err(e) => break e,
         }
         assert!(accepted < 1000, "the queue never filled");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::*;
-use wsqueue::{Config, ConnId, Error, EventKind, MessageKind};
+use wsqueue::{Config, ConnId, Error, EventKind, MessageKind, SendStatus};
 
 // ---- manual accept -----------------------------------------------------------------------
 
@@ -394,7 +394,7 @@ fn adopted_stream_with_its_head_already_read_completes_the_handshake() {
 #[test]
 fn drain_event_follows_a_refused_send_once_the_peer_reads() {
     let server = start_server(Config {
-        send_queue_limit: 1 << 20,
+        send_queue_hard_limit: 1 << 20,
         send_queue_low_water: 64 << 10,
         ..Config::default()
     });
@@ -418,6 +418,54 @@ fn drain_event_follows_a_refused_send_once_the_peer_reads() {
     let mut c = reader.join().unwrap();
     server.send(id, MessageKind::Text, b"room again").unwrap();
     assert_eq!(c.read_message(), (OP_TEXT, b"room again".to_vec()));
+}
+
+#[test]
+fn send_over_the_soft_limit_is_accepted_and_reports_backpressure_then_drain() {
+    let server = start_server(Config {
+        send_queue_soft_limit: 1 << 20,
+        send_queue_hard_limit: 64 << 20,
+        send_queue_low_water: 64 << 10,
+        ..Config::default()
+    });
+    let c = WsClient::connect(addr(&server));
+    let (id, _) = expect_open(&server);
+    let chunk = vec![7u8; 256 << 10];
+    let mut accepted = 0usize;
+    // The client does not read: kernel buffers fill, then the queue passes 1 MiB.
+    loop {
+        let status = server.send(id, MessageKind::Binary, &chunk).unwrap();
+        accepted += 1;
+        if status == SendStatus::Backpressure {
+            break;
+        }
+        assert!(accepted < 4000, "backpressure was never reported");
+    }
+    let buffered = server.buffered_amount(id).unwrap();
+    assert!(buffered > 1 << 20, "over the soft limit: {buffered}");
+    // Still accepted past the soft limit: the app decides when to stop.
+    assert_eq!(
+        server.send(id, MessageKind::Binary, &chunk).unwrap(),
+        SendStatus::Backpressure
+    );
+    accepted += 1;
+    assert!(server.stats().backpressure_reports >= 2);
+    let reader = std::thread::spawn(move || {
+        let mut c = c;
+        for _ in 0..accepted {
+            assert_eq!(c.read_message().1, vec![7u8; 256 << 10]);
+        }
+        c
+    });
+    let e = expect_event(&server, |e| e.conn == id, GUARD);
+    assert!(matches!(e.kind, EventKind::Drain), "{e:?}");
+    assert!(server.buffered_amount(id).unwrap() <= 64 << 10);
+    let mut c = reader.join().unwrap();
+    assert_eq!(
+        server.send(id, MessageKind::Text, b"after drain").unwrap(),
+        SendStatus::Accepted
+    );
+    assert_eq!(c.read_message(), (OP_TEXT, b"after drain".to_vec()));
 }
 
 #[test]

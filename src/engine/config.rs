@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// What a send does when the connection's send queue is over its byte limit.
+/// What a send does when the connection's send queue is over its hard limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlowConsumerPolicy {
     /// The send fails with [`Error::QueueFull`](super::Error::QueueFull); the app may
@@ -36,15 +36,27 @@ pub struct Config {
     pub max_frame_size: u64,
     /// Largest reassembled message accepted; over it: close 1009. Default 16 MiB.
     pub max_message_size: u64,
-    /// Bytes queued for one connection beyond which a send is refused (a single
-    /// message larger than the limit is still accepted into an empty queue, so that
-    /// large messages remain possible). Default 16 MiB.
-    pub send_queue_limit: usize,
-    /// A `Drain` event is emitted when a connection whose send was refused gets its
-    /// queue down to this many bytes. Default 1 MiB.
+    /// Soft limit on the bytes buffered for one connection (its buffered amount). A
+    /// send that leaves the connection over it is still accepted, but reports
+    /// [`SendStatus::Backpressure`](super::SendStatus::Backpressure); a `Drain` event
+    /// follows once the buffered amount is back at `send_queue_low_water`, and the
+    /// connection is not read meanwhile (a peer that does not read cannot make the
+    /// server buffer its replies). Default 1 MiB.
+    pub send_queue_soft_limit: usize,
+    /// Hard limit on one connection's buffered bytes: a send that would go over it is
+    /// refused with `QueueFull` (and, by `slow_consumer`, the connection closed). A
+    /// single message larger than the limit is still accepted into an empty queue, so
+    /// large messages remain possible. Default 64 MiB.
+    pub send_queue_hard_limit: usize,
+    /// The buffered amount at which `Drain` fires after backpressure. Default 256 KiB.
     pub send_queue_low_water: usize,
-    /// What a refused send also does. Default [`SlowConsumerPolicy::Reject`].
+    /// What a send refused at the hard limit also does. Default
+    /// [`SlowConsumerPolicy::Reject`].
     pub slow_consumer: SlowConsumerPolicy,
+    /// Server-wide budget for buffered outbound bytes (all connections together): a
+    /// send that would go over it is refused with `QueueFull` and counted in
+    /// `budget_refusals`. Default 1 GiB.
+    pub max_buffered_bytes: usize,
     /// Events waiting to be polled beyond which reactors stop reading sockets (TCP
     /// then pushes back on clients). Lifecycle events (close, drain) are never dropped
     /// and may exceed it briefly. Default 65,536.
@@ -61,8 +73,14 @@ pub struct Config {
     /// connection is dropped and reported with 1006. Default 10 s.
     pub pong_timeout: Duration,
     /// How long to wait for the peer's answer to our close frame (and for it to close
-    /// TCP) before dropping the connection. Default 5 s.
+    /// TCP) before dropping the connection, counted from when the close frame was
+    /// written. Default 5 s.
     pub close_timeout: Duration,
+    /// When a peer's protocol error or close follows complete messages, those messages
+    /// are delivered first and the close frame waits until the application has polled
+    /// past them (so its replies go out before the close), or at most this long.
+    /// Default 250 ms.
+    pub failure_grace: Duration,
     /// Emit `UpgradeRequest` events and wait for `accept`/`reject` instead of
     /// accepting every valid upgrade. Default false.
     pub manual_accept: bool,
@@ -87,15 +105,18 @@ impl Default for Config {
             max_headers: 64,
             max_frame_size: 16 * 1024 * 1024,
             max_message_size: 16 * 1024 * 1024,
-            send_queue_limit: 16 * 1024 * 1024,
-            send_queue_low_water: 1024 * 1024,
+            send_queue_soft_limit: 1024 * 1024,
+            send_queue_hard_limit: 64 * 1024 * 1024,
+            send_queue_low_water: 256 * 1024,
             slow_consumer: SlowConsumerPolicy::Reject,
+            max_buffered_bytes: 1024 * 1024 * 1024,
             event_queue_capacity: 65_536,
             handshake_timeout: Some(Duration::from_secs(10)),
             idle_timeout: None,
             ping_interval: None,
             pong_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            failure_grace: Duration::from_millis(250),
             manual_accept: false,
             subprotocols: Vec::new(),
             allowed_origins: Vec::new(),

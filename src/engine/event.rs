@@ -9,6 +9,15 @@ use crate::protocol::MessageKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// What an accepted send reports (uWebSockets' `SendStatus`): the message is queued
+/// either way; `Backpressure` says the connection's buffered amount is now over the
+/// soft limit, so the sender should wait for the connection's `Drain` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendStatus {
+    Accepted,
+    Backpressure,
+}
+
 /// One event, with the connection's user tag at the time it was queued.
 #[derive(Debug)]
 pub struct Event {
@@ -28,7 +37,8 @@ pub enum EventKind {
     /// The connection is gone; always the last event of a connection that had an
     /// `Open` or `UpgradeRequest` event.
     Close(CloseInfo),
-    /// The send queue fell to the low-water mark after a refused send.
+    /// The buffered amount fell to the low-water mark after a send reported
+    /// backpressure (or was refused).
     Drain,
     /// A ping arrived (already answered); only with `deliver_ping_pong`.
     Ping(Vec<u8>),

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 pub use config::{Config, SlowConsumerPolicy};
 pub use error::Error;
-pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo};
+pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
 pub use stats::Stats;
 
 use conn::{ConnShared, Phase};
@@ -98,6 +98,40 @@ impl EngineShared {
         let handle = &self.reactors[reactor];
         handle.commands.lock().push(command);
         handle.wake.signal();
+    }
+
+    /// Refuses a frame of `frame_len` bytes that would take the connection over its
+    /// hard limit or the server over its buffer budget. An empty queue always takes
+    /// one frame, so a message larger than the limits can still be sent.
+    fn admit(&self, st: &mut conn::WriteState, frame_len: usize) -> Result<(), Error> {
+        let queued = st.queue.bytes();
+        if queued == 0 {
+            return Ok(());
+        }
+        if queued + frame_len > self.config.send_queue_hard_limit {
+            Counters::add(&self.stats.queue_full, 1);
+            st.drain_wanted = true;
+            return Err(Error::QueueFull);
+        }
+        let total = self.stats.send_queue_bytes.load(Ordering::Relaxed) as usize;
+        if total + frame_len > self.config.max_buffered_bytes {
+            Counters::add(&self.stats.budget_refusals, 1);
+            st.drain_wanted = true;
+            return Err(Error::QueueFull);
+        }
+        Ok(())
+    }
+
+    /// After a frame was accepted: over the soft limit, report backpressure and ask for
+    /// a `Drain` event at the low-water mark.
+    fn status_after_send(&self, st: &mut conn::WriteState) -> SendStatus {
+        if st.queue.bytes() > self.config.send_queue_soft_limit {
+            Counters::add(&self.stats.backpressure_reports, 1);
+            st.drain_wanted = true;
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Accepted
+        }
     }
 
     /// Queues our close frame on an open connection unless one was already sent.
@@ -225,8 +259,9 @@ impl Engine {
     }
 
     /// Sends one message. Safe from any thread; frames of different sends never
-    /// interleave.
-    pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<(), Error> {
+    /// interleave. Accepted messages report whether the connection is now over its
+    /// soft limit; only the hard limit (or the server-wide budget) refuses.
+    pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         self.check_running()?;
         let conn = self.conn(id)?;
         let opcode = match kind {
@@ -245,21 +280,27 @@ impl Engine {
         if !st.closing.can_send_data() {
             return Err(Error::Closed);
         }
-        let queued = st.queue.bytes();
-        if queued > 0 && queued + n + payload.len() > self.shared.config.send_queue_limit {
-            Counters::add(&self.shared.stats.queue_full, 1);
-            st.drain_wanted = true;
-            if self.shared.config.slow_consumer == SlowConsumerPolicy::Close && !st.abort_requested
+        if let Err(e) = self.shared.admit(&mut st, n + payload.len()) {
+            if self.shared.config.slow_consumer == SlowConsumerPolicy::Close
+                && matches!(e, Error::QueueFull)
+                && !st.abort_requested
             {
                 st.abort_requested = true;
                 drop(st);
                 self.shared.command(conn.reactor, Command::Kick(id));
             }
-            return Err(Error::QueueFull);
+            return Err(e);
         }
         st.write_frame(&h[..n], payload, &self.shared.stats)?;
         Counters::add(&self.shared.stats.messages_out, 1);
-        Ok(())
+        Ok(self.shared.status_after_send(&mut st))
+    }
+
+    /// Bytes accepted for `id` and not yet written to its socket.
+    pub fn buffered_amount(&self, id: ConnId) -> Result<usize, Error> {
+        let conn = self.conn(id)?;
+        let st = conn.state.lock();
+        Ok(st.queue.bytes())
     }
 
     pub fn ping(&self, id: ConnId, payload: &[u8]) -> Result<(), Error> {
@@ -344,21 +385,18 @@ impl Engine {
                 .filter_map(|id| self.shared.registry.get(*id))
                 .collect(),
         };
-        let limit = self.shared.config.send_queue_limit;
         let mut delivered = 0;
         for conn in conns {
             let mut st = conn.state.lock();
             if st.phase != Phase::Open || !st.closing.can_send_data() {
                 continue;
             }
-            let queued = st.queue.bytes();
-            if queued > 0 && queued + frame.len() > limit {
-                Counters::add(&self.shared.stats.queue_full, 1);
-                st.drain_wanted = true;
+            if self.shared.admit(&mut st, frame.len()).is_err() {
                 continue;
             }
             if st.write_shared(&frame, &self.shared.stats).is_ok() {
                 delivered += 1;
+                let _ = self.shared.status_after_send(&mut st);
             }
         }
         Counters::add(&self.shared.stats.messages_out, delivered as u64);
@@ -505,9 +543,24 @@ fn validate_config(c: &Config) -> Result<(), Error> {
             "max_frame_size and max_message_size must be positive",
         ));
     }
-    if c.send_queue_limit == 0 || c.event_queue_capacity == 0 {
+    if c.send_queue_soft_limit == 0 || c.event_queue_capacity == 0 {
         return Err(Error::InvalidArgument(
-            "send_queue_limit and event_queue_capacity must be positive",
+            "send_queue_soft_limit and event_queue_capacity must be positive",
+        ));
+    }
+    if c.send_queue_hard_limit < c.send_queue_soft_limit {
+        return Err(Error::InvalidArgument(
+            "send_queue_hard_limit must be at least send_queue_soft_limit",
+        ));
+    }
+    if c.send_queue_low_water > c.send_queue_soft_limit {
+        return Err(Error::InvalidArgument(
+            "send_queue_low_water must be at most send_queue_soft_limit",
+        ));
+    }
+    if c.max_buffered_bytes == 0 {
+        return Err(Error::InvalidArgument(
+            "max_buffered_bytes must be positive",
         ));
     }
     if c.reactor_threads > 1024 {

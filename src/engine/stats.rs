@@ -53,7 +53,7 @@ counters! {
     protocol_errors,
     /// Connections failed because a frame or message was over the limit (close 1009).
     too_big,
-    /// Sends refused because the connection's send queue was full.
+    /// Sends refused at a connection's hard limit.
     queue_full,
     /// Connections closed under the `Close` slow-consumer policy.
     slow_consumer_closes,
@@ -67,6 +67,13 @@ counters! {
     read_pauses,
     /// accept() failures (e.g. out of file descriptors).
     accept_errors,
+    /// Sends accepted that left their connection over the soft limit.
+    backpressure_reports,
+    /// Sends refused because the server-wide `max_buffered_bytes` was reached.
+    budget_refusals,
+    /// Pings answered by an already-pending pong (§5.5.3 allows answering only the
+    /// most recent ping).
+    pongs_coalesced,
 }
 
 impl Counters {

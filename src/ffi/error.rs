@@ -5,9 +5,11 @@ use std::ffi::{c_char, CString};
 
 use crate::engine::Error;
 
-/// The result of every wsq_ function. The numbers are stable across versions.
+/// The result of every wsq_ function: a uint32_t holding one of these values. The
+/// numbers are stable across versions. WSQ_OK and WSQ_BACKPRESSURE are successes;
+/// every WSQ_ERR_* is a failure that did nothing (unless its text says otherwise).
 #[allow(non_camel_case_types)]
-#[repr(C)]
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum wsq_result_t {
     /// Success.
@@ -18,7 +20,8 @@ pub enum wsq_result_t {
     WSQ_ERR_NOT_FOUND = 2,
     /// The connection is closing or closed: nothing more can be sent.
     WSQ_ERR_CLOSED = 3,
-    /// The connection's send queue is over its limit; wait for WSQ_EVENT_DRAIN.
+    /// Refused: the message would take the connection over send_queue_hard_limit, or
+    /// the server over max_buffered_bytes; wait for WSQ_EVENT_DRAIN.
     WSQ_ERR_QUEUE_FULL = 4,
     /// The server is stopping or stopped.
     WSQ_ERR_STOPPED = 5,
@@ -31,6 +34,9 @@ pub enum wsq_result_t {
     /// An internal bug was caught at the boundary (a Rust panic); the call did nothing
     /// or did part of its work. Please report it with wsq_last_error's text.
     WSQ_ERR_PANIC = 9,
+    /// Not an error: the message was accepted, and the connection's buffered amount is
+    /// now over send_queue_soft_limit. Send no more to it until WSQ_EVENT_DRAIN.
+    WSQ_BACKPRESSURE = 100,
 }
 
 use wsq_result_t::*;
@@ -66,16 +72,44 @@ pub fn invalid(message: &str) -> wsq_result_t {
     WSQ_ERR_INVALID_ARGUMENT
 }
 
-/// A static, NUL-terminated description of a result code. Never NULL; the string
-/// lives for the whole program and must not be freed. Thread-safe.
+/// The code with this number, if there is one. Values that come from C are integers,
+/// never trusted to be a valid enum (an invalid enum value is undefined behaviour).
+pub fn result_from_u32(code: u32) -> Option<wsq_result_t> {
+    const ALL: [wsq_result_t; 11] = [
+        WSQ_OK,
+        WSQ_ERR_INVALID_ARGUMENT,
+        WSQ_ERR_NOT_FOUND,
+        WSQ_ERR_CLOSED,
+        WSQ_ERR_QUEUE_FULL,
+        WSQ_ERR_STOPPED,
+        WSQ_ERR_INVALID_STATE,
+        WSQ_ERR_IO,
+        WSQ_ERR_BAD_HANDLE,
+        WSQ_ERR_PANIC,
+        WSQ_BACKPRESSURE,
+    ];
+    ALL.into_iter().find(|c| *c as u32 == code)
+}
+
+/// A static, NUL-terminated description of any result number (an unknown number
+/// gives "unknown result code"). Never NULL; the string lives for the whole program
+/// and must not be freed. Thread-safe.
 #[no_mangle]
-pub extern "C" fn wsq_strerror(code: wsq_result_t) -> *const c_char {
+pub extern "C" fn wsq_strerror(code: u32) -> *const c_char {
+    super::panic::guard_or(c"internal error".as_ptr(), || strerror(code))
+}
+
+fn strerror(code: u32) -> *const c_char {
+    let Some(code) = result_from_u32(code) else {
+        return c"unknown result code".as_ptr();
+    };
     let text: &'static [u8] = match code {
         WSQ_OK => b"success\0",
+        WSQ_BACKPRESSURE => b"accepted; the connection is over its soft send limit\0",
         WSQ_ERR_INVALID_ARGUMENT => b"invalid argument\0",
         WSQ_ERR_NOT_FOUND => b"no such connection\0",
         WSQ_ERR_CLOSED => b"connection is closing or closed\0",
-        WSQ_ERR_QUEUE_FULL => b"send queue is full\0",
+        WSQ_ERR_QUEUE_FULL => b"send queue is full (hard limit or server budget)\0",
         WSQ_ERR_STOPPED => b"server is stopped\0",
         WSQ_ERR_INVALID_STATE => b"invalid state for this call\0",
         WSQ_ERR_IO => b"operating system error\0",
@@ -90,5 +124,9 @@ pub extern "C" fn wsq_strerror(code: wsq_result_t) -> *const c_char {
 /// call on the same thread; copy it if you need it longer.
 #[no_mangle]
 pub extern "C" fn wsq_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    super::panic::guard_or(c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|e| e.borrow().as_ptr())
+            .unwrap_or(c"".as_ptr())
+    })
 }

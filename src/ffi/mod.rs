@@ -23,17 +23,19 @@ use std::time::Duration;
 use error::wsq_result_t::{self, *};
 use error::{from_engine, invalid, set_last_error};
 use handle::{new_handle, server_of, take_server, wsq_server_t};
-use panic::{guard, guard_void};
+use panic::{guard, guard_or, guard_void};
 use types::*;
 
-use crate::engine::{Config, ConnId, SlowConsumerPolicy};
+use crate::engine::{Config, ConnId, SendStatus, SlowConsumerPolicy};
 use crate::protocol::MessageKind;
 use crate::server::Server;
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
 pub extern "C" fn wsq_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+    guard_or(c"".as_ptr(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+    })
 }
 
 // ---- argument checking ----------------------------------------------------------------
@@ -124,6 +126,13 @@ fn call(body: impl FnOnce() -> Result<(), wsq_result_t>) -> wsq_result_t {
     })
 }
 
+fn send_status(status: SendStatus) -> wsq_result_t {
+    match status {
+        SendStatus::Accepted => WSQ_OK,
+        SendStatus::Backpressure => WSQ_BACKPRESSURE,
+    }
+}
+
 // ---- configuration and lifecycle --------------------------------------------------------
 
 /// Fills `config` with the defaults (see each field). `config` is written, not read.
@@ -143,15 +152,18 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             max_headers: d.max_headers as u32,
             max_frame_size: d.max_frame_size,
             max_message_size: d.max_message_size,
-            send_queue_limit: d.send_queue_limit as u64,
+            send_queue_soft_limit: d.send_queue_soft_limit as u64,
+            send_queue_hard_limit: d.send_queue_hard_limit as u64,
             send_queue_low_water: d.send_queue_low_water as u64,
             slow_consumer: WSQ_SLOW_CONSUMER_REJECT,
+            max_buffered_bytes: d.max_buffered_bytes as u64,
             event_queue_capacity: d.event_queue_capacity as u32,
             handshake_timeout_ms: d.handshake_timeout.map_or(0, |t| t.as_millis() as u32),
             idle_timeout_ms: d.idle_timeout.map_or(0, |t| t.as_millis() as u32),
             ping_interval_ms: d.ping_interval.map_or(0, |t| t.as_millis() as u32),
             pong_timeout_ms: d.pong_timeout.as_millis() as u32,
             close_timeout_ms: d.close_timeout.as_millis() as u32,
+            failure_grace_ms: d.failure_grace.as_millis() as u32,
             manual_accept: d.manual_accept,
             deliver_ping_pong: d.deliver_ping_pong,
             subprotocols: std::ptr::null(),
@@ -201,15 +213,18 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
         max_headers: c.max_headers as usize,
         max_frame_size: c.max_frame_size,
         max_message_size: c.max_message_size,
-        send_queue_limit: usize::try_from(c.send_queue_limit).unwrap_or(usize::MAX),
+        send_queue_soft_limit: usize::try_from(c.send_queue_soft_limit).unwrap_or(usize::MAX),
+        send_queue_hard_limit: usize::try_from(c.send_queue_hard_limit).unwrap_or(usize::MAX),
         send_queue_low_water: usize::try_from(c.send_queue_low_water).unwrap_or(usize::MAX),
         slow_consumer,
+        max_buffered_bytes: usize::try_from(c.max_buffered_bytes).unwrap_or(usize::MAX),
         event_queue_capacity: c.event_queue_capacity as usize,
         handshake_timeout: millis(c.handshake_timeout_ms),
         idle_timeout: millis(c.idle_timeout_ms),
         ping_interval: millis(c.ping_interval_ms),
         pong_timeout: millis(c.pong_timeout_ms).unwrap_or(defaults.pong_timeout),
         close_timeout: millis(c.close_timeout_ms).unwrap_or(defaults.close_timeout),
+        failure_grace: Duration::from_millis(c.failure_grace_ms as u64),
         manual_accept: c.manual_accept,
         deliver_ping_pong: c.deliver_ping_pong,
         // SAFETY: as above.
@@ -361,6 +376,9 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
             unsent_messages: st.unsent_messages,
             read_pauses: st.read_pauses,
             accept_errors: st.accept_errors,
+            backpressure_reports: st.backpressure_reports,
+            budget_refusals: st.budget_refusals,
+            pongs_coalesced: st.pongs_coalesced,
         };
         write_out(out, c, "out")
     })
@@ -426,11 +444,14 @@ pub extern "C" fn wsq_events_release(events: *mut wsq_event_t, count: usize) {
 // ---- sending -------------------------------------------------------------------------------
 
 /// Sends one message (`kind` WSQ_MESSAGE_TEXT, which must be valid UTF-8, or
-/// WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is copied or
-/// written before the call returns. Thread-safe; messages to one connection go out in
-/// call order and never interleave. Errors: WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
-/// WSQ_ERR_QUEUE_FULL (see wsq_config_t.slow_consumer), WSQ_ERR_INVALID_STATE
-/// (before open), WSQ_ERR_STOPPED.
+/// WSQ_MESSAGE_BINARY) to `conn`. `data` (NULL allowed when len is 0) is borrowed for
+/// the call only: it is written or copied before the call returns. Thread-safe;
+/// messages to one connection go out in call order and never interleave.
+/// Accepted: WSQ_OK, or WSQ_BACKPRESSURE when the connection's buffered amount is now
+/// over send_queue_soft_limit (stop sending to it until WSQ_EVENT_DRAIN). Refused:
+/// WSQ_ERR_QUEUE_FULL (over send_queue_hard_limit or max_buffered_bytes; see
+/// wsq_config_t.slow_consumer), WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
+/// WSQ_ERR_INVALID_STATE (before open), WSQ_ERR_STOPPED, WSQ_ERR_INVALID_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn wsq_send(
     server: *const wsq_server_t,
@@ -439,13 +460,78 @@ pub extern "C" fn wsq_send(
     data: *const c_void,
     len: usize,
 ) -> wsq_result_t {
-    call(|| {
+    guard(|| {
         // SAFETY: handle checked by `live`; buffer per the documented contract.
-        let s = unsafe { live(server)? };
+        let s = match unsafe { live(server) } {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        send_one(&s, conn, kind, data, len)
+    })
+}
+
+fn send_one(s: &Server, conn: u64, kind: u32, data: *const c_void, len: usize) -> wsq_result_t {
+    let result = (|| {
         let kind = message_kind(kind)?;
+        // SAFETY: buffer per the documented contract.
         let data = unsafe { bytes(data as *const u8, len)? };
         check_text(kind, data)?;
         s.send(ConnId(conn), kind, data).map_err(from_engine)
+    })();
+    match result {
+        Ok(status) => send_status(status),
+        Err(code) => code,
+    }
+}
+
+/// Sends `count` messages, each as wsq_send would, in array order, in one call (one
+/// crossing of the boundary for many messages: for bindings whose per-call cost is
+/// high). Each item's `result` receives that message's outcome. Returns WSQ_OK when
+/// every item was attempted (look at each `result`), WSQ_ERR_INVALID_ARGUMENT if
+/// `items` is NULL with a non-zero count, WSQ_ERR_BAD_HANDLE for a freed server.
+#[no_mangle]
+pub extern "C" fn wsq_send_batch(
+    server: *const wsq_server_t,
+    items: *mut wsq_send_item_t,
+    count: usize,
+) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if count == 0 {
+            return Ok(());
+        }
+        if items.is_null() {
+            return Err(invalid("items is NULL but count is not 0"));
+        }
+        if count > isize::MAX as usize / std::mem::size_of::<wsq_send_item_t>() {
+            return Err(invalid("count is too large"));
+        }
+        // SAFETY: the caller passes an array of `count` items.
+        let items = unsafe { std::slice::from_raw_parts_mut(items, count) };
+        for item in items {
+            item.result = send_one(&s, item.conn, item.kind, item.data, item.len) as u32;
+        }
+        Ok(())
+    })
+}
+
+/// Writes to `*bytes` how many bytes are accepted for `conn` and not yet written to
+/// its socket (its buffered amount, compared with the send_queue_* limits).
+#[no_mangle]
+pub extern "C" fn wsq_buffered_amount(
+    server: *const wsq_server_t,
+    conn: u64,
+    bytes: *mut u64,
+) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        if bytes.is_null() {
+            return Err(invalid("bytes is NULL"));
+        }
+        let n = s.buffered_amount(ConnId(conn)).map_err(from_engine)?;
+        write_out(bytes, n as u64, "bytes")
     })
 }
 
@@ -488,8 +574,10 @@ pub extern "C" fn wsq_close(
 }
 
 /// Sends one message to every open connection (`conns` NULL) or to the `conn_count`
-/// ids in `conns`, encoding the frame once. Connections that are closing, gone or over
-/// their queue limit are skipped. `*delivered` (may be NULL) receives how many took it.
+/// ids in `conns` (borrowed for the call), encoding the frame once. Connections that
+/// are closing, gone, or would go over their hard limit (or the server's budget) are
+/// skipped; one over its soft limit takes the message and gets WSQ_EVENT_DRAIN later.
+/// `*delivered` (may be NULL) receives how many took it.
 #[no_mangle]
 pub extern "C" fn wsq_broadcast(
     server: *const wsq_server_t,

@@ -8,8 +8,14 @@ use super::error::{set_last_error, wsq_result_t};
 /// Runs `body`, turning a panic into `WSQ_ERR_PANIC` with the panic message recorded
 /// as the thread's last error.
 pub fn guard(body: impl FnOnce() -> wsq_result_t) -> wsq_result_t {
+    guard_or(wsq_result_t::WSQ_ERR_PANIC, body)
+}
+
+/// Runs `body`, returning `on_panic` (after recording the panic as the thread's last
+/// error) if it panics. For functions that return a pointer or a value, not a code.
+pub fn guard_or<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(code) => code,
+        Ok(value) => value,
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()
@@ -17,7 +23,7 @@ pub fn guard(body: impl FnOnce() -> wsq_result_t) -> wsq_result_t {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             set_last_error(&format!("internal error: {message}"));
-            wsq_result_t::WSQ_ERR_PANIC
+            on_panic
         }
     }
 }

@@ -7,25 +7,26 @@ pub const WSQ_MESSAGE_TEXT: u32 = 1;
 /// wsq_send / wsq_broadcast: a binary message.
 pub const WSQ_MESSAGE_BINARY: u32 = 2;
 
-/// wsq_event_t.type: the handshake completed; path, remote_addr, subprotocol and
+/// wsq_event_t.event_type: the handshake completed; path, remote_addr, subprotocol and
 /// headers are set.
 pub const WSQ_EVENT_OPEN: u32 = 1;
-/// wsq_event_t.type: a complete message in data/len; message_kind says text or binary.
+/// wsq_event_t.event_type: a complete message in data/len; message_kind says text or binary.
 pub const WSQ_EVENT_MESSAGE: u32 = 2;
-/// wsq_event_t.type: the connection is gone (always its last event); close_code,
+/// wsq_event_t.event_type: the connection is gone (always its last event); close_code,
 /// reason, clean and unsent_messages are set.
 pub const WSQ_EVENT_CLOSE: u32 = 3;
-/// wsq_event_t.type: the send queue fell to the low-water mark after WSQ_ERR_QUEUE_FULL.
+/// wsq_event_t.event_type: the connection's buffered amount fell to
+/// send_queue_low_water after a send returned WSQ_BACKPRESSURE or WSQ_ERR_QUEUE_FULL.
 pub const WSQ_EVENT_DRAIN: u32 = 4;
-/// wsq_event_t.type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
+/// wsq_event_t.event_type: manual-accept mode: answer with wsq_accept or wsq_reject. Same
 /// fields as WSQ_EVENT_OPEN (subprotocol is the server's would-be choice).
 pub const WSQ_EVENT_UPGRADE_REQUEST: u32 = 5;
-/// wsq_event_t.type: a ping arrived (already answered); payload in data/len.
+/// wsq_event_t.event_type: a ping arrived (already answered); payload in data/len.
 pub const WSQ_EVENT_PING: u32 = 6;
-/// wsq_event_t.type: a pong arrived; payload in data/len.
+/// wsq_event_t.event_type: a pong arrived; payload in data/len.
 pub const WSQ_EVENT_PONG: u32 = 7;
 
-/// wsq_config_t.slow_consumer: a send over the queue limit fails with WSQ_ERR_QUEUE_FULL.
+/// wsq_config_t.slow_consumer: a send over the hard limit fails with WSQ_ERR_QUEUE_FULL.
 pub const WSQ_SLOW_CONSUMER_REJECT: u32 = 0;
 /// wsq_config_t.slow_consumer: ...and the connection is also closed (code 1008).
 pub const WSQ_SLOW_CONSUMER_CLOSE: u32 = 1;
@@ -53,13 +54,23 @@ pub struct wsq_config_t {
     pub max_frame_size: u64,
     /// Largest message; over it close 1009. Default 16 MiB.
     pub max_message_size: u64,
-    /// Bytes queued per connection before sends fail with WSQ_ERR_QUEUE_FULL (one
-    /// message larger than this still goes into an empty queue). Default 16 MiB.
-    pub send_queue_limit: u64,
-    /// WSQ_EVENT_DRAIN fires when a refused connection's queue falls to this. Default 1 MiB.
+    /// Buffered bytes per connection over which an accepted send returns
+    /// WSQ_BACKPRESSURE (and the connection is not read until WSQ_EVENT_DRAIN).
+    /// Default 1 MiB.
+    pub send_queue_soft_limit: u64,
+    /// Buffered bytes per connection over which a send is refused with
+    /// WSQ_ERR_QUEUE_FULL (one message larger than this still goes into an empty
+    /// queue). At least send_queue_soft_limit. Default 64 MiB.
+    pub send_queue_hard_limit: u64,
+    /// WSQ_EVENT_DRAIN fires when a connection that reported backpressure gets its
+    /// buffered amount down to this. At most send_queue_soft_limit. Default 256 KiB.
     pub send_queue_low_water: u64,
-    /// WSQ_SLOW_CONSUMER_REJECT (default) or WSQ_SLOW_CONSUMER_CLOSE.
+    /// What a send refused at the hard limit also does: WSQ_SLOW_CONSUMER_REJECT
+    /// (default: nothing more) or WSQ_SLOW_CONSUMER_CLOSE (close with 1008).
     pub slow_consumer: u32,
+    /// Buffered bytes over all connections over which sends are refused with
+    /// WSQ_ERR_QUEUE_FULL (counted in budget_refusals). Default 1 GiB.
+    pub max_buffered_bytes: u64,
     /// Queued events beyond which reactors stop reading sockets. Default 65536.
     pub event_queue_capacity: u32,
     /// Milliseconds from accept to a complete handshake; 0 = off. Default 10000.
@@ -70,8 +81,14 @@ pub struct wsq_config_t {
     pub ping_interval_ms: u32,
     /// A pinged peer silent this long is dropped (close event 1006). Default 10000.
     pub pong_timeout_ms: u32,
-    /// How long to wait for the peer to finish the closing handshake. Default 5000.
+    /// How long to wait for the peer to finish the closing handshake, counted from
+    /// when our close frame was written. Default 5000.
     pub close_timeout_ms: u32,
+    /// When a peer's protocol error or close comes after complete messages, those
+    /// messages are delivered first and our close frame waits until the application
+    /// has polled past them (its replies go out first), or at most this long.
+    /// Default 250; 0 = do not wait.
+    pub failure_grace_ms: u32,
     /// Emit WSQ_EVENT_UPGRADE_REQUEST and wait for wsq_accept/wsq_reject. Default false.
     pub manual_accept: bool,
     /// Also emit WSQ_EVENT_PING / WSQ_EVENT_PONG. Default false.
@@ -166,7 +183,7 @@ pub struct wsq_stats_t {
     pub protocol_errors: u64,
     /// Connections failed with 1009.
     pub too_big: u64,
-    /// Sends refused with WSQ_ERR_QUEUE_FULL.
+    /// Sends refused at a connection's hard limit (WSQ_ERR_QUEUE_FULL).
     pub queue_full: u64,
     pub slow_consumer_closes: u64,
     pub idle_timeouts: u64,
@@ -176,4 +193,27 @@ pub struct wsq_stats_t {
     /// Times reading paused because the event queue was full.
     pub read_pauses: u64,
     pub accept_errors: u64,
+    /// Sends that returned WSQ_BACKPRESSURE.
+    pub backpressure_reports: u64,
+    /// Sends refused because the server-wide max_buffered_bytes was reached.
+    pub budget_refusals: u64,
+    /// Pings answered by a pong that was already pending (only the latest ping is
+    /// answered, RFC 6455 §5.5.3).
+    pub pongs_coalesced: u64,
+}
+
+/// One message of wsq_send_batch: filled by the caller, except `result`, which the
+/// call writes (what wsq_send would have returned for this message).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsq_send_item_t {
+    pub conn: u64,
+    /// WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY.
+    pub kind: u32,
+    /// Written by wsq_send_batch: WSQ_OK, WSQ_BACKPRESSURE or an error code.
+    pub result: u32,
+    /// The payload, borrowed for the duration of the call (NULL allowed when len is 0).
+    pub data: *const core::ffi::c_void,
+    pub len: usize,
 }
