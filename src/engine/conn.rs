@@ -1,9 +1,10 @@
-//! The application-facing half of a connection: everything a sending thread needs
-//! (socket for direct writes, send queue, closing state), behind one lock. The
-//! reactor-owned half (read state, timers) lives in `reactor.rs`.
+//! The shared half of a connection: the protocol state machine, the socket, and the
+//! send queue, behind one lock, so that any application thread can send while the
+//! owning reactor reads. The reactor-owned half (timers, request info) lives in
+//! `reactor/`.
 
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,80 +12,52 @@ use parking_lot::Mutex;
 
 use super::error::Error;
 use super::event::ConnId;
-use super::send_queue::{Flushed, SendQueue};
+use super::send_queue::{ChunkKind, SendQueue};
 use super::stats::Counters;
 use super::sys;
-use crate::protocol::close::{encode_close_payload, CloseCode, ClosingHandshake};
-use crate::protocol::frame::{server_header, OpCode};
+use crate::protocol::server_connection::{ServerConnection, Settings};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading the HTTP request head.
-    Handshaking,
-    /// Manual-accept mode: waiting for the application's `accept` or `reject`.
-    AwaitingAccept,
-    /// The handshake completed; frames flow.
-    Open,
-    /// The socket is closed (or closing without further sends).
-    Closed,
-}
-
-/// A manual-accept upgrade's negotiated parts, kept until the app answers.
-#[derive(Clone, Debug)]
-pub struct PendingUpgrade {
-    pub accept: String,
-    pub subprotocol: Option<String>,
-    pub offered_subprotocols: Vec<String>,
-}
-
-pub struct WriteState {
-    /// The socket, owned by the reactor; -1 once closed. Closing happens under this
-    /// lock, so a sending thread never writes to a closed (or reused) descriptor.
-    pub fd: RawFd,
-    pub phase: Phase,
-    pub closing: ClosingHandshake,
+pub struct ConnState {
+    /// Every protocol decision about this connection is made by this object.
+    pub ws: ServerConnection,
+    /// The socket. Only the owning reactor closes it (by dropping it, under this
+    /// lock), so a sending thread never writes to a closed or reused descriptor.
+    socket: Option<OwnedFd>,
     pub queue: SendQueue,
     /// The last write hit EAGAIN: wait for the reactor's writability event.
     pub blocked: bool,
-    /// A send was refused for a full queue: report `Drain` at the low-water mark.
+    /// A send reported backpressure or was refused: report `Drain` at the low-water mark.
     pub drain_wanted: bool,
-    /// Half-close TCP once the queue is written (after our close frame or an HTTP
-    /// error response).
-    pub finish_after_flush: bool,
     /// A write failed: the peer is gone; the reactor tears the connection down.
     pub broken: bool,
     /// The slow-consumer policy asked for this connection to be dropped.
     pub abort_requested: bool,
-    pub pending_upgrade: Option<PendingUpgrade>,
+    /// Pongs coalesced already added to the server's counter.
+    pongs_counted: u64,
 }
 
 pub struct ConnShared {
     pub id: ConnId,
     pub reactor: usize,
     pub tag: AtomicU64,
-    /// Milliseconds since engine start at which our close frame was queued (0: not).
-    pub close_sent_at_ms: AtomicU64,
-    pub state: Mutex<WriteState>,
+    pub state: Mutex<ConnState>,
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, reactor: usize, fd: RawFd) -> Arc<ConnShared> {
+    pub fn new(id: ConnId, reactor: usize, settings: Settings) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             id,
             reactor,
             tag: AtomicU64::new(0),
-            close_sent_at_ms: AtomicU64::new(0),
-            state: Mutex::new(WriteState {
-                fd,
-                phase: Phase::Handshaking,
-                closing: ClosingHandshake::new(),
+            state: Mutex::new(ConnState {
+                ws: ServerConnection::new(settings),
+                socket: None,
                 queue: SendQueue::new(),
                 blocked: false,
                 drain_wanted: false,
-                finish_after_flush: false,
                 broken: false,
                 abort_requested: false,
-                pending_upgrade: None,
+                pongs_counted: 0,
             }),
         })
     }
@@ -94,24 +67,65 @@ impl ConnShared {
     }
 }
 
-impl WriteState {
-    /// Writes `header` + `payload` as one frame (or any pre-rendered bytes), directly
-    /// when nothing is queued and the socket is writable, otherwise by queueing a copy.
-    /// Frames of different sends never interleave: a partial direct write queues the
-    /// rest before the lock is released.
-    pub fn write_frame(
+impl ConnState {
+    pub fn attach(&mut self, socket: OwnedFd) {
+        self.socket = Some(socket);
+    }
+
+    pub fn fd(&self) -> Option<RawFd> {
+        self.socket.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Closes the socket (the only place a connection's descriptor is closed).
+    pub fn close_socket(&mut self) {
+        self.socket = None;
+    }
+
+    /// Writes one application message (its header and payload as one frame).
+    pub fn write_message(
         &mut self,
         header: &[u8],
         payload: &[u8],
         stats: &Counters,
     ) -> Result<(), Error> {
-        if self.fd < 0 || self.broken {
+        self.write(header, payload, ChunkKind::Message, stats)
+    }
+
+    /// Queues a pre-encoded message frame shared with other connections (broadcast).
+    pub fn write_shared(&mut self, frame: &Arc<[u8]>, stats: &Counters) -> Result<(), Error> {
+        if self.socket.is_none() || self.broken {
+            return Err(Error::Closed);
+        }
+        if self.queue.is_empty() && !self.blocked {
+            // Same direct path as a single send: usually the whole frame goes out now.
+            return self.write(frame, &[], ChunkKind::Message, stats);
+        }
+        Counters::add(&stats.send_queue_bytes, frame.len() as u64);
+        self.queue.push_shared(frame.clone(), ChunkKind::Message);
+        Ok(())
+    }
+
+    /// Writes `header` + `payload` directly when nothing is queued and the socket is
+    /// writable, otherwise (or for what the socket did not take) queues a copy. Frames
+    /// of different writes never interleave: a partial direct write queues the rest
+    /// before the lock is released.
+    fn write(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        kind: ChunkKind,
+        stats: &Counters,
+    ) -> Result<(), Error> {
+        let Some(fd) = self.fd() else {
+            return Err(Error::Closed);
+        };
+        if self.broken {
             return Err(Error::Closed);
         }
         let total = header.len() + payload.len();
         let mut written = 0;
         if self.queue.is_empty() && !self.blocked {
-            match write_all_or_block(self.fd, header, payload) {
+            match write_all_or_block(fd, header, payload) {
                 Ok(n) => written = n,
                 Err(_) => {
                     self.broken = true;
@@ -120,6 +134,9 @@ impl WriteState {
             }
             Counters::add(&stats.bytes_out, written as u64);
             if written == total {
+                if kind == ChunkKind::Close {
+                    self.ws.on_close_written();
+                }
                 return Ok(());
             }
             self.blocked = true;
@@ -132,69 +149,79 @@ impl WriteState {
             rest.extend_from_slice(&payload[written - header.len()..]);
         }
         Counters::add(&stats.send_queue_bytes, rest.len() as u64);
-        self.queue.push_owned(rest);
+        self.queue.push_owned(rest, kind);
         Ok(())
     }
 
-    /// Writes a close frame carrying `code` (None: empty payload) and `reason`.
-    pub fn write_close(
-        &mut self,
-        code: Option<CloseCode>,
-        reason: &str,
-        stats: &Counters,
-    ) -> Result<(), Error> {
-        let mut payload = Vec::with_capacity(2 + reason.len());
-        if let Some(c) = code {
-            encode_close_payload(c, reason, &mut payload);
+    /// Moves what the protocol wants written (responses and pings, the pending pong,
+    /// our close frame, in that order) to the socket or the queue. The pong is taken
+    /// only while the socket takes writes, so a ping flood against a peer that does not
+    /// read keeps replacing one pending pong instead of queueing more.
+    pub fn pump(&mut self, stats: &Counters) {
+        if let Some(bytes) = self.ws.take_output() {
+            let _ = self.write(&bytes, &[], ChunkKind::Control, stats);
         }
-        let (h, n) = server_header(OpCode::Close, true, payload.len() as u64);
-        self.write_frame(&h[..n], &payload, stats)
+        if !self.blocked {
+            if let Some(pong) = self.ws.take_pong() {
+                let _ = self.write(&pong, &[], ChunkKind::Control, stats);
+            }
+        }
+        let coalesced = self.ws.pongs_coalesced();
+        if coalesced > self.pongs_counted {
+            Counters::add(&stats.pongs_coalesced, coalesced - self.pongs_counted);
+            self.pongs_counted = coalesced;
+        }
+        if let Some(close) = self.ws.take_close_frame() {
+            let _ = self.write(&close, &[], ChunkKind::Close, stats);
+        }
     }
 
-    /// Queues a pre-encoded frame shared with other connections (broadcast).
-    pub fn write_shared(&mut self, frame: &Arc<[u8]>, stats: &Counters) -> Result<(), Error> {
-        if self.fd < 0 || self.broken {
-            return Err(Error::Closed);
-        }
-        if self.queue.is_empty() && !self.blocked {
-            // Same direct path as a single send: usually the whole frame goes out now.
-            return self.write_frame(frame, &[], stats);
-        }
-        Counters::add(&stats.send_queue_bytes, frame.len() as u64);
-        self.queue.push_shared(frame.clone());
-        Ok(())
-    }
-
-    /// Writes queued frames until the queue is empty or the socket blocks.
-    pub fn flush(&mut self, stats: &Counters) -> io::Result<Flushed> {
-        if self.fd < 0 {
-            return Ok(Flushed {
-                bytes: 0,
-                frames: 0,
-                blocked: false,
-            });
-        }
-        let result = self.queue.flush(self.fd);
-        match &result {
+    /// Writes queued frames until the queue is empty or the socket blocks, then what
+    /// the protocol has waiting.
+    pub fn flush(&mut self, stats: &Counters) {
+        let Some(fd) = self.fd() else {
+            return;
+        };
+        match self.queue.flush(fd) {
             Ok(f) => {
                 self.blocked = f.blocked;
                 Counters::add(&stats.bytes_out, f.bytes as u64);
                 Counters::sub(&stats.send_queue_bytes, f.bytes as u64);
+                if f.close_written {
+                    self.ws.on_close_written();
+                }
             }
             Err(_) => self.broken = true,
         }
-        result
+        if !self.blocked && self.ws.has_output() {
+            self.pump(stats);
+        }
     }
 
-    /// Forgets queued frames (the connection is going away); returns how many.
+    /// Half-closes once everything is written and the protocol is finished (§7.1.1:
+    /// the server closes TCP first; the peer still reads what we sent). Returns true
+    /// when it did.
+    pub fn half_close_if_done(&mut self) -> bool {
+        if !self.queue.is_empty() || !self.ws.wants_half_close() {
+            return false;
+        }
+        if let Some(fd) = self.fd() {
+            sys::shutdown_write(fd);
+        }
+        self.ws.on_half_closed();
+        true
+    }
+
+    /// Forgets queued frames (the connection is going away); returns how many
+    /// application messages were never written.
     pub fn discard_queue(&mut self, stats: &Counters) -> usize {
         Counters::sub(&stats.send_queue_bytes, self.queue.bytes() as u64);
         self.queue.clear()
     }
 }
 
-/// One `writev` of header + payload, retried on EINTR; returns bytes written (0 when
-/// the socket would block).
+/// One `writev` of header + payload, retried on EINTR; returns bytes written (less
+/// than the total when the socket would block).
 fn write_all_or_block(fd: RawFd, header: &[u8], payload: &[u8]) -> io::Result<usize> {
     let total = header.len() + payload.len();
     let mut written = 0;

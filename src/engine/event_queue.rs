@@ -8,11 +8,19 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::event::Event;
+use super::event::{ConnId, Event};
 use super::sys::EventFd;
 
+/// What a reactor queues: an event for the application, or a barrier marker (see
+/// `ConnEvent::Barrier`): once a poller has taken it, every event queued before it for
+/// that connection has been taken too, since the queue is first in, first out.
+pub enum Entry {
+    Event(Event),
+    Barrier { conn: ConnId, reactor: usize },
+}
+
 pub struct EventQueue {
-    events: Mutex<VecDeque<Event>>,
+    events: Mutex<VecDeque<Entry>>,
     ready: Condvar,
     /// Mirror of the queue length, so reactors can check for room without the lock.
     len: AtomicUsize,
@@ -63,9 +71,9 @@ impl EventQueue {
         self.readers_paused.store(true, Ordering::Release);
     }
 
-    /// Appends every event in `batch` (leaving it empty) with one lock. Never refuses:
+    /// Appends every entry in `batch` (leaving it empty) with one lock. Never refuses:
     /// the capacity is enforced by reactors not reading while `is_full`.
-    pub fn push_all(&self, batch: &mut Vec<Event>) {
+    pub fn push_all(&self, batch: &mut Vec<Entry>) {
         if batch.is_empty() {
             return;
         }
@@ -91,15 +99,22 @@ impl EventQueue {
         if q.is_empty() {
             self.efd.signal();
         }
-        q.push_back(event);
+        q.push_back(Entry::Event(event));
         self.len.store(q.len(), Ordering::Relaxed);
         drop(q);
         self.ready.notify_one();
     }
 
-    /// Moves up to `max` events into `out`, waiting up to `timeout` (None: forever)
-    /// for the first one. Returns early with nothing once the queue is closed and empty.
-    pub fn pop_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> Popped {
+    /// Moves up to `max` events into `out` (and the barriers met on the way into
+    /// `barriers`), waiting up to `timeout` (None: forever) for the first entry.
+    /// Returns early with nothing once the queue is closed and empty.
+    pub fn pop_batch(
+        &self,
+        out: &mut Vec<Event>,
+        barriers: &mut Vec<(ConnId, usize)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Popped {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = self.events.lock();
         while q.is_empty() && !self.closed.load(Ordering::Acquire) {
@@ -112,8 +127,17 @@ impl EventQueue {
                 }
             }
         }
-        let count = max.min(q.len());
-        out.extend(q.drain(..count));
+        let mut count = 0;
+        while count < max {
+            match q.pop_front() {
+                Some(Entry::Event(e)) => {
+                    out.push(e);
+                    count += 1;
+                }
+                Some(Entry::Barrier { conn, reactor }) => barriers.push((conn, reactor)),
+                None => break,
+            }
+        }
         self.len.store(q.len(), Ordering::Relaxed);
         if q.is_empty() {
             self.efd.clear();
@@ -166,9 +190,9 @@ mod tests {
         q.push(drain_event(2));
         assert!(fd_readable(q.event_fd()));
         let mut out = Vec::new();
-        q.pop_batch(&mut out, 1, Some(Duration::ZERO));
+        q.pop_batch(&mut out, &mut Vec::new(), 1, Some(Duration::ZERO));
         assert!(fd_readable(q.event_fd()), "one event still waits");
-        q.pop_batch(&mut out, 10, Some(Duration::ZERO));
+        q.pop_batch(&mut out, &mut Vec::new(), 10, Some(Duration::ZERO));
         assert!(!fd_readable(q.event_fd()));
         assert_eq!(out.iter().map(|e| e.conn.0).collect::<Vec<_>>(), vec![1, 2]);
     }
@@ -176,7 +200,7 @@ mod tests {
     #[test]
     fn paused_readers_are_resumed_once_the_queue_drains_to_half() {
         let q = EventQueue::new(4).unwrap();
-        let mut batch: Vec<Event> = (0..4).map(drain_event).collect();
+        let mut batch: Vec<Entry> = (0..4).map(|i| Entry::Event(drain_event(i))).collect();
         q.push_all(&mut batch);
         assert!(q.is_full(0));
         assert!(!EventQueue::new(4).unwrap().is_full(3));
@@ -187,17 +211,40 @@ mod tests {
         q.note_readers_paused();
         let mut out = Vec::new();
         assert!(
-            !q.pop_batch(&mut out, 1, None).resume_readers,
+            !q.pop_batch(&mut out, &mut Vec::new(), 1, None)
+                .resume_readers,
             "3 left > half"
         );
         assert!(
-            q.pop_batch(&mut out, 1, None).resume_readers,
+            q.pop_batch(&mut out, &mut Vec::new(), 1, None)
+                .resume_readers,
             "2 left = half"
         );
         assert!(
-            !q.pop_batch(&mut out, 1, None).resume_readers,
+            !q.pop_batch(&mut out, &mut Vec::new(), 1, None)
+                .resume_readers,
             "reported once"
         );
+    }
+
+    #[test]
+    fn barriers_come_out_beside_the_events_before_them_and_do_not_count() {
+        let q = EventQueue::new(8).unwrap();
+        let mut batch = vec![
+            Entry::Event(drain_event(1)),
+            Entry::Barrier {
+                conn: ConnId(1),
+                reactor: 0,
+            },
+            Entry::Event(drain_event(2)),
+        ];
+        q.push_all(&mut batch);
+        let (mut out, mut barriers) = (Vec::new(), Vec::new());
+        assert_eq!(q.pop_batch(&mut out, &mut barriers, 1, None).count, 1);
+        assert!(barriers.is_empty(), "the barrier is after the first event");
+        assert_eq!(q.pop_batch(&mut out, &mut barriers, 1, None).count, 1);
+        assert_eq!(barriers, vec![(ConnId(1), 0)]);
+        assert_eq!(out.iter().map(|e| e.conn.0).collect::<Vec<_>>(), vec![1, 2]);
     }
 
     #[test]
@@ -205,12 +252,20 @@ mod tests {
         let q = std::sync::Arc::new(EventQueue::new(4).unwrap());
         let mut out = Vec::new();
         assert_eq!(
-            q.pop_batch(&mut out, 4, Some(Duration::from_millis(10)))
-                .count,
+            q.pop_batch(
+                &mut out,
+                &mut Vec::new(),
+                4,
+                Some(Duration::from_millis(10))
+            )
+            .count,
             0
         );
         let q2 = q.clone();
-        let waiter = std::thread::spawn(move || q2.pop_batch(&mut Vec::new(), 4, None).count);
+        let waiter = std::thread::spawn(move || {
+            q2.pop_batch(&mut Vec::new(), &mut Vec::new(), 4, None)
+                .count
+        });
         std::thread::sleep(Duration::from_millis(20));
         q.close();
         assert_eq!(waiter.join().unwrap(), 0);

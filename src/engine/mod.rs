@@ -1,10 +1,11 @@
 //! I/O: listeners, epoll reactor threads, per-connection buffers and send queues,
 //! the event queue and timers. The only module that touches file descriptors.
 //!
-//! Data flow: reactors own the sockets and push events to the shared [`EventQueue`];
-//! any application thread sends by locking the target connection's write state and
-//! writing directly (when nothing is queued) or appending to its send queue, which the
-//! owning reactor flushes when the socket becomes writable.
+//! Data flow: reactors own the sockets, run each connection's protocol state machine
+//! (`protocol::server_connection`) and push events to the shared event queue; any
+//! application thread sends by locking the target connection's state and writing
+//! directly (when nothing is queued) or appending to its send queue, which the owning
+//! reactor flushes when the socket becomes writable.
 
 pub mod config;
 mod conn;
@@ -14,13 +15,16 @@ mod event_queue;
 mod reactor;
 mod registry;
 mod send_queue;
+mod shared;
 pub mod static_files;
 pub mod stats;
 mod sys;
+mod timers;
 
+use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,130 +35,45 @@ pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
 pub use stats::Stats;
 
-use conn::{ConnShared, Phase};
+use conn::ConnShared;
 use event_queue::EventQueue;
 use registry::Registry;
+use shared::{Command, EngineShared, ReactorHandle};
 use stats::Counters;
 use sys::EventFd;
 
 use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
-use crate::protocol::frame::{server_header, OpCode};
-use crate::protocol::handshake::{self, HandshakePolicy};
+use crate::protocol::handshake::HandshakePolicy;
 use crate::protocol::http::HeadLimits;
+use crate::protocol::server_connection::{kind_opcode, HandshakeAnswerError, Settings};
 use crate::protocol::{Limits, MessageKind};
 
-/// Connection ids are unique across every server in the process, for its lifetime.
-static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Work handed to a reactor by other threads.
-pub(crate) enum Command {
-    Adopt {
-        shared: Arc<ConnShared>,
-        stream: TcpStream,
-        initial: Vec<u8>,
-    },
-    /// The app accepted; the subprotocol it chose, for the Open event.
-    Accepted(ConnId, Option<String>),
-    Rejected(ConnId),
-    /// Re-examine a connection's write state (abort requested, etc.).
-    Kick(ConnId),
-    /// The event queue has room again: read paused connections.
-    Resume,
-    Shutdown {
-        deadline: Instant,
-    },
+thread_local! {
+    /// Barriers this thread took with its last poll batch: released when it polls
+    /// again (or, through the C ABI, releases the batch), that is, once it has handled
+    /// the events before them.
+    static HELD_BARRIERS: RefCell<Vec<(Weak<EngineShared>, ConnId, usize)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
-pub(crate) struct ReactorHandle {
-    wake: EventFd,
-    commands: Mutex<Vec<Command>>,
-}
-
-pub(crate) struct EngineShared {
-    config: Config,
-    policy: HandshakePolicy,
-    head_limits: HeadLimits,
-    limits: Limits,
-    registry: Registry,
-    events: EventQueue,
-    stats: Counters,
-    reactors: Vec<ReactorHandle>,
-    stopping: AtomicBool,
-    next_reactor: AtomicUsize,
-    epoch: Instant,
-}
-
-impl EngineShared {
-    fn next_conn_id(&self) -> ConnId {
-        ConnId(NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Milliseconds since start, never 0 (0 means "not set" in atomics).
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
-    }
-
-    fn command(&self, reactor: usize, command: Command) {
-        let handle = &self.reactors[reactor];
-        handle.commands.lock().push(command);
-        handle.wake.signal();
-    }
-
-    /// Refuses a frame of `frame_len` bytes that would take the connection over its
-    /// hard limit or the server over its buffer budget. An empty queue always takes
-    /// one frame, so a message larger than the limits can still be sent.
-    fn admit(&self, st: &mut conn::WriteState, frame_len: usize) -> Result<(), Error> {
-        let queued = st.queue.bytes();
-        if queued == 0 {
-            return Ok(());
+/// Releases the barriers the calling thread holds (see `HELD_BARRIERS`).
+pub fn release_held_barriers() {
+    let held = HELD_BARRIERS
+        .try_with(|h| std::mem::take(&mut *h.borrow_mut()))
+        .unwrap_or_default();
+    for (engine, conn, reactor) in held {
+        if let Some(engine) = engine.upgrade() {
+            engine.command(reactor, Command::ReleaseBarrier(conn));
         }
-        if queued + frame_len > self.config.send_queue_hard_limit {
-            Counters::add(&self.stats.queue_full, 1);
-            st.drain_wanted = true;
-            return Err(Error::QueueFull);
-        }
-        let total = self.stats.send_queue_bytes.load(Ordering::Relaxed) as usize;
-        if total + frame_len > self.config.max_buffered_bytes {
-            Counters::add(&self.stats.budget_refusals, 1);
-            st.drain_wanted = true;
-            return Err(Error::QueueFull);
-        }
-        Ok(())
-    }
-
-    /// After a frame was accepted: over the soft limit, report backpressure and ask for
-    /// a `Drain` event at the low-water mark.
-    fn status_after_send(&self, st: &mut conn::WriteState) -> SendStatus {
-        if st.queue.bytes() > self.config.send_queue_soft_limit {
-            Counters::add(&self.stats.backpressure_reports, 1);
-            st.drain_wanted = true;
-            SendStatus::Backpressure
-        } else {
-            SendStatus::Accepted
-        }
-    }
-
-    /// Queues our close frame on an open connection unless one was already sent.
-    fn close_locked(&self, conn: &ConnShared, code: CloseCode, reason: &str) -> bool {
-        let mut st = conn.state.lock();
-        if st.phase != Phase::Open || st.closing.on_send_close().is_err() {
-            return false;
-        }
-        let _ = st.write_close(Some(code), reason, &self.stats);
-        conn.close_sent_at_ms
-            .store(self.now_ms(), Ordering::Relaxed);
-        true
     }
 }
 
 /// A running engine: listeners, reactor threads, and the event queue.
 pub struct Engine {
     shared: Arc<EngineShared>,
+    /// Held while a stop joins the reactors, so concurrent stops all return when done.
     threads: Mutex<Vec<JoinHandle<()>>>,
     local_addrs: Vec<SocketAddr>,
-    /// Kept open until the reactors have exited, so no reactor ever accepts on a
-    /// descriptor number that was closed and reused.
-    _listeners: Arc<Vec<TcpListener>>,
 }
 
 impl Engine {
@@ -183,18 +102,21 @@ impl Engine {
                 commands: Mutex::new(Vec::new()),
             });
         }
+        let listeners = Arc::new(listeners);
         let shared = Arc::new(EngineShared {
-            policy: HandshakePolicy {
-                allowed_origins: config.allowed_origins.clone(),
-                subprotocols: config.subprotocols.clone(),
-            },
-            head_limits: HeadLimits {
-                max_head_bytes: config.max_head_bytes,
-                max_headers: config.max_headers,
-            },
-            limits: Limits {
-                max_frame_size: config.max_frame_size,
-                max_message_size: config.max_message_size,
+            settings: Settings {
+                head_limits: HeadLimits {
+                    max_head_bytes: config.max_head_bytes,
+                    max_headers: config.max_headers,
+                },
+                limits: Limits {
+                    max_frame_size: config.max_frame_size,
+                    max_message_size: config.max_message_size,
+                },
+                policy: HandshakePolicy {
+                    allowed_origins: config.allowed_origins.clone(),
+                    subprotocols: config.subprotocols.clone(),
+                },
             },
             events: EventQueue::new(config.event_queue_capacity)?,
             registry: Registry::new(),
@@ -203,9 +125,9 @@ impl Engine {
             stopping: AtomicBool::new(false),
             next_reactor: AtomicUsize::new(0),
             epoch: Instant::now(),
+            listeners: Mutex::new(Some(listeners.clone())),
             config,
         });
-        let listeners = Arc::new(listeners);
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
             let reactor = reactor::Reactor::new(index, shared.clone(), listeners.clone())?;
@@ -218,7 +140,6 @@ impl Engine {
             shared,
             threads: Mutex::new(handles),
             local_addrs,
-            _listeners: listeners,
         })
     }
 
@@ -236,14 +157,40 @@ impl Engine {
 
     /// Moves up to `max` events into `out`; waits up to `timeout` (None: until one
     /// arrives or the server stops) for the first. Returns how many were added.
+    ///
+    /// Calling it again means the caller has handled the previous batch: barriers
+    /// taken with that batch are released first (see `ConnEvent::Barrier`).
     pub fn poll_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> usize {
-        let popped = self.shared.events.pop_batch(out, max, timeout);
-        if popped.resume_readers {
-            for i in 0..self.shared.reactors.len() {
-                self.shared.command(i, Command::Resume);
+        release_held_barriers();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut barriers = Vec::new();
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let popped = self.shared.events.pop_batch(out, &mut barriers, max, left);
+            if popped.resume_readers {
+                for i in 0..self.shared.reactors.len() {
+                    self.shared.command(i, Command::Resume);
+                }
             }
+            if popped.count == 0 && !barriers.is_empty() {
+                // Only barriers: everything before them was handled in earlier batches.
+                for (conn, reactor) in barriers.drain(..) {
+                    self.shared.command(reactor, Command::ReleaseBarrier(conn));
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return 0;
+                }
+                continue;
+            }
+            if !barriers.is_empty() {
+                let weak = Arc::downgrade(&self.shared);
+                let _ = HELD_BARRIERS.try_with(|h| {
+                    h.borrow_mut()
+                        .extend(barriers.drain(..).map(|(c, r)| (weak.clone(), c, r)))
+                });
+            }
+            return popped.count;
         }
-        popped.count
     }
 
     fn conn(&self, id: ConnId) -> Result<Arc<ConnShared>, Error> {
@@ -264,22 +211,14 @@ impl Engine {
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         self.check_running()?;
         let conn = self.conn(id)?;
-        let opcode = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
-        let (h, n) = server_header(opcode, true, payload.len() as u64);
         let mut st = conn.state.lock();
-        match st.phase {
-            Phase::Open => {}
-            Phase::Closed => return Err(Error::Closed),
-            Phase::Handshaking | Phase::AwaitingAccept => {
-                return Err(Error::InvalidState("the connection is not open yet"))
-            }
+        if !st.ws.is_open_or_later() {
+            return Err(Error::InvalidState("the connection is not open yet"));
         }
-        if !st.closing.can_send_data() {
-            return Err(Error::Closed);
-        }
+        let (h, n) = st
+            .ws
+            .message_header(kind, payload.len())
+            .map_err(|_| Error::Closed)?;
         if let Err(e) = self.shared.admit(&mut st, n + payload.len()) {
             if self.shared.config.slow_consumer == SlowConsumerPolicy::Close
                 && matches!(e, Error::QueueFull)
@@ -291,7 +230,7 @@ impl Engine {
             }
             return Err(e);
         }
-        st.write_frame(&h[..n], payload, &self.shared.stats)?;
+        st.write_message(&h[..n], payload, &self.shared.stats)?;
         Counters::add(&self.shared.stats.messages_out, 1);
         Ok(self.shared.status_after_send(&mut st))
     }
@@ -312,18 +251,12 @@ impl Engine {
         }
         let conn = self.conn(id)?;
         let mut st = conn.state.lock();
-        if st.phase != Phase::Open {
-            return Err(if st.phase == Phase::Closed {
-                Error::Closed
-            } else {
-                Error::InvalidState("the connection is not open yet")
-            });
+        if !st.ws.is_open_or_later() {
+            return Err(Error::InvalidState("the connection is not open yet"));
         }
-        if !st.closing.can_send_data() {
-            return Err(Error::Closed);
-        }
-        let (h, n) = server_header(OpCode::Ping, true, payload.len() as u64);
-        st.write_frame(&h[..n], payload, &self.shared.stats)
+        st.ws.ping(payload).map_err(|_| Error::Closed)?;
+        st.pump(&self.shared.stats);
+        Ok(())
     }
 
     /// Starts the closing handshake with `code` (valid on the wire: 1000-1003,
@@ -341,27 +274,24 @@ impl Engine {
         }
         let conn = self.conn(id)?;
         {
-            let st = conn.state.lock();
-            match st.phase {
-                Phase::Open => {}
-                Phase::Closed => return Err(Error::Closed),
-                _ => {
-                    return Err(Error::InvalidState(
-                        "use reject for a connection awaiting accept",
-                    ))
-                }
+            let mut st = conn.state.lock();
+            if !st.ws.is_open_or_later() {
+                return Err(Error::InvalidState(
+                    "use reject for a connection awaiting accept",
+                ));
             }
+            st.ws
+                .close(CloseCode(code), reason)
+                .map_err(|_| Error::Closed)?;
+            st.pump(&self.shared.stats);
         }
-        if self.shared.close_locked(&conn, CloseCode(code), reason) {
-            Ok(())
-        } else {
-            Err(Error::Closed)
-        }
+        self.shared.command(conn.reactor, Command::Kick(id));
+        Ok(())
     }
 
     /// Sends one message to every open connection (`targets == None`) or to the given
     /// ones, encoding the frame once. Returns how many connections accepted it;
-    /// connections that are closing, gone or over their queue limit are skipped.
+    /// connections that are closing, gone or over their hard limit are skipped.
     pub fn broadcast(
         &self,
         kind: MessageKind,
@@ -369,11 +299,8 @@ impl Engine {
         targets: Option<&[ConnId]>,
     ) -> Result<usize, Error> {
         self.check_running()?;
-        let opcode = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
-        let (h, n) = server_header(opcode, true, payload.len() as u64);
+        let (h, n) =
+            crate::protocol::frame::server_header(kind_opcode(kind), true, payload.len() as u64);
         let mut frame = Vec::with_capacity(n + payload.len());
         frame.extend_from_slice(&h[..n]);
         frame.extend_from_slice(payload);
@@ -388,7 +315,7 @@ impl Engine {
         let mut delivered = 0;
         for conn in conns {
             let mut st = conn.state.lock();
-            if st.phase != Phase::Open || !st.closing.can_send_data() {
+            if !st.ws.is_open_or_later() || !st.ws.can_send() {
                 continue;
             }
             if self.shared.admit(&mut st, frame.len()).is_err() {
@@ -423,28 +350,12 @@ impl Engine {
     ) -> Result<(), Error> {
         self.check_running()?;
         let conn = self.conn(id)?;
-        let mut st = conn.state.lock();
-        if st.phase != Phase::AwaitingAccept {
-            return Err(Error::InvalidState("the connection is not awaiting accept"));
-        }
-        let pending = st
-            .pending_upgrade
-            .as_ref()
-            .expect("awaiting accept has a pending upgrade");
-        let chosen = match subprotocol {
-            None => pending.subprotocol.clone(),
-            Some(p) if pending.offered_subprotocols.iter().any(|o| o == p) => Some(p.to_string()),
-            Some(_) => {
-                return Err(Error::InvalidArgument(
-                    "subprotocol was not offered by the client",
-                ))
-            }
+        let chosen = {
+            let mut st = conn.state.lock();
+            let chosen = st.ws.accept(subprotocol, headers).map_err(answer_error)?;
+            st.pump(&self.shared.stats);
+            chosen
         };
-        let response = handshake::render_accept(&pending.accept, chosen.as_deref(), headers);
-        st.pending_upgrade = None;
-        st.write_frame(&response, &[], &self.shared.stats)?;
-        st.phase = Phase::Open;
-        drop(st);
         self.shared
             .command(conn.reactor, Command::Accepted(id, chosen));
         Ok(())
@@ -456,17 +367,13 @@ impl Engine {
             return Err(Error::InvalidArgument("reject status must be 400-599"));
         }
         let conn = self.conn(id)?;
-        let mut st = conn.state.lock();
-        if st.phase != Phase::AwaitingAccept {
-            return Err(Error::InvalidState("the connection is not awaiting accept"));
+        {
+            let mut st = conn.state.lock();
+            st.ws
+                .reject(status, body.as_bytes())
+                .map_err(answer_error)?;
+            st.pump(&self.shared.stats);
         }
-        st.pending_upgrade = None;
-        let response =
-            handshake::render_response(status, &[], "text/plain; charset=utf-8", body.as_bytes());
-        let _ = st.write_frame(&response, &[], &self.shared.stats);
-        st.phase = Phase::Closed;
-        st.finish_after_flush = true;
-        drop(st);
         Counters::add(&self.shared.stats.rejected_by_app, 1);
         self.shared.command(conn.reactor, Command::Rejected(id));
         Ok(())
@@ -478,14 +385,14 @@ impl Engine {
     pub fn adopt(&self, stream: TcpStream, initial: &[u8]) -> Result<ConnId, Error> {
         self.check_running()?;
         Counters::add(&self.shared.stats.tcp_accepted, 1);
-        let id = self.shared.next_conn_id();
         let reactor =
             self.shared.next_reactor.fetch_add(1, Ordering::Relaxed) % self.shared.reactors.len();
-        let shared = ConnShared::new(id, reactor, -1);
+        let conn = self.shared.new_conn(reactor);
+        let id = conn.id;
         self.shared.command(
             reactor,
             Command::Adopt {
-                shared,
+                shared: conn,
                 stream,
                 initial: initial.to_vec(),
             },
@@ -497,26 +404,41 @@ impl Engine {
         self.shared.stats.snapshot(self.shared.events.len() as u64)
     }
 
-    /// Graceful shutdown: stop accepting, send close 1001 to every connection after
-    /// its queued messages, wait up to `timeout` for them to close, then drop the rest
-    /// (their `Close` events report unsent messages). Events stay pollable afterwards.
+    /// Graceful shutdown: close the listeners, send close 1001 to every connection
+    /// after its queued messages, wait up to `timeout` for them to close, then drop the
+    /// rest (their `Close` events report unsent messages). Events stay pollable
+    /// afterwards. Every caller, concurrent ones included, returns once it is done.
     pub fn stop(&self, timeout: Duration) {
+        let mut threads = self.threads.lock();
         let first = !self.shared.stopping.swap(true, Ordering::AcqRel);
         if first {
             let deadline = Instant::now() + timeout;
+            // The reactors let go of their copies as they process this.
+            self.shared.listeners.lock().take();
             for i in 0..self.shared.reactors.len() {
                 self.shared.command(i, Command::Shutdown { deadline });
             }
         }
-        let handles = std::mem::take(&mut *self.threads.lock());
-        for h in handles {
+        for h in threads.drain(..) {
             let _ = h.join();
         }
+        drop(threads);
         self.shared.events.close();
     }
 
     pub fn is_stopped(&self) -> bool {
         self.shared.stopping.load(Ordering::Acquire)
+    }
+}
+
+fn answer_error(e: HandshakeAnswerError) -> Error {
+    match e {
+        HandshakeAnswerError::NotAwaitingAnswer => {
+            Error::InvalidState("the connection is not awaiting accept")
+        }
+        HandshakeAnswerError::SubprotocolNotOffered => {
+            Error::InvalidArgument("subprotocol was not offered by the client")
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! A connection's outbound queue: whole frames waiting to be written, flushed with
-//! vectored writes. Shared chunks let a broadcast encode its frame once.
+//! vectored writes. Shared chunks let a broadcast encode its frame once. Each chunk
+//! knows what it is, so the queue can say how many application messages it dropped
+//! and when our close frame has been written.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -11,16 +13,33 @@ use super::sys;
 /// How many queued chunks one `writev` gathers.
 const MAX_IOVECS: usize = 64;
 
-enum Chunk {
+/// What a queued chunk carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// (The rest of) a message the application sent: counted as unsent if dropped
+    /// before its first byte was written.
+    Message,
+    /// Engine-made bytes: HTTP responses, pings, pongs.
+    Control,
+    /// Our close frame: its completion starts the close timeout.
+    Close,
+}
+
+enum Bytes {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
 }
 
+struct Chunk {
+    bytes: Bytes,
+    kind: ChunkKind,
+}
+
 impl Chunk {
     fn bytes(&self) -> &[u8] {
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Shared(a) => a,
+        match &self.bytes {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(a) => a,
         }
     }
 }
@@ -33,6 +52,8 @@ pub struct Flushed {
     pub frames: usize,
     /// The socket would block: wait for writability before writing again.
     pub blocked: bool,
+    /// Our close frame was completed by this flush.
+    pub close_written: bool,
 }
 
 #[derive(Default)]
@@ -54,28 +75,40 @@ impl SendQueue {
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
-    pub fn push_owned(&mut self, frame: Vec<u8>) {
+    pub fn push_owned(&mut self, frame: Vec<u8>, kind: ChunkKind) {
         if frame.is_empty() {
             return;
         }
         self.bytes += frame.len();
-        self.chunks.push_back(Chunk::Owned(frame));
+        self.chunks.push_back(Chunk {
+            bytes: Bytes::Owned(frame),
+            kind,
+        });
     }
-    pub fn push_shared(&mut self, frame: Arc<[u8]>) {
+    pub fn push_shared(&mut self, frame: Arc<[u8]>, kind: ChunkKind) {
         if frame.is_empty() {
             return;
         }
         self.bytes += frame.len();
-        self.chunks.push_back(Chunk::Shared(frame));
+        self.chunks.push_back(Chunk {
+            bytes: Bytes::Shared(frame),
+            kind,
+        });
     }
-    /// Drops everything queued; returns how many frames were dropped. When the queue
-    /// is empty, its buffer is released, so an idle connection holds no queue memory.
+    /// Drops everything queued and releases the buffer; returns how many application
+    /// messages were dropped before any of their bytes were written (a message cut
+    /// short mid-frame reached the peer in part, and is not counted).
     pub fn clear(&mut self) -> usize {
-        let frames = self.chunks.len();
+        let unsent = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.kind == ChunkKind::Message && !(*i == 0 && self.head_written > 0))
+            .count();
         self.chunks = VecDeque::new();
         self.head_written = 0;
         self.bytes = 0;
-        frames
+        unsent
     }
 
     /// Writes as much as the socket takes, gathering up to [`MAX_IOVECS`] frames per
@@ -85,6 +118,7 @@ impl SendQueue {
             bytes: 0,
             frames: 0,
             blocked: false,
+            close_written: false,
         };
         while !self.chunks.is_empty() {
             let written = {
@@ -110,7 +144,9 @@ impl SendQueue {
                 }
             };
             out.bytes += written;
-            out.frames += self.consume(written);
+            let (frames, close) = self.consume(written);
+            out.frames += frames;
+            out.close_written |= close;
         }
         if self.chunks.is_empty() && self.chunks.capacity() > 16 {
             self.chunks = VecDeque::new();
@@ -118,15 +154,18 @@ impl SendQueue {
         Ok(out)
     }
 
-    /// Advances past `written` bytes; returns how many frames were completed.
-    fn consume(&mut self, mut written: usize) -> usize {
+    /// Advances past `written` bytes; returns how many frames were completed, and
+    /// whether one of them was our close frame.
+    fn consume(&mut self, mut written: usize) -> (usize, bool) {
         self.bytes -= written;
         let mut frames = 0;
+        let mut close = false;
         while written > 0 {
             let front_left = self.chunks[0].bytes().len() - self.head_written;
             if written >= front_left {
                 written -= front_left;
-                self.chunks.pop_front();
+                let done = self.chunks.pop_front().expect("a chunk is being written");
+                close |= done.kind == ChunkKind::Close;
                 self.head_written = 0;
                 frames += 1;
             } else {
@@ -134,7 +173,7 @@ impl SendQueue {
                 written = 0;
             }
         }
-        frames
+        (frames, close)
     }
 }
 
@@ -149,12 +188,15 @@ mod tests {
     fn flush_writes_frames_in_order_and_counts_them() {
         let (a, mut b) = UnixStream::pair().unwrap();
         let mut q = SendQueue::new();
-        q.push_owned(b"hello ".to_vec());
-        q.push_shared(Arc::from(&b"shared "[..]));
-        q.push_owned(b"world".to_vec());
+        q.push_owned(b"hello ".to_vec(), ChunkKind::Message);
+        q.push_shared(Arc::from(&b"shared "[..]), ChunkKind::Message);
+        q.push_owned(b"world".to_vec(), ChunkKind::Close);
         assert_eq!(q.bytes(), 18);
         let f = q.flush(a.as_raw_fd()).unwrap();
-        assert_eq!((f.bytes, f.frames, f.blocked), (18, 3, false));
+        assert_eq!(
+            (f.bytes, f.frames, f.blocked, f.close_written),
+            (18, 3, false, true)
+        );
         assert!(q.is_empty());
         drop(a);
         let mut got = String::new();
@@ -168,7 +210,7 @@ mod tests {
         a.set_nonblocking(true).unwrap();
         let mut q = SendQueue::new();
         let big: Vec<u8> = (0..4_000_000u32).map(|i| i as u8).collect();
-        q.push_owned(big.clone());
+        q.push_owned(big.clone(), ChunkKind::Message);
         let first = q.flush(a.as_raw_fd()).unwrap();
         assert!(
             first.blocked,
@@ -203,7 +245,7 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         drop(b);
         let mut q = SendQueue::new();
-        q.push_owned(vec![1; 1024]);
+        q.push_owned(vec![1; 1024], ChunkKind::Message);
         let result = q.flush(a.as_raw_fd());
         // SAFETY: puts back the disposition saved above.
         unsafe { libc::signal(libc::SIGPIPE, previous) };
@@ -211,11 +253,18 @@ mod tests {
     }
 
     #[test]
-    fn clear_reports_dropped_frames() {
+    fn clear_counts_only_application_messages_not_yet_started() {
         let mut q = SendQueue::new();
-        q.push_owned(vec![1, 2, 3]);
-        q.push_owned(vec![4]);
+        q.push_owned(vec![1, 2, 3], ChunkKind::Message);
+        q.push_owned(vec![9], ChunkKind::Control);
+        q.push_owned(vec![4], ChunkKind::Message);
+        q.push_owned(vec![8, 8], ChunkKind::Close);
         assert_eq!(q.clear(), 2);
         assert_eq!(q.bytes(), 0);
+        // A message whose first bytes went out reached the peer in part.
+        q.push_owned(vec![1, 2, 3], ChunkKind::Message);
+        q.push_owned(vec![4], ChunkKind::Message);
+        q.consume(1);
+        assert_eq!(q.clear(), 1);
     }
 }

@@ -5,7 +5,6 @@
 //! file and cites the RFC section it comes from.
 
 pub mod close;
-pub mod connection;
 pub mod error;
 pub mod extensions;
 pub mod frame;
@@ -13,13 +12,14 @@ pub mod handshake;
 pub mod http;
 pub mod mask;
 pub mod reader;
+pub mod server_connection;
 pub mod utf8;
 
-pub use close::{CloseCode, ClosingHandshake};
-pub use connection::Connection;
+pub use close::CloseCode;
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
 pub use reader::{Incoming, Reader};
+pub use server_connection::{ConnEvent, ServerConnection};
 
 /// Size limits the inbound side enforces (§10.4: "implementations SHOULD impose
 /// implementation-specific limits on frame sizes and the total message size").

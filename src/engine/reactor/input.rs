@@ -1,0 +1,292 @@
+//! Reading sockets, and delivering what the protocol makes of the bytes: events to
+//! the application, answers to the socket, HTTP requests to the static-file fallback.
+
+use super::{Reactor, READS_PER_TURN, SCRATCH_SIZE};
+use crate::engine::event::{ConnId, Event, EventKind, RequestInfo};
+use crate::engine::event_queue::Entry;
+use crate::engine::static_files;
+use crate::engine::stats::Counters;
+use crate::engine::sys;
+use crate::protocol::close::CloseCode;
+use crate::protocol::server_connection::ConnEvent;
+
+impl Reactor {
+    pub(super) fn on_io(&mut self, id: u64, flags: u32) {
+        if flags & sys::EV_OUT != 0 {
+            if let Some(local) = self.conns.get(&id) {
+                let mut st = local.shared.state.lock();
+                st.blocked = false;
+                st.flush(&self.engine.stats);
+            }
+            self.after_write(id);
+        }
+        if flags & (sys::EV_IN | sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0 {
+            let hangup = flags & (sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0;
+            self.read_turn(id, !hangup);
+        }
+    }
+
+    /// Whether connection `id` may be read now; records why not.
+    fn may_read(&mut self, id: u64) -> bool {
+        let engine = &self.engine;
+        let Some(local) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        {
+            let st = local.shared.state.lock();
+            if !st.ws.wants_input() {
+                return false;
+            }
+            // A peer that does not read its replies is not read either, so it cannot
+            // make us buffer more than the soft limit on its behalf.
+            if st.queue.bytes() > engine.config.send_queue_soft_limit {
+                local.paused_for_output = true;
+                return false;
+            }
+        }
+        if engine.events.is_full(self.entries.len()) {
+            // Announce the pause before looking again, so a poller that drains the
+            // queue in between sees it and wakes us: no lost wake-up.
+            engine.events.note_readers_paused();
+            if engine.events.is_full(self.entries.len()) {
+                Counters::add(&engine.stats.read_pauses, 1);
+                self.paused.push(id);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reads a connection for one turn. `trust_short_read`: a read shorter than the
+    /// buffer means the socket is drained and the next arrival re-arms the edge. That
+    /// holds for data, but not when the peer's FIN came with this edge (no new edge will
+    /// announce it), so the caller passes false when the event carried a hang-up.
+    pub(super) fn read_turn(&mut self, id: u64, trust_short_read: bool) {
+        for _ in 0..READS_PER_TURN {
+            if !self.may_read(id) {
+                self.drop_if_flooding_after_finish(id);
+                return;
+            }
+            let Some(local) = self.conns.get(&id) else {
+                return;
+            };
+            match sys::read(local.fd, &mut self.scratch) {
+                Ok(0) => {
+                    self.on_eof(id);
+                    return;
+                }
+                Ok(n) => {
+                    Counters::add(&self.engine.stats.bytes_in, n as u64);
+                    let scratch = std::mem::take(&mut self.scratch);
+                    self.process(id, &scratch[..n]);
+                    self.scratch = scratch;
+                    if n < SCRATCH_SIZE && trust_short_read {
+                        return;
+                    }
+                }
+                Err(e) if sys::would_block(&e) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.teardown_with(id, |ws| ws.receive_eof("connection reset"));
+                    return;
+                }
+            }
+        }
+        self.ready.push(id);
+    }
+
+    /// A finished connection whose peer keeps sending is not waited for any longer.
+    fn drop_if_flooding_after_finish(&mut self, id: u64) {
+        let flooding = self.conns.get(&id).is_some_and(|l| {
+            let st = l.shared.state.lock();
+            !st.ws.wants_input() && st.ws.is_open_or_later()
+        });
+        if flooding {
+            self.teardown_with(id, |ws| {
+                ws.outcome_if_dropped(CloseCode::ABNORMAL, "peer kept sending after the close")
+            });
+        }
+    }
+
+    fn on_eof(&mut self, id: u64) {
+        self.teardown_with(id, |ws| {
+            ws.receive_eof("connection closed without a close frame")
+        });
+    }
+
+    /// Runs received bytes through the connection's state machine and acts on what it
+    /// says. Empty `data` processes input the connection held back.
+    pub(super) fn process(&mut self, id: u64, data: &[u8]) {
+        let now = self.engine.now_ms();
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !data.is_empty() {
+            local.last_input_ms = now;
+        }
+        let mut events = std::mem::take(&mut self.conn_events);
+        {
+            let mut st = local.shared.state.lock();
+            st.ws.receive(data, &mut events);
+            st.pump(&self.engine.stats);
+        }
+        for event in events.drain(..) {
+            self.on_conn_event(id, event);
+        }
+        self.conn_events = events;
+        self.after_write(id);
+    }
+
+    fn on_conn_event(&mut self, id: u64, event: ConnEvent) {
+        let engine = self.engine.clone();
+        let stats = &engine.stats;
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let conn = ConnId(id);
+        let tag = local.shared.tag();
+        match event {
+            ConnEvent::Message { kind, payload } => {
+                Counters::add(&stats.messages_in, 1);
+                self.entries.push(Entry::Event(Event {
+                    conn,
+                    tag,
+                    kind: EventKind::Message {
+                        kind,
+                        data: payload,
+                    },
+                }));
+            }
+            ConnEvent::Ping(payload) if engine.config.deliver_ping_pong => {
+                self.entries.push(Entry::Event(Event {
+                    conn,
+                    tag,
+                    kind: EventKind::Ping(payload),
+                }))
+            }
+            ConnEvent::Pong(payload) if engine.config.deliver_ping_pong => {
+                self.entries.push(Entry::Event(Event {
+                    conn,
+                    tag,
+                    kind: EventKind::Pong(payload),
+                }))
+            }
+            ConnEvent::Ping(_) | ConnEvent::Pong(_) => {}
+            ConnEvent::ProtocolError(e) => {
+                if e.close_code() == CloseCode::MESSAGE_TOO_BIG.0 {
+                    Counters::add(&stats.too_big, 1);
+                } else {
+                    Counters::add(&stats.protocol_errors, 1);
+                }
+            }
+            ConnEvent::Barrier => {
+                if engine.config.failure_grace.is_zero() {
+                    local.shared.state.lock().ws.release_barrier();
+                } else {
+                    self.entries.push(Entry::Barrier {
+                        conn,
+                        reactor: self.index,
+                    });
+                }
+                let mut st = local.shared.state.lock();
+                st.pump(stats);
+            }
+            ConnEvent::BadRequest { .. } => {
+                Counters::add(&stats.rejected_bad_handshake, 1);
+            }
+            ConnEvent::HttpRequest(head) => {
+                Counters::add(&stats.http_requests, 1);
+                let response = static_files::respond(engine.config.static_dir.as_deref(), &head);
+                let mut st = local.shared.state.lock();
+                st.ws.respond(&response);
+                st.pump(stats);
+            }
+            ConnEvent::UpgradeRequest(request) => {
+                let (head, upgrade) = *request;
+                let at_capacity = stats.connections.load(std::sync::atomic::Ordering::Relaxed)
+                    as usize
+                    >= engine.config.max_connections;
+                if at_capacity {
+                    Counters::add(&stats.rejected_over_capacity, 1);
+                    let mut st = local.shared.state.lock();
+                    let _ = st.ws.reject(503, b"server is at its connection limit\n");
+                    st.pump(stats);
+                    return;
+                }
+                Counters::add(&stats.connections, 1);
+                local.counted = true;
+                local.announced = true;
+                let info = Box::new(RequestInfo {
+                    target: head.target,
+                    remote: local.remote,
+                    subprotocol: upgrade.subprotocol.clone(),
+                    offered_subprotocols: upgrade.offered_subprotocols.clone(),
+                    headers: head.headers,
+                });
+                if engine.config.manual_accept {
+                    local.info = Some(info.clone());
+                    self.entries.push(Entry::Event(Event {
+                        conn,
+                        tag,
+                        kind: EventKind::UpgradeRequest(info),
+                    }));
+                    return;
+                }
+                let chosen = {
+                    let mut st = local.shared.state.lock();
+                    let chosen = st.ws.accept(None, &[]).ok().flatten();
+                    st.pump(stats);
+                    chosen
+                };
+                self.open(id, info, chosen);
+            }
+        }
+    }
+
+    /// The 101 is out: tell the app, then process what the client sent after its head.
+    fn open(&mut self, id: u64, mut info: Box<RequestInfo>, subprotocol: Option<String>) {
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        Counters::add(&self.engine.stats.handshakes, 1);
+        // The Open event reports what the 101 said, which may be the app's choice.
+        info.subprotocol = subprotocol;
+        self.entries.push(Entry::Event(Event {
+            conn: ConnId(id),
+            tag: local.shared.tag(),
+            kind: EventKind::Open(info),
+        }));
+        self.process(id, &[]);
+    }
+
+    pub(super) fn on_accepted(&mut self, id: u64, subprotocol: Option<String>) {
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let info = local.info.take().unwrap_or_default();
+        self.open(id, info, subprotocol);
+        // Input that arrived while we were not reading is still in the kernel.
+        self.ready.push(id);
+    }
+
+    pub(super) fn release_barrier(&mut self, id: u64) {
+        let Some(local) = self.conns.get(&id) else {
+            return;
+        };
+        {
+            let mut st = local.shared.state.lock();
+            st.ws.release_barrier();
+            st.pump(&self.engine.stats);
+        }
+        self.after_write(id);
+    }
+
+    /// An application call (close, reject, a refused send under the close policy)
+    /// changed the connection: act on its new state.
+    pub(super) fn after_app_call(&mut self, id: u64) {
+        if let Some(local) = self.conns.get(&id) {
+            local.shared.state.lock().pump(&self.engine.stats);
+        }
+        self.after_write(id);
+    }
+}
