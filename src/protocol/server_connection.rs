@@ -342,6 +342,7 @@ impl ServerConnection {
         if !self.is_deferred() {
             return;
         }
+        self.flush_pong_before_close();
         let placeholder = State::Finished(None);
         if let State::Deferred { close, outcome } = std::mem::replace(&mut self.state, placeholder)
         {
@@ -436,6 +437,12 @@ impl ServerConnection {
         matches!(self.state, State::Open | State::Deferred { .. })
     }
 
+    /// Input held back: an incomplete frame header, or what followed the request head
+    /// while an upgrade awaits its answer.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
+    }
+
     /// Whether the handshake has completed.
     pub fn is_open_or_later(&self) -> bool {
         !matches!(self.state, State::Handshake(_) | State::AwaitingAccept(_))
@@ -484,10 +491,17 @@ impl ServerConnection {
         encode_close_payload(code, reason, &mut payload);
         let mut frame = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut frame);
+        self.flush_pong_before_close();
         self.close_frame = Some(frame);
         self.state = State::CloseSent;
-        self.pong = None;
         Ok(())
+    }
+
+    /// A pong still owed goes out before our close frame; none may follow it (§5.5.1).
+    fn flush_pong_before_close(&mut self) {
+        if let Some(payload) = self.pong.take() {
+            encode_frame(OpCode::Pong, true, &payload, &mut self.output);
+        }
     }
 
     // ---- output slots ---------------------------------------------------------------
