@@ -492,8 +492,10 @@ fn full_event_queue_pauses_reading_and_loses_nothing() {
         busy.read_pauses > 0,
         "reading paused while the queue was full: {busy:?}"
     );
+    // One connection is read by one reactor, which reads no more than can complete
+    // the events there is room for: the bound holds exactly.
     assert!(
-        busy.event_queue_depth < N as u64,
+        busy.event_queue_depth <= 16,
         "the rest waits in TCP, not in memory: {busy:?}"
     );
     let mut next = 0u32;

@@ -177,13 +177,15 @@ impl ConnState {
     }
 
     /// Writes queued frames until the queue is empty or the socket blocks, then what
-    /// the protocol has waiting.
-    pub fn flush(&mut self, stats: &Counters) {
+    /// the protocol has waiting. Returns the bytes written from the queue.
+    pub fn flush(&mut self, stats: &Counters) -> usize {
         let Some(fd) = self.fd() else {
-            return;
+            return 0;
         };
+        let mut written = 0;
         match self.queue.flush(fd) {
             Ok(f) => {
+                written = f.bytes;
                 self.blocked = f.blocked;
                 Counters::add(&stats.bytes_out, f.bytes as u64);
                 Counters::sub(&stats.send_queue_bytes, f.bytes as u64);
@@ -196,6 +198,7 @@ impl ConnState {
         if !self.blocked && self.ws.has_output() {
             self.pump(stats);
         }
+        written
     }
 
     /// Half-closes once everything is written and the protocol is finished (§7.1.1:

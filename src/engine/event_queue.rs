@@ -60,10 +60,10 @@ impl EventQueue {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// No room for more inbound messages, counting `pending` events the caller has
-    /// produced but not pushed yet: the caller should stop reading sockets.
-    pub fn is_full(&self, pending: usize) -> bool {
-        self.len() + pending >= self.capacity
+    /// How many more events fit, counting `pending` events the caller has produced but
+    /// not pushed yet; at 0 the caller should stop reading sockets.
+    pub fn room(&self, pending: usize) -> usize {
+        self.capacity.saturating_sub(self.len() + pending)
     }
 
     /// Records that a reactor has stopped reading because the queue was full.
@@ -202,10 +202,11 @@ mod tests {
         let q = EventQueue::new(4).unwrap();
         let mut batch: Vec<Entry> = (0..4).map(|i| Entry::Event(drain_event(i))).collect();
         q.push_all(&mut batch);
-        assert!(q.is_full(0));
-        assert!(!EventQueue::new(4).unwrap().is_full(3));
-        assert!(
-            EventQueue::new(4).unwrap().is_full(4),
+        assert_eq!(q.room(0), 0);
+        assert_eq!(EventQueue::new(4).unwrap().room(3), 1);
+        assert_eq!(
+            EventQueue::new(4).unwrap().room(4),
+            0,
             "unpublished events count"
         );
         q.note_readers_paused();

@@ -1,6 +1,7 @@
-//! Close codes, close frame payloads (§5.5.1, §7.4) and the closing handshake (§7).
+//! Close codes and close frame payloads (§5.5.1, §7.4). The closing handshake itself is
+//! a part of `ServerConnection`'s state.
 
-use super::error::{ProtocolError, SendError};
+use super::error::ProtocolError;
 
 /// A close status code (§7.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,61 +60,6 @@ pub fn encode_close_payload(code: CloseCode, reason: &str, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&code.0.to_be_bytes());
     out.extend_from_slice(&reason.as_bytes()[..end]);
-}
-
-/// The closing handshake state machine (§7.1). Tracks which close frames have been
-/// sent and received; the server closes TCP once both have happened (§7.1.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClosingHandshake {
-    sent: bool,
-    received: bool,
-}
-
-/// What the local side must do after receiving a close frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseReply {
-    /// Send a close frame echoing this code (None: an empty close payload), then close TCP.
-    Reply(Option<CloseCode>),
-    /// We had already sent our close: the handshake is complete, close TCP.
-    Complete,
-}
-
-impl ClosingHandshake {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Data frames may only be sent before our close frame (§5.5.1).
-    pub fn can_send_data(&self) -> bool {
-        !self.sent
-    }
-    /// Records that we are sending a close frame; fails if one was already sent.
-    pub fn on_send_close(&mut self) -> Result<(), SendError> {
-        if self.sent {
-            return Err(SendError::Closing);
-        }
-        self.sent = true;
-        Ok(())
-    }
-    /// Records a received close frame carrying `code`, and says how to answer it.
-    pub fn on_receive_close(&mut self, code: Option<CloseCode>) -> CloseReply {
-        self.received = true;
-        if self.sent {
-            return CloseReply::Complete;
-        }
-        // §5.5.1: the endpoint typically echoes the status code it received.
-        self.sent = true;
-        CloseReply::Reply(code)
-    }
-    pub fn close_sent(&self) -> bool {
-        self.sent
-    }
-    pub fn close_received(&self) -> bool {
-        self.received
-    }
-    /// Both close frames exchanged: the server now closes the TCP connection (§7.1.1).
-    pub fn is_complete(&self) -> bool {
-        self.sent && self.received
-    }
 }
 
 #[cfg(test)]
@@ -189,29 +135,5 @@ mod tests {
         assert!(out.len() <= 125);
         assert!(std::str::from_utf8(&out[2..]).is_ok());
         assert_eq!(&out[..2], &[0x03, 0xE8]);
-    }
-
-    #[test]
-    fn received_close_is_echoed_once_and_completes_the_handshake() {
-        // §7.1: each side sends one close frame.
-        let mut h = ClosingHandshake::new();
-        assert!(h.can_send_data());
-        assert_eq!(
-            h.on_receive_close(Some(CloseCode(4000))),
-            CloseReply::Reply(Some(CloseCode(4000)))
-        );
-        assert!(h.is_complete());
-        assert!(!h.can_send_data());
-        assert_eq!(h.on_send_close(), Err(SendError::Closing));
-    }
-
-    #[test]
-    fn close_answering_ours_completes_without_reply() {
-        let mut h = ClosingHandshake::new();
-        h.on_send_close().unwrap();
-        assert!(!h.can_send_data(), "no data after our close (§5.5.1)");
-        assert!(!h.is_complete());
-        assert_eq!(h.on_receive_close(None), CloseReply::Complete);
-        assert!(h.is_complete());
     }
 }

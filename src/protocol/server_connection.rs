@@ -631,3 +631,379 @@ pub fn kind_opcode(kind: MessageKind) -> OpCode {
         MessageKind::Binary => OpCode::Binary,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::reader::tests::client_frame;
+    use super::*;
+
+    const UPGRADE: &[u8] = b"GET /chat?x=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn open() -> ServerConnection {
+        ServerConnection::new_open(Settings::default())
+    }
+
+    fn feed(c: &mut ServerConnection, bytes: &[u8]) -> Vec<ConnEvent> {
+        let mut ev = Vec::new();
+        c.receive(bytes, &mut ev);
+        ev
+    }
+
+    /// Everything the connection wants written, in the order the engine writes it.
+    fn written(c: &mut ServerConnection) -> Vec<u8> {
+        let mut out = c.take_output().unwrap_or_default();
+        out.extend(c.take_pong().unwrap_or_default());
+        out.extend(c.take_close_frame().unwrap_or_default());
+        out
+    }
+
+    fn close_code_of(frame: &[u8]) -> u16 {
+        assert_eq!(frame[0], 0x88, "a close frame");
+        u16::from_be_bytes([frame[2], frame[3]])
+    }
+
+    #[test]
+    fn upgrade_request_waits_for_an_answer_and_accept_writes_the_101() {
+        // §4.2.2: the server answers a valid request with 101 and the accept key.
+        let mut c = ServerConnection::new(Settings::default());
+        let mut request = UPGRADE.to_vec();
+        request.extend(client_frame(true, 1, b"early"));
+        let ev = feed(&mut c, &request);
+        assert!(matches!(&ev[..], [ConnEvent::UpgradeRequest(r)] if r.0.target == "/chat?x=1"));
+        assert!(!c.wants_input(), "no reading until the application answers");
+        assert_eq!(c.timer(), Some(Timer::Handshake));
+        assert_eq!(c.accept(None, &[]), Ok(None));
+        let out = written(&mut c);
+        assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(out
+            .windows(28)
+            .any(|w| w == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        // The frame sent eagerly after the head is processed once the app accepted.
+        let ev = feed(&mut c, &[]);
+        assert_eq!(
+            ev,
+            vec![ConnEvent::Message {
+                kind: MessageKind::Text,
+                payload: b"early".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn accept_refuses_a_subprotocol_the_client_did_not_offer() {
+        let mut c = ServerConnection::new(Settings::default());
+        feed(&mut c, UPGRADE);
+        assert_eq!(
+            c.accept(Some("chat"), &[]),
+            Err(HandshakeAnswerError::SubprotocolNotOffered)
+        );
+        assert_eq!(c.reject(401, b"no"), Ok(()));
+        assert!(written(&mut c).starts_with(b"HTTP/1.1 401 "));
+        assert!(c.wants_half_close());
+        assert_eq!(
+            c.accept(None, &[]),
+            Err(HandshakeAnswerError::NotAwaitingAnswer)
+        );
+    }
+
+    #[test]
+    fn malformed_request_gets_an_http_error_and_finishes() {
+        // §4.2.1: a request that is not a valid upgrade is answered with an HTTP error.
+        let mut c = ServerConnection::new(Settings::default());
+        let ev = feed(
+            &mut c,
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        assert_eq!(ev, vec![ConnEvent::BadRequest { status: 400 }]);
+        assert!(written(&mut c).starts_with(b"HTTP/1.1 400 "));
+        assert!(c.wants_half_close());
+    }
+
+    #[test]
+    fn plain_http_request_is_handed_to_the_fallback() {
+        let mut c = ServerConnection::new(Settings::default());
+        let ev = feed(&mut c, b"GET /index.html HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(&ev[..], [ConnEvent::HttpRequest(h)] if h.target == "/index.html"));
+        c.respond(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        assert!(written(&mut c).starts_with(b"HTTP/1.1 404"));
+        assert!(c.wants_half_close());
+        assert!(c.message_header(MessageKind::Text, 1).is_err());
+    }
+
+    #[test]
+    fn ping_is_answered_with_a_pong_carrying_the_same_payload() {
+        // §5.5.2
+        let mut c = open();
+        let ev = feed(&mut c, &client_frame(true, 9, b"abc"));
+        assert_eq!(ev, vec![ConnEvent::Ping(b"abc".to_vec())]);
+        assert_eq!(written(&mut c), vec![0x8A, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn pings_before_the_pong_is_written_are_answered_once_with_the_latest() {
+        // §5.5.3: "an endpoint MAY elect to send a Pong frame for only the most
+        // recently processed Ping frame": a ping flood costs one pending pong.
+        let mut c = open();
+        let mut flood = Vec::new();
+        for i in 0..1000u32 {
+            flood.extend(client_frame(true, 9, &i.to_be_bytes()));
+        }
+        feed(&mut c, &flood);
+        assert_eq!(c.pongs_coalesced(), 999);
+        let mut out = written(&mut c);
+        assert_eq!(out, [&[0x8A, 4][..], &999u32.to_be_bytes()].concat());
+        out.clear();
+        assert_eq!(c.take_pong(), None);
+    }
+
+    #[test]
+    fn unsolicited_pong_is_reported_without_answer() {
+        // §5.5.3
+        let mut c = open();
+        let ev = feed(&mut c, &client_frame(true, 0xA, b"x"));
+        assert_eq!(ev, vec![ConnEvent::Pong(b"x".to_vec())]);
+        assert!(written(&mut c).is_empty());
+        assert!(c.can_send());
+    }
+
+    #[test]
+    fn peer_close_is_echoed_after_the_barrier_and_then_tcp_closes() {
+        // §5.5.1 (echo the code), §7.1.1 (the server closes TCP first).
+        let mut c = open();
+        let ev = feed(&mut c, &client_frame(true, 8, &4001u16.to_be_bytes()));
+        assert_eq!(ev, vec![ConnEvent::Barrier]);
+        assert!(c.can_send(), "replies to earlier messages may still go out");
+        assert!(
+            written(&mut c).is_empty(),
+            "the close waits for the barrier"
+        );
+        c.release_barrier();
+        assert_eq!(written(&mut c), vec![0x88, 2, 0x0F, 0xA1]);
+        assert!(c.wants_half_close());
+        assert_eq!(
+            c.receive_eof(""),
+            Outcome {
+                code: 4001,
+                reason: String::new(),
+                clean: true
+            }
+        );
+    }
+
+    #[test]
+    fn empty_close_is_answered_with_an_empty_close_and_reported_as_1005() {
+        // §7.1.5: no status code received is reported as 1005.
+        let mut c = open();
+        feed(&mut c, &client_frame(true, 8, b""));
+        c.release_barrier();
+        assert_eq!(written(&mut c), vec![0x88, 0]);
+        assert_eq!(c.receive_eof("").code, 1005);
+    }
+
+    #[test]
+    fn messages_before_a_protocol_error_are_delivered_and_the_close_follows_them() {
+        // §7.1.7 fails the connection; what was complete before the error is still
+        // delivered, and the close waits for the application's replies.
+        let mut c = open();
+        let mut bytes = client_frame(true, 1, b"Hello");
+        bytes.extend(super::super::reader::tests::raw_frame(
+            true,
+            2,
+            1,
+            Some([1, 2, 3, 4]),
+            b"bad",
+        ));
+        bytes.extend(client_frame(true, 9, b"after the error"));
+        let ev = feed(&mut c, &bytes);
+        assert_eq!(
+            ev,
+            vec![
+                ConnEvent::Message {
+                    kind: MessageKind::Text,
+                    payload: b"Hello".to_vec()
+                },
+                ConnEvent::ProtocolError(ProtocolError::ReservedBitsSet),
+                ConnEvent::Barrier,
+            ],
+            "nothing after the error is processed"
+        );
+        // The application's echo goes out before the close.
+        let (h, n) = c.message_header(MessageKind::Text, 5).unwrap();
+        assert_eq!(&h[..n], &[0x81, 5]);
+        assert_eq!(c.timer(), Some(Timer::FailureGrace));
+        c.release_barrier();
+        let out = written(&mut c);
+        assert_eq!(close_code_of(&out), 1002);
+        assert!(c.message_header(MessageKind::Text, 1).is_err());
+        assert!(c.wants_half_close());
+        let o = c.receive_eof("");
+        assert_eq!((o.code, o.clean), (1002, false));
+    }
+
+    #[test]
+    fn the_grace_timer_releases_a_barrier_the_application_never_passes() {
+        let mut c = open();
+        feed(&mut c, &[0x81, 0x00]); // unmasked: §5.1
+        assert_eq!(c.timer(), Some(Timer::FailureGrace));
+        assert_eq!(
+            c.on_timer(Timer::FailureGrace, Keepalive::Ping),
+            TimerAction::Continue
+        );
+        assert_eq!(close_code_of(&written(&mut c)), 1002);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_with_1007_and_oversize_with_1009() {
+        // §7.4.1, §8.1, §10.4
+        let mut c = open();
+        feed(&mut c, &client_frame(false, 1, b"\xFF"));
+        c.release_barrier();
+        assert_eq!(close_code_of(&written(&mut c)), 1007);
+        let mut c = ServerConnection::new_open(Settings {
+            limits: Limits {
+                max_frame_size: 4,
+                max_message_size: 4,
+            },
+            ..Settings::default()
+        });
+        feed(&mut c, &client_frame(true, 2, b"12345"));
+        c.release_barrier();
+        assert_eq!(close_code_of(&written(&mut c)), 1009);
+    }
+
+    #[test]
+    fn invalid_close_code_from_the_peer_is_answered_with_1002() {
+        // §7.4.1: 1005 must not be sent; receiving it is a protocol error.
+        let mut c = open();
+        feed(&mut c, &client_frame(true, 8, &1005u16.to_be_bytes()));
+        c.release_barrier();
+        assert_eq!(close_code_of(&written(&mut c)), 1002);
+    }
+
+    #[test]
+    fn after_our_close_data_is_discarded_no_pong_is_sent_and_the_peer_close_completes() {
+        // §5.5.1: after sending a close, no more data frames; the peer's close ends it.
+        let mut c = open();
+        c.close(CloseCode::NORMAL, "done").unwrap();
+        assert_eq!(close_code_of(&written(&mut c)), 1000);
+        assert_eq!(c.close(CloseCode::NORMAL, ""), Err(SendError::Closing));
+        assert_eq!(c.ping(b""), Err(SendError::Closing));
+        assert!(c.message_header(MessageKind::Binary, 1).is_err());
+        assert_eq!(c.timer(), Some(Timer::CloseFlush));
+        c.on_close_written();
+        assert_eq!(
+            c.timer(),
+            Some(Timer::CloseAck),
+            "the close timeout starts now"
+        );
+        let mut late = client_frame(true, 2, b"late data");
+        late.extend(client_frame(true, 9, b"late ping"));
+        let ev = feed(&mut c, &late);
+        assert_eq!(
+            ev,
+            vec![ConnEvent::Ping(b"late ping".to_vec())],
+            "no message event"
+        );
+        assert!(written(&mut c).is_empty(), "no pong after our close");
+        assert!(!c.wants_half_close());
+        feed(&mut c, &client_frame(true, 8, &1000u16.to_be_bytes()));
+        assert!(written(&mut c).is_empty(), "no second close frame");
+        assert!(c.wants_half_close());
+        assert!(c.receive_eof("").clean);
+    }
+
+    #[test]
+    fn protocol_error_after_our_close_sends_no_second_close() {
+        // §7.1.7 with §5.5.1: one close frame per side.
+        let mut c = open();
+        c.close(CloseCode::NORMAL, "").unwrap();
+        written(&mut c);
+        feed(&mut c, &[0x82, 0x00]);
+        assert!(written(&mut c).is_empty());
+        assert!(c.wants_half_close());
+        assert_eq!(c.receive_eof("").code, 1002);
+    }
+
+    #[test]
+    fn a_finished_connection_stops_wanting_input_after_a_bounded_amount() {
+        let mut c = open();
+        feed(&mut c, &client_frame(true, 8, b""));
+        c.release_barrier();
+        written(&mut c);
+        c.on_half_closed();
+        assert_eq!(c.timer(), Some(Timer::PeerEof));
+        assert!(c.wants_input());
+        feed(&mut c, &vec![0; DISCARD_AFTER_FINISH + 1]);
+        assert!(
+            !c.wants_input(),
+            "a peer that floods after the close is not read"
+        );
+    }
+
+    #[test]
+    fn app_frames_are_unmasked_and_control_rules_hold_for_the_app() {
+        // §5.1: a server MUST NOT mask; §5.5: control payloads ≤ 125; §7.4 codes.
+        let mut c = open();
+        let (h, n) = c.message_header(MessageKind::Binary, 200).unwrap();
+        assert_eq!(&h[..n], &[0x82, 126, 0, 200]);
+        assert_eq!(c.ping(&[0; 126]), Err(SendError::ControlFrameTooLong));
+        assert_eq!(
+            c.close(CloseCode::NO_STATUS, ""),
+            Err(SendError::InvalidCloseCode)
+        );
+        c.close(CloseCode(4000), &"x".repeat(300)).unwrap();
+        let out = written(&mut c);
+        assert_eq!(out[..2], [0x88, 125], "the reason is cut to fit");
+        assert_eq!(out.len(), 127);
+    }
+
+    #[test]
+    fn keepalive_pings_and_expects_input_then_idles_out_with_1001() {
+        let mut c = open();
+        assert_eq!(c.timer(), Some(Timer::Keepalive));
+        assert_eq!(
+            c.on_timer(Timer::Keepalive, Keepalive::Ping),
+            TimerAction::Continue
+        );
+        assert_eq!(written(&mut c), vec![0x89, 0]);
+        assert_eq!(c.timer(), Some(Timer::PongDue));
+        feed(&mut c, &client_frame(true, 0xA, b""));
+        assert_eq!(
+            c.timer(),
+            Some(Timer::Keepalive),
+            "any input answers the ping"
+        );
+        assert_eq!(
+            c.on_timer(Timer::Keepalive, Keepalive::Idle),
+            TimerAction::Continue
+        );
+        assert_eq!(close_code_of(&written(&mut c)), 1001);
+        let mut c = open();
+        c.on_timer(Timer::Keepalive, Keepalive::Ping);
+        assert!(matches!(
+            c.on_timer(Timer::PongDue, Keepalive::Ping),
+            TimerAction::Drop(o) if o.code == 1006
+        ));
+    }
+
+    #[test]
+    fn a_timer_that_no_longer_applies_does_nothing() {
+        let mut c = open();
+        assert_eq!(
+            c.on_timer(Timer::CloseAck, Keepalive::Ping),
+            TimerAction::Continue
+        );
+        assert!(c.can_send());
+    }
+
+    #[test]
+    fn handshake_timeout_answers_408_and_drops() {
+        let mut c = ServerConnection::new(Settings::default());
+        feed(&mut c, b"GET / HTTP/1.1\r\n");
+        assert!(matches!(
+            c.on_timer(Timer::Handshake, Keepalive::Ping),
+            TimerAction::Drop(_)
+        ));
+        assert!(written(&mut c).starts_with(b"HTTP/1.1 408 "));
+    }
+}

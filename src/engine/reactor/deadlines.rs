@@ -22,7 +22,13 @@ fn deadline(config: &Config, local: &Local) -> Option<(u64, Keepalive)> {
         Timer::Handshake => config.handshake_timeout.and_then(after),
         Timer::PongDue => after(config.pong_timeout),
         Timer::FailureGrace => after(config.failure_grace),
-        Timer::CloseFlush | Timer::CloseAck | Timer::PeerEof => after(config.close_timeout),
+        // Our last bytes wait behind queued data: a live reader, however slow, keeps
+        // it moving; one that stops for `close_timeout` is given up on.
+        Timer::CloseFlush => Some((
+            since.max(local.last_write_ms) + ms(config.close_timeout),
+            Keepalive::Ping,
+        )),
+        Timer::CloseAck | Timer::PeerEof => after(config.close_timeout),
         Timer::Keepalive => {
             let ping = config
                 .ping_interval

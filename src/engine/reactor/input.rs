@@ -10,13 +10,19 @@ use crate::engine::sys;
 use crate::protocol::close::CloseCode;
 use crate::protocol::server_connection::ConnEvent;
 
+/// The smallest client frame: two header bytes and the mask key (§5.2).
+const MIN_FRAME: usize = 6;
+
 impl Reactor {
     pub(super) fn on_io(&mut self, id: u64, flags: u32) {
         if flags & sys::EV_OUT != 0 {
-            if let Some(local) = self.conns.get(&id) {
+            let now = self.engine.now_ms();
+            if let Some(local) = self.conns.get_mut(&id) {
                 let mut st = local.shared.state.lock();
                 st.blocked = false;
-                st.flush(&self.engine.stats);
+                if st.flush(&self.engine.stats) > 0 {
+                    local.last_write_ms = now;
+                }
             }
             self.after_write(id);
         }
@@ -26,35 +32,39 @@ impl Reactor {
         }
     }
 
-    /// Whether connection `id` may be read now; records why not.
-    fn may_read(&mut self, id: u64) -> bool {
+    /// How many bytes connection `id` may be read now (0: not at all; records why).
+    /// Every event takes at least one frame of [`MIN_FRAME`] bytes, so reading no more
+    /// than `room * MIN_FRAME` bytes cannot produce more events than there is room for.
+    fn may_read(&mut self, id: u64) -> usize {
         let engine = &self.engine;
         let Some(local) = self.conns.get_mut(&id) else {
-            return false;
+            return 0;
         };
         {
             let st = local.shared.state.lock();
             if !st.ws.wants_input() {
-                return false;
+                return 0;
             }
             // A peer that does not read its replies is not read either, so it cannot
             // make us buffer more than the soft limit on its behalf.
             if st.queue.bytes() > engine.config.send_queue_soft_limit {
                 local.paused_for_output = true;
-                return false;
+                return 0;
             }
         }
-        if engine.events.is_full(self.entries.len()) {
+        let mut room = engine.events.room(self.entries.len());
+        if room == 0 {
             // Announce the pause before looking again, so a poller that drains the
             // queue in between sees it and wakes us: no lost wake-up.
             engine.events.note_readers_paused();
-            if engine.events.is_full(self.entries.len()) {
+            room = engine.events.room(self.entries.len());
+            if room == 0 {
                 Counters::add(&engine.stats.read_pauses, 1);
                 self.paused.push(id);
-                return false;
+                return 0;
             }
         }
-        true
+        room.saturating_mul(MIN_FRAME).min(SCRATCH_SIZE)
     }
 
     /// Reads a connection for one turn. `trust_short_read`: a read shorter than the
@@ -63,14 +73,15 @@ impl Reactor {
     /// announce it), so the caller passes false when the event carried a hang-up.
     pub(super) fn read_turn(&mut self, id: u64, trust_short_read: bool) {
         for _ in 0..READS_PER_TURN {
-            if !self.may_read(id) {
+            let allowed = self.may_read(id);
+            if allowed == 0 {
                 self.drop_if_flooding_after_finish(id);
                 return;
             }
             let Some(local) = self.conns.get(&id) else {
                 return;
             };
-            match sys::read(local.fd, &mut self.scratch) {
+            match sys::read(local.fd, &mut self.scratch[..allowed]) {
                 Ok(0) => {
                     self.on_eof(id);
                     return;
@@ -80,7 +91,7 @@ impl Reactor {
                     let scratch = std::mem::take(&mut self.scratch);
                     self.process(id, &scratch[..n]);
                     self.scratch = scratch;
-                    if n < SCRATCH_SIZE && trust_short_read {
+                    if n < allowed && trust_short_read {
                         return;
                     }
                 }

@@ -51,6 +51,9 @@ struct Local {
     /// Kept from the upgrade request until the Open event (manual accept).
     info: Option<Box<RequestInfo>>,
     last_input_ms: u64,
+    /// When queued bytes last went out: a close waiting behind data is given time as
+    /// long as the data keeps moving.
+    last_write_ms: u64,
     /// The timer the protocol waits on, and since when.
     timer: Option<(Timer, u64)>,
     armed: Armed,
@@ -297,6 +300,7 @@ impl Reactor {
                 remote,
                 info: None,
                 last_input_ms: now,
+                last_write_ms: now,
                 timer: None,
                 armed: Armed::default(),
                 announced: false,
