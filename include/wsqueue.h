@@ -591,10 +591,14 @@ wsq_result_t wsq_poll(const wsq_server_t *server,
 
 /**
  * Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
- * pointers become invalid. Releasing an already released (zeroed) event is harmless.
+ * pointers become invalid. It also tells the library that the calling thread has
+ * handled them (as does its next wsq_poll): a connection that failed or closed right
+ * after its last messages sends its close frame only then (or after
+ * failure_grace_ms), so that replies to those messages go out first. Releasing an already released (zeroed) event is harmless.
  * NULL is ignored. Pass only events that wsq_poll filled.
  */
-void wsq_events_release(wsq_event_t *events, size_t count);
+void wsq_events_release(wsq_event_t *events,
+                        size_t count);
 
 /**
  * Sends one message (`kind` WSQ_MESSAGE_TEXT, which must be valid UTF-8, or

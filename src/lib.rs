@@ -7,7 +7,7 @@
 //! - [`engine`]: sockets, epoll reactors, queues and timers.
 //! - [`protocol`]: sans-I/O RFC 6455 (handshake, framing, messages, closing).
 
-pub mod engine;
+pub(crate) mod engine;
 pub mod ffi;
 pub mod protocol;
 pub mod server;

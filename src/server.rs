@@ -153,6 +153,14 @@ impl Server {
         self.engine.stats()
     }
 
+    /// Tells the engine that the calling thread has handled the events of its last
+    /// `poll*` call (polling again says the same). Only needed by callers that hand
+    /// events to other threads: a failing connection's close frame waits for it (at
+    /// most `Config::failure_grace`), so that replies to its last messages go first.
+    pub fn batch_done() {
+        crate::engine::release_held_barriers();
+    }
+
     /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.
     pub fn stop(&self, timeout: Duration) {
         self.engine.stop(timeout)

@@ -69,10 +69,7 @@ impl RequestInfo {
     }
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::protocol::http::find_header(&self.headers, name)
     }
 }
 

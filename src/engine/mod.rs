@@ -43,6 +43,7 @@ use stats::Counters;
 use sys::EventFd;
 
 use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
+use crate::protocol::error::SendError;
 use crate::protocol::handshake::HandshakePolicy;
 use crate::protocol::http::HeadLimits;
 use crate::protocol::server_connection::{kind_opcode, HandshakeAnswerError, Settings};
@@ -244,17 +245,17 @@ impl Engine {
 
     pub fn ping(&self, id: ConnId, payload: &[u8]) -> Result<(), Error> {
         self.check_running()?;
-        if payload.len() > 125 {
-            return Err(Error::InvalidArgument(
-                "a ping payload is at most 125 bytes (RFC 6455 §5.5)",
-            ));
-        }
         let conn = self.conn(id)?;
         let mut st = conn.state.lock();
         if !st.ws.is_open_or_later() {
             return Err(Error::InvalidState("the connection is not open yet"));
         }
-        st.ws.ping(payload).map_err(|_| Error::Closed)?;
+        st.ws.ping(payload).map_err(|e| match e {
+            SendError::ControlFrameTooLong => {
+                Error::InvalidArgument("a ping payload is at most 125 bytes (RFC 6455 §5.5)")
+            }
+            _ => Error::Closed,
+        })?;
         st.pump(&self.shared.stats);
         Ok(())
     }
@@ -424,10 +425,6 @@ impl Engine {
         }
         drop(threads);
         self.shared.events.close();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.shared.stopping.load(Ordering::Acquire)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::protocol::http::RequestHead;
 /// not 413: 413 says the *request* content is too large (RFC 9110 §15.5.14), which
 /// would blame the client for a limit of the server's own.
 const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
-const TEXT: &str = "text/plain; charset=utf-8";
+use crate::protocol::handshake::TEXT_PLAIN as TEXT;
 
 fn content_type(path: &Path) -> &'static str {
     let ext = path

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
-use crate::engine::Error;
+use crate::server::Error;
 
 /// The result of every wsq_ function: a uint32_t holding one of these values. The
 /// numbers are stable across versions. WSQ_OK and WSQ_BACKPRESSURE are successes;

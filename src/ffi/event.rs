@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use std::ptr;
 
 use super::types::*;
-use crate::engine::{Event, EventKind, RequestInfo};
 use crate::protocol::MessageKind;
+use crate::server::{Event, EventKind, RequestInfo};
 
 /// Owns everything an event's pointers point into.
 #[derive(Default)]

@@ -26,9 +26,9 @@ use handle::{new_handle, server_of, take_server, wsq_server_t};
 use panic::{guard, guard_or, guard_void};
 use types::*;
 
-use crate::engine::{Config, ConnId, SendStatus, SlowConsumerPolicy};
 use crate::protocol::MessageKind;
 use crate::server::Server;
+use crate::server::{Config, ConnId, SendStatus, SlowConsumerPolicy};
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
@@ -426,11 +426,16 @@ pub extern "C" fn wsq_poll(
 }
 
 /// Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
-/// pointers become invalid. Releasing an already released (zeroed) event is harmless.
+/// pointers become invalid. It also tells the library that the calling thread has
+/// handled them (as does its next wsq_poll): a connection that failed or closed right
+/// after its last messages sends its close frame only then (or after
+/// failure_grace_ms), so that replies to those messages go out first. Releasing an already released (zeroed) event is harmless.
 /// NULL is ignored. Pass only events that wsq_poll filled.
 #[no_mangle]
 pub extern "C" fn wsq_events_release(events: *mut wsq_event_t, count: usize) {
     guard_void(|| {
+        // Releasing a batch means it was handled: barriers taken with it pass.
+        Server::batch_done();
         if events.is_null() {
             return;
         }

@@ -13,12 +13,7 @@ pub struct ExtensionOffer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtensionSyntaxError;
 
-/// RFC 7230 §3.2.6 tchar.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
+use super::http::is_token;
 
 /// Splits on `sep` outside quoted strings.
 fn split_outside_quotes(s: &str, sep: char) -> Result<Vec<&str>, ExtensionSyntaxError> {

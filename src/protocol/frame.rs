@@ -38,6 +38,9 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// Longest header of an unmasked (server-to-client) frame.
 pub const MAX_SERVER_HEADER_LEN: usize = 10;
 
+/// §5.5: "All control frames MUST have a payload length of 125 bytes or less."
+pub(crate) const MAX_CONTROL_PAYLOAD: usize = 125;
+
 /// A decoded frame header (§5.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {

@@ -182,10 +182,7 @@ const RESERVED_IN_RESPONSE: &[&str] = &[
 /// visible characters, spaces and tabs only (§5.5). CR, LF or NUL could split the
 /// response; other controls are invalid and some intermediaries mangle them.
 fn is_safe_header(name: &str, value: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    super::http::is_token(name)
         && value
             .bytes()
             .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
@@ -270,12 +267,20 @@ pub fn render_response(
     out
 }
 
+/// The content type of every response the server writes itself.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A complete plain-text response: the one shape of every error the server writes.
+pub fn text_response(status: u16, body: &[u8]) -> Vec<u8> {
+    render_response(status, &[], TEXT_PLAIN, body)
+}
+
 /// The response for a rejection (text/plain body).
 pub fn render_rejection(rejection: &Rejection) -> Vec<u8> {
     render_response(
         rejection.status,
         &rejection.headers,
-        "text/plain; charset=utf-8",
+        TEXT_PLAIN,
         rejection.body.as_bytes(),
     )
 }

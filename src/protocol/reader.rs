@@ -6,7 +6,7 @@
 
 use super::close::{parse_close_payload, CloseCode};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode};
+use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use super::mask::{apply_mask, extend_unmasked};
 use super::utf8::Utf8Validator;
 use super::{Limits, MessageKind};
@@ -57,7 +57,7 @@ pub struct Reader {
     message: Option<MessageKind>,
     buffer: Vec<u8>,
     utf8: Utf8Validator,
-    control: [u8; 125],
+    control: [u8; MAX_CONTROL_PAYLOAD],
     control_len: usize,
     finished: bool,
 }
@@ -71,7 +71,7 @@ impl Reader {
             message: None,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: [0; 125],
+            control: [0; MAX_CONTROL_PAYLOAD],
             control_len: 0,
             finished: false,
         }

@@ -17,7 +17,9 @@
 
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
 use super::error::{ProtocolError, SendError};
-use super::frame::{encode_frame, server_header, OpCode, MAX_SERVER_HEADER_LEN};
+use super::frame::{
+    encode_frame, server_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN,
+};
 use super::handshake::{self, HandshakePolicy, UpgradeRequest};
 use super::http::{HeadLimits, RequestHead, RequestParser};
 use super::reader::{Incoming, Reader};
@@ -26,7 +28,7 @@ use super::{Limits, MessageKind};
 /// Bytes the peer may still send after the connection is finished (both close frames
 /// exchanged, or failed) before we stop waiting for its EOF: enough for frames already
 /// in flight, not enough to make us read a flood.
-pub const DISCARD_AFTER_FINISH: usize = 64 * 1024;
+pub(crate) const DISCARD_AFTER_FINISH: usize = 64 * 1024;
 
 /// What a connection needs to know from the server's configuration.
 #[derive(Clone, Debug, Default)]
@@ -213,10 +215,8 @@ impl ServerConnection {
                 Ok(Some((head, rest))) => self.on_request_head(head, rest, events),
                 Err(err) => {
                     let body = format!("{}\n", err.message);
-                    self.finish_with_response(handshake::render_response(
+                    self.finish_with_response(handshake::text_response(
                         err.status,
-                        &[],
-                        "text/plain; charset=utf-8",
                         body.as_bytes(),
                     ));
                     events.push(ConnEvent::BadRequest { status: err.status });
@@ -408,12 +408,7 @@ impl ServerConnection {
             return Err(HandshakeAnswerError::NotAwaitingAnswer);
         }
         self.input = Vec::new();
-        self.finish_with_response(handshake::render_response(
-            status,
-            &[],
-            "text/plain; charset=utf-8",
-            body,
-        ));
+        self.finish_with_response(handshake::text_response(status, body));
         self.state = State::Finished(Some(Outcome::lost("upgrade rejected")));
         Ok(())
     }
@@ -463,7 +458,7 @@ impl ServerConnection {
 
     /// Queues a ping (payload at most 125 bytes, §5.5) to the output.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        if payload.len() > 125 {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlFrameTooLong);
         }
         if !self.can_send() {
@@ -582,10 +577,8 @@ impl ServerConnection {
         match timer {
             Timer::Handshake => {
                 if matches!(self.state, State::Handshake(_)) {
-                    self.output.extend_from_slice(&handshake::render_response(
+                    self.output.extend_from_slice(&handshake::text_response(
                         408,
-                        &[],
-                        "text/plain; charset=utf-8",
                         b"handshake timed out\n",
                     ));
                 }
