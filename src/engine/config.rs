@@ -12,7 +12,9 @@ pub enum SlowConsumerPolicy {
     /// retry after the connection's `Drain` event.
     Reject,
     /// The send fails with `QueueFull` and the connection is closed with 1008 (policy
-    /// violation), reported as a `Close` event with `clean == false`.
+    /// violation), reported as a `Close` event with `clean == false`; from then on
+    /// nothing more is accepted for it. A broadcast that reaches the hard limit of a
+    /// connection applies the same policy. The server budget never closes anyone.
     Close,
 }
 

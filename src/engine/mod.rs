@@ -38,7 +38,7 @@ pub use stats::Stats;
 use conn::ConnShared;
 use event_queue::EventQueue;
 use registry::Registry;
-use shared::{Command, EngineShared, ReactorHandle};
+use shared::{Command, EngineShared, ReactorHandle, Refusal};
 use stats::Counters;
 use sys::EventFd;
 
@@ -220,16 +220,12 @@ impl Engine {
             .ws
             .message_header(kind, payload.len())
             .map_err(|_| Error::Closed)?;
-        if let Err(e) = self.shared.admit(&mut st, n + payload.len()) {
-            if self.shared.config.slow_consumer == SlowConsumerPolicy::Close
-                && matches!(e, Error::QueueFull)
-                && !st.abort_requested
-            {
-                st.abort_requested = true;
+        if let Err(refusal) = self.shared.admit(&mut st, n + payload.len()) {
+            if refusal == Refusal::Condemned {
                 drop(st);
                 self.shared.command(conn.reactor, Command::Kick(id));
             }
-            return Err(e);
+            return Err(refusal.error());
         }
         st.write_message(&h[..n], payload, &self.shared.stats)?;
         Counters::add(&self.shared.stats.messages_out, 1);
@@ -319,7 +315,11 @@ impl Engine {
             if !st.ws.is_open_or_later() || !st.ws.can_send() {
                 continue;
             }
-            if self.shared.admit(&mut st, frame.len()).is_err() {
+            if let Err(refusal) = self.shared.admit(&mut st, frame.len()) {
+                if refusal == Refusal::Condemned {
+                    drop(st);
+                    self.shared.command(conn.reactor, Command::Kick(conn.id));
+                }
                 continue;
             }
             if st.write_shared(&frame, &self.shared.stats).is_ok() {

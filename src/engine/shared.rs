@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::config::Config;
+use super::config::{Config, SlowConsumerPolicy};
 use super::conn::{ConnShared, ConnState};
 use super::error::Error;
 use super::event::{ConnId, SendStatus};
@@ -63,6 +63,21 @@ pub struct EngineShared {
     pub listeners: Mutex<Option<Arc<Vec<TcpListener>>>>,
 }
 
+/// Why `admit` refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over the hard limit or the server budget: try again after `Drain`.
+    Full,
+    /// The slow-consumer policy is closing this connection: nothing more is taken.
+    Condemned,
+}
+
+impl Refusal {
+    pub fn error(self) -> Error {
+        Error::QueueFull
+    }
+}
+
 impl EngineShared {
     pub fn next_conn_id(&self) -> ConnId {
         ConnId(NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed))
@@ -85,8 +100,13 @@ impl EngineShared {
 
     /// Refuses a frame of `frame_len` bytes that would take the connection over its
     /// hard limit or the server over its buffer budget. An empty queue always takes
-    /// one frame, so a message larger than the limits can still be sent.
-    pub fn admit(&self, st: &mut ConnState, frame_len: usize) -> Result<(), Error> {
+    /// one frame, so a message larger than the limits can still be sent. At the hard
+    /// limit, the `Close` slow-consumer policy condemns the connection: the caller
+    /// must then `Kick` its reactor, which closes it with 1008.
+    pub fn admit(&self, st: &mut ConnState, frame_len: usize) -> Result<(), Refusal> {
+        if st.abort_requested {
+            return Err(Refusal::Condemned);
+        }
         let queued = st.queue.bytes();
         if queued == 0 {
             return Ok(());
@@ -94,13 +114,17 @@ impl EngineShared {
         if queued + frame_len > self.config.send_queue_hard_limit {
             Counters::add(&self.stats.queue_full, 1);
             st.drain_wanted = true;
-            return Err(Error::QueueFull);
+            if self.config.slow_consumer == SlowConsumerPolicy::Close {
+                st.abort_requested = true;
+                return Err(Refusal::Condemned);
+            }
+            return Err(Refusal::Full);
         }
         let total = self.stats.send_queue_bytes.load(Ordering::Relaxed) as usize;
         if total + frame_len > self.config.max_buffered_bytes {
             Counters::add(&self.stats.budget_refusals, 1);
             st.drain_wanted = true;
-            return Err(Error::QueueFull);
+            return Err(Refusal::Full);
         }
         Ok(())
     }

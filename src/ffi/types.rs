@@ -28,7 +28,8 @@ pub const WSQ_EVENT_PONG: u32 = 7;
 
 /// wsq_config_t.slow_consumer: a send over the hard limit fails with WSQ_ERR_QUEUE_FULL.
 pub const WSQ_SLOW_CONSUMER_REJECT: u32 = 0;
-/// wsq_config_t.slow_consumer: ...and the connection is also closed (code 1008).
+/// wsq_config_t.slow_consumer: ...and the connection is closed (code 1008); nothing
+/// more is accepted for it. A broadcast reaching its hard limit does the same.
 pub const WSQ_SLOW_CONSUMER_CLOSE: u32 = 1;
 
 /// Server settings. Always fill with wsq_config_init() first, then change fields.

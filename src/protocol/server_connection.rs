@@ -3,8 +3,8 @@
 //! Bytes go in ([`ServerConnection::receive`], [`ServerConnection::receive_eof`]);
 //! events come out into the caller's vector, and bytes to write come out through three
 //! slots the I/O layer drains: [`take_output`](ServerConnection::take_output) (HTTP
-//! responses, pings), [`take_pong`](ServerConnection::take_pong) (one pending pong,
-//! coalesced) and [`take_close_frame`](ServerConnection::take_close_frame) (our close
+//! responses, pings), [`take_pong`](ServerConnection::take_pong) (the pending pongs,
+//! at most [`MAX_PENDING_PONGS`], coalesced beyond) and [`take_close_frame`](ServerConnection::take_close_frame) (our close
 //! frame, whose write the I/O layer reports back with
 //! [`on_close_written`](ServerConnection::on_close_written)). The connection also says
 //! when to half-close ([`wants_half_close`](ServerConnection::wants_half_close)) and
@@ -28,6 +28,12 @@ use super::{Limits, MessageKind};
 /// Bytes the peer may still send after the connection is finished (both close frames
 /// exchanged, or failed) before we stop waiting for its EOF: enough for frames already
 /// in flight, not enough to make us read a flood.
+/// Pongs owed but not written yet. Every ping is answered while the socket takes
+/// writes (some clients check that ten pings get ten pongs); a peer that pings and
+/// does not read gets only its most recent pings answered (§5.5.3 allows answering
+/// just the latest), so a ping flood costs at most this many small frames.
+pub const MAX_PENDING_PONGS: usize = 16;
+
 pub(crate) const DISCARD_AFTER_FINISH: usize = 64 * 1024;
 
 /// What a connection needs to know from the server's configuration.
@@ -152,7 +158,7 @@ pub struct ServerConnection {
     /// request head while the upgrade awaits an answer.
     input: Vec<u8>,
     output: Vec<u8>,
-    pong: Option<Vec<u8>>,
+    pongs: std::collections::VecDeque<Vec<u8>>,
     pongs_coalesced: u64,
     close_frame: Option<Vec<u8>>,
     close_written: bool,
@@ -180,7 +186,7 @@ impl ServerConnection {
             state,
             input: Vec::new(),
             output: Vec::new(),
-            pong: None,
+            pongs: std::collections::VecDeque::new(),
             pongs_coalesced: 0,
             close_frame: None,
             close_written: false,
@@ -281,11 +287,13 @@ impl ServerConnection {
             Incoming::Message { .. } => {}
             Incoming::Ping(payload) => {
                 if open {
-                    // §5.5.3: answering only the most recent ping is allowed, so a
-                    // peer that pings and never reads costs one pong's worth of memory.
-                    if self.pong.replace(payload.clone()).is_some() {
+                    // §5.5.3: answering only the most recent pings is allowed, so a
+                    // peer that pings and never reads costs a few pongs of memory.
+                    if self.pongs.len() == MAX_PENDING_PONGS {
+                        self.pongs.pop_front();
                         self.pongs_coalesced += 1;
                     }
+                    self.pongs.push_back(payload.clone());
                 }
                 events.push(ConnEvent::Ping(payload));
             }
@@ -494,7 +502,7 @@ impl ServerConnection {
 
     /// A pong still owed goes out before our close frame; none may follow it (§5.5.1).
     fn flush_pong_before_close(&mut self) {
-        if let Some(payload) = self.pong.take() {
+        for payload in self.pongs.drain(..) {
             encode_frame(OpCode::Pong, true, &payload, &mut self.output);
         }
     }
@@ -508,22 +516,25 @@ impl ServerConnection {
 
     /// Whether any slot holds bytes to write.
     pub fn has_output(&self) -> bool {
-        !self.output.is_empty() || self.pong.is_some() || self.close_frame.is_some()
+        !self.output.is_empty() || !self.pongs.is_empty() || self.close_frame.is_some()
     }
 
-    /// The pending pong frame, if any. Take it only when it can be written now: while
-    /// it waits, later pings replace it instead of queueing more pongs.
+    /// The pending pong frames, if any, in one buffer. Take them only when they can be
+    /// written now: while they wait, later pings replace the oldest instead of
+    /// queueing more pongs.
     pub fn take_pong(&mut self) -> Option<Vec<u8>> {
-        let payload = self.pong.take()?;
-        if !self.can_send() {
+        if self.pongs.is_empty() || !self.can_send() {
+            self.pongs.clear();
             return None;
         }
-        let mut frame = Vec::with_capacity(payload.len() + 2);
-        encode_frame(OpCode::Pong, true, &payload, &mut frame);
-        Some(frame)
+        let mut frames = Vec::new();
+        for payload in self.pongs.drain(..) {
+            encode_frame(OpCode::Pong, true, &payload, &mut frames);
+        }
+        Some(frames)
     }
 
-    /// Pings answered by replacing a pong that had not been written yet.
+    /// Pings left unanswered because more recent ones were pending.
     pub fn pongs_coalesced(&self) -> u64 {
         self.pongs_coalesced
     }
@@ -733,19 +744,29 @@ mod tests {
     }
 
     #[test]
-    fn pings_before_the_pong_is_written_are_answered_once_with_the_latest() {
+    fn every_ping_is_answered_until_too_many_pongs_wait_then_only_the_latest() {
         // §5.5.3: "an endpoint MAY elect to send a Pong frame for only the most
-        // recently processed Ping frame": a ping flood costs one pending pong.
+        // recently processed Ping frame": a ping flood costs a few pending pongs.
         let mut c = open();
+        let mut ten = Vec::new();
+        for i in 0..10u32 {
+            ten.extend(client_frame(true, 9, &i.to_be_bytes()));
+        }
+        feed(&mut c, &ten);
+        let expected: Vec<u8> = (0..10u32)
+            .flat_map(|i| [&[0x8A, 4][..], &i.to_be_bytes()].concat())
+            .collect();
+        assert_eq!(written(&mut c), expected, "ten pings, ten pongs");
         let mut flood = Vec::new();
         for i in 0..1000u32 {
             flood.extend(client_frame(true, 9, &i.to_be_bytes()));
         }
         feed(&mut c, &flood);
-        assert_eq!(c.pongs_coalesced(), 999);
-        let mut out = written(&mut c);
-        assert_eq!(out, [&[0x8A, 4][..], &999u32.to_be_bytes()].concat());
-        out.clear();
+        assert_eq!(c.pongs_coalesced(), 1000 - MAX_PENDING_PONGS as u64);
+        let expected: Vec<u8> = (1000 - MAX_PENDING_PONGS as u32..1000)
+            .flat_map(|i| [&[0x8A, 4][..], &i.to_be_bytes()].concat())
+            .collect();
+        assert_eq!(written(&mut c), expected, "the latest pings are answered");
         assert_eq!(c.take_pong(), None);
     }
 
