@@ -558,6 +558,80 @@ static void server_wide_budget_refuses_sends_and_counts_them_in_budget_refusals(
     fx_finish(&fx);
 }
 
+/* ---- the slow-consumer policy ------------------------------------------------------------ */
+
+/* WSQ_SLOW_CONSUMER_CLOSE: the refusal at the hard limit condemns the connection (close
+ * 1008). From then on nothing may be accepted for it: a message accepted now could
+ * never be written, so WSQ_OK would be a promise broken in silence. */
+static void no_send_is_accepted_once_the_close_policy_has_condemned_the_connection(void)
+{
+    enum { SOFT = 32 * 1024, HARD = 64 * 1024, LOW = 16 * 1024 };
+    wsq_config_t cfg;
+    set_limits(&cfg, SOFT, HARD, LOW);
+    cfg.slow_consumer = WSQ_SLOW_CONSUMER_CLOSE;
+    fixture_t fx;
+    REQUIRE(fx_start(&fx, &cfg));
+    peer_t p = {0};
+    REQUIRE(fx_connect(&fx, "/", NULL, &p.c));
+    wsq_result_t rc = WSQ_OK;
+    while (p.sent < MAX_SENDS && accepted(rc = send_chunk(&fx, &p))) {
+    }
+    REQUIRE(rc == WSQ_ERR_QUEUE_FULL);
+    /* Small enough to fit under the hard limit: only the condemnation can refuse it. */
+    rc = wsq_send(fx.srv, p.c.id, WSQ_MESSAGE_TEXT, "x", 1);
+    if (accepted(rc)) {
+        fprintf(stderr, "  a 1-byte send after the policy fired returned %s\n", wsq_strerror(rc));
+        check_failures++;
+    }
+    CHECK(rc == WSQ_ERR_CLOSED || rc == WSQ_ERR_NOT_FOUND);
+    wsq_event_t ev;
+    REQUIRE(fx_wait(&fx, WSQ_EVENT_CLOSE, p.c.id, &ev));
+    CHECK(ev.close_code == 1008 && !ev.clean);
+    wsq_events_release(&ev, 1);
+    close(p.c.fd);
+    fx_finish(&fx);
+}
+
+/* The policy is about the connection, not about which call hit the limit: a broadcast
+ * that has to skip a connection at its hard limit is a send refused at the hard limit,
+ * and under WSQ_SLOW_CONSUMER_CLOSE that consumer is closed with 1008, as wsq_send
+ * would have closed it, instead of silently missing messages. */
+static void broadcast_past_the_hard_limit_under_the_close_policy_closes_with_1008(void)
+{
+    enum { SOFT = 64 * 1024, HARD = 256 * 1024, LOW = 16 * 1024 };
+    wsq_config_t cfg;
+    set_limits(&cfg, SOFT, HARD, LOW);
+    cfg.slow_consumer = WSQ_SLOW_CONSUMER_CLOSE;
+    fixture_t fx;
+    REQUIRE(fx_start(&fx, &cfg));
+    peer_t slow = {0};
+    REQUIRE(fx_connect(&fx, "/", NULL, &slow.c));
+    /* Over the soft limit with wsq_send, then to the hard limit with broadcasts only. */
+    wsq_result_t rc = WSQ_OK;
+    while (slow.sent < MAX_SENDS && (rc = send_chunk(&fx, &slow)) == WSQ_OK) {
+    }
+    REQUIRE(rc == WSQ_BACKPRESSURE);
+    static uint8_t big[CHUNK];
+    size_t delivered = 1;
+    for (int i = 0; i < MAX_SENDS && delivered == 1; i++)
+        CHECK_RC(wsq_broadcast(fx.srv, WSQ_MESSAGE_BINARY, big, sizeof big, NULL, 0, &delivered), WSQ_OK);
+    REQUIRE(delivered == 0);
+    wsq_stats_t st;
+    CHECK_RC(wsq_stats(fx.srv, &st), WSQ_OK);
+    CHECK(st.queue_full >= 1);
+    wsq_event_t ev;
+    bool closed = fx_wait(&fx, WSQ_EVENT_CLOSE, slow.c.id, &ev);
+    CHECK(closed);
+    if (closed) {
+        CHECK(ev.close_code == 1008 && !ev.clean);
+        wsq_events_release(&ev, 1);
+    }
+    CHECK_RC(wsq_stats(fx.srv, &st), WSQ_OK);
+    CHECK(st.slow_consumer_closes == 1);
+    close(slow.c.fd);
+    fx_finish(&fx);
+}
+
 TEST_MAIN(
     TEST(backpressure_past_the_soft_limit_then_accepted_to_the_hard_limit_then_drain),
     TEST(broadcast_reaches_a_connection_over_its_soft_limit_but_not_past_its_hard_limit),
@@ -566,4 +640,6 @@ TEST_MAIN(
     TEST(send_batch_gives_every_item_its_own_result_and_sends_only_the_good_ones),
     TEST(send_batch_reports_backpressure_then_queue_full_item_by_item),
     TEST(server_wide_budget_refuses_sends_and_counts_them_in_budget_refusals),
+    TEST(no_send_is_accepted_once_the_close_policy_has_condemned_the_connection),
+    TEST(broadcast_past_the_hard_limit_under_the_close_policy_closes_with_1008),
 )
