@@ -208,6 +208,54 @@ static void backpressure_past_the_soft_limit_then_accepted_to_the_hard_limit_the
     fx_finish(&fx);
 }
 
+/* send_queue_soft_limit: "(and the connection is not read until WSQ_EVENT_DRAIN)": a
+ * peer that does not read cannot make the server buffer replies to what it keeps
+ * sending. Its messages wait in TCP, and arrive, in order, once it has drained. */
+static void connection_over_its_soft_limit_is_not_read_until_it_drains(void)
+{
+    enum { SOFT = 64 * 1024, HARD = 1024 * 1024, LOW = 16 * 1024 };
+    wsq_config_t cfg;
+    set_limits(&cfg, SOFT, HARD, LOW);
+    fixture_t fx;
+    REQUIRE(fx_start(&fx, &cfg));
+    peer_t p = {0};
+    REQUIRE(fx_connect(&fx, "/", NULL, &p.c));
+    wsq_result_t rc = WSQ_OK;
+    while (p.sent < MAX_SENDS && (rc = send_chunk(&fx, &p)) == WSQ_OK) {
+    }
+    REQUIRE(rc == WSQ_BACKPRESSURE);
+    /* The client talks but does not read. */
+    char text[16];
+    for (int i = 0; i < 10; i++) {
+        int len = snprintf(text, sizeof text, "m%d", i);
+        CHECK(wsc_send_frame(p.c.fd, true, WSC_TEXT, text, (size_t)len) == 0);
+    }
+    /* A server that kept reading would report them by now (a bounded wait for
+     * something that must not happen; the rest of the test does not depend on it). */
+    for (int i = 0; i < 5; i++) fx_pump(&fx, 100);
+    size_t early = fx_count(&fx, WSQ_EVENT_MESSAGE, p.c.id);
+    if (early) {
+        fprintf(stderr, "  %zu messages read from a connection over its soft limit\n", early);
+        check_failures++;
+    }
+    /* Once it reads, the drain comes, then its messages, all of them, in order. */
+    CHECK(read_all_chunks(&p));
+    wsq_event_t ev;
+    CHECK(fx_wait(&fx, WSQ_EVENT_DRAIN, p.c.id, &ev));
+    wsq_events_release(&ev, 1);
+    for (int i = 0; i < 10; i++) {
+        int len = snprintf(text, sizeof text, "m%d", i);
+        if (!fx_wait(&fx, WSQ_EVENT_MESSAGE, p.c.id, &ev)) {
+            CHECK(!"a message sent while over the soft limit was lost");
+            break;
+        }
+        CHECK(ev.len == (size_t)len && memcmp(ev.data, text, ev.len) == 0);
+        wsq_events_release(&ev, 1);
+    }
+    close(p.c.fd);
+    fx_finish(&fx);
+}
+
 static void broadcast_reaches_a_connection_over_its_soft_limit_but_not_past_its_hard_limit(void)
 {
     enum { SOFT = 64 * 1024, HARD = 256 * 1024, LOW = 16 * 1024 };
@@ -670,6 +718,7 @@ static void broadcast_past_the_hard_limit_under_the_close_policy_closes_with_100
 
 TEST_MAIN(
     TEST(backpressure_past_the_soft_limit_then_accepted_to_the_hard_limit_then_drain),
+    TEST(connection_over_its_soft_limit_is_not_read_until_it_drains),
     TEST(broadcast_reaches_a_connection_over_its_soft_limit_but_not_past_its_hard_limit),
     TEST(buffered_amount_grows_while_the_client_does_not_read_and_empties_when_it_does),
     TEST(buffered_amount_of_null_out_stale_or_unknown_ids_fails_and_writes_nothing),
