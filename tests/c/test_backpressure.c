@@ -295,6 +295,7 @@ static void broadcast_reaches_a_connection_over_its_soft_limit_but_not_past_its_
     op = wsc_read_frame(fast.fd, &f);
     CHECK(op == WSC_BINARY && f.len == sizeof big);
     if (op >= 0) wsc_frame_free(&f);
+    /* The chunks sent before the text, the text, then the chunks sent after it. */
     uint32_t total = slow.sent;
     slow.sent = before_text;
     CHECK(read_all_chunks(&slow));
