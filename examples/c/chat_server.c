@@ -18,17 +18,22 @@
  * Nothing is printed per event: a test harness that reads only the first line of
  * stdout must not be able to block the server with a full pipe.
  *
- * A user whose send queue is full (a client that stopped reading) misses broadcasts;
- * the library counts them in wsq_stats_t.queue_full.
+ * Backpressure: every line goes to everyone with wsq_broadcast. A user who reads
+ * slower than the room talks simply gets lines queued: over the soft limit (1 MiB) the
+ * library reports it with WSQ_EVENT_DRAIN later and stops reading that user meanwhile.
+ * A user whose queued lines would pass the hard limit (16 MiB, some forty maximal
+ * lines) has stopped reading for good: the WSQ_SLOW_CONSUMER_CLOSE policy closes it
+ * with 1008 (and everyone sees it leave) rather than letting it miss lines unnoticed.
+ *
+ * Startup, signals and the poll loop are shared with echo_server (example_common.h).
  */
 
-#include <errno.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_common.h"
 #include "wsqueue.h"
 
 #define DEFAULT_PORT 9001
@@ -37,18 +42,9 @@
 #define MAX_MESSAGE_SIZE (64u * 1024u)
 /* Worst case JSON escaping turns one byte into six ("\u00XX"), plus the envelope. */
 #define MAX_JSON_SIZE (MAX_MESSAGE_SIZE * 6u + 64u)
-#define POLL_BATCH 64
-/* How quickly a signal is noticed: the handler only sets a flag. */
-#define POLL_TIMEOUT_MS 100
-#define STOP_TIMEOUT_MS 2000
-
-static volatile sig_atomic_t stop_requested = 0;
-
-static void on_signal(int signo)
-{
-    (void)signo;
-    stop_requested = 1;
-}
+#define SEND_QUEUE_SOFT_LIMIT (1024u * 1024u)
+#define SEND_QUEUE_LOW_WATER (256u * 1024u)
+#define SEND_QUEUE_HARD_LIMIT (16u * 1024u * 1024u)
 
 /* Writes `text` as a JSON string body (without quotes) at `out`; returns the end.
  * `text` is valid UTF-8 (the library checks text messages), so only quotes,
@@ -82,6 +78,8 @@ static void broadcast(const wsq_server_t *srv, const char *json, size_t len)
 {
     wsq_result_t rc = wsq_broadcast(srv, WSQ_MESSAGE_TEXT, (const uint8_t *)json, len,
                                     NULL, 0, NULL);
+    /* Users over their soft limit take the line too; past the hard limit the library
+     * skips them and its slow-consumer policy closes them. */
     if (rc != WSQ_OK && rc != WSQ_ERR_STOPPED)
         fprintf(stderr, "chat_server: wsq_broadcast: %s (%s)\n", wsq_strerror(rc),
                 wsq_last_error());
@@ -182,8 +180,10 @@ static void on_close(struct chat *chat, const wsq_event_t *ev)
     announce(chat->srv, "leave", ev->tag, "left");
 }
 
-static void handle(struct chat *chat, const wsq_event_t *ev)
+static void handle(void *ctx, const wsq_server_t *srv, const wsq_event_t *ev)
 {
+    (void)srv;
+    struct chat *chat = ctx;
     switch (ev->event_type) {
     case WSQ_EVENT_UPGRADE_REQUEST:
         on_upgrade_request(chat, ev);
@@ -202,102 +202,36 @@ static void handle(struct chat *chat, const wsq_event_t *ev)
     }
 }
 
-static int parse_port(const char *s, uint16_t *port)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *s == '\0' || *end != '\0' || v < 0 || v > 65535)
-        return 0;
-    *port = (uint16_t)v;
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
-    uint16_t port = DEFAULT_PORT;
-    if (argc > 3 || (argc > 1 && !parse_port(argv[1], &port))) {
-        fprintf(stderr, "usage: %s [port=%d] [static_dir=%s]\n", argv[0], DEFAULT_PORT,
-                DEFAULT_STATIC_DIR);
+    uint16_t port;
+    const char *static_dir;
+    if (!example_parse_args(argc, argv, DEFAULT_PORT, "static_dir=" DEFAULT_STATIC_DIR,
+                            DEFAULT_STATIC_DIR, &port, &static_dir))
         return 2;
-    }
-    const char *static_dir = argc > 2 ? argv[2] : DEFAULT_STATIC_DIR;
-
     struct chat chat = {.next_user = 1, .json = malloc(MAX_JSON_SIZE)};
     if (!chat.json) {
         fprintf(stderr, "chat_server: out of memory\n");
         return 1;
     }
 
-    /* A write to a peer that has reset raises SIGPIPE, whose default action would
-     * end the whole server; failed writes are reported as closes instead. */
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    /* The library's threads inherit the signal mask of the thread that starts them:
-     * blocking the stop signals around wsq_server_start makes them arrive here, in
-     * the thread that checks the flag. */
-    sigset_t stop_signals, old_mask;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
-
-    char listen[32];
-    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.listen = listen;
     cfg.max_frame_size = MAX_MESSAGE_SIZE;
     cfg.max_message_size = MAX_MESSAGE_SIZE;
+    cfg.send_queue_soft_limit = SEND_QUEUE_SOFT_LIMIT;
+    cfg.send_queue_low_water = SEND_QUEUE_LOW_WATER;
+    cfg.send_queue_hard_limit = SEND_QUEUE_HARD_LIMIT;
+    cfg.slow_consumer = WSQ_SLOW_CONSUMER_CLOSE;
     cfg.manual_accept = true;
     cfg.static_dir = static_dir;
 
-    wsq_server_t *srv = NULL;
-    wsq_result_t rc = wsq_server_start(&cfg, &srv);
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    if (rc != WSQ_OK) {
-        fprintf(stderr, "chat_server: cannot start on %s: %s (%s)\n", listen,
-                wsq_strerror(rc), wsq_last_error());
-        free(chat.json);
-        return 1;
+    int exit_code = 1;
+    wsq_server_t *srv = example_start("chat_server", &cfg, port, "http://", "/");
+    if (srv) {
+        chat.srv = srv;
+        exit_code = example_run("chat_server", srv, handle, &chat);
     }
-    chat.srv = srv;
-    wsq_server_port(srv, &port);
-    printf("listening on http://127.0.0.1:%u/\n", (unsigned)port);
-    fflush(stdout);
-
-    int exit_code = 0;
-    wsq_event_t events[POLL_BATCH];
-    while (!stop_requested) {
-        size_t n = 0;
-        rc = wsq_poll(srv, events, POLL_BATCH, POLL_TIMEOUT_MS, &n);
-        if (rc != WSQ_OK) {
-            fprintf(stderr, "chat_server: wsq_poll: %s (%s)\n", wsq_strerror(rc),
-                    wsq_last_error());
-            exit_code = 1;
-            break;
-        }
-        for (size_t i = 0; i < n; i++)
-            handle(&chat, &events[i]);
-        wsq_events_release(events, n);
-    }
-
-    wsq_server_stop(srv, STOP_TIMEOUT_MS);
-    /* After the stop, poll returns the remaining events (closes) without blocking;
-     * they need nothing but releasing, as nobody is left to tell. */
-    for (;;) {
-        size_t n = 0;
-        if (wsq_poll(srv, events, POLL_BATCH, 0, &n) != WSQ_OK || n == 0)
-            break;
-        wsq_events_release(events, n);
-    }
-    wsq_server_free(srv);
     free(chat.json);
     free(joined);
     return exit_code;

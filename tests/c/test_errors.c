@@ -51,6 +51,12 @@ static void null_arguments_to_every_function_return_invalid_argument(void)
     CHECK_FAILS(wsq_send(NULL, id, WSQ_MESSAGE_TEXT, "x", 1), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_send(srv, id, WSQ_MESSAGE_TEXT, NULL, 5), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_send(srv, id, WSQ_MESSAGE_BINARY, NULL, SIZE_MAX), WSQ_ERR_INVALID_ARGUMENT);
+    wsq_send_item_t item = {id, WSQ_MESSAGE_TEXT, 0, "x", 1};
+    CHECK_FAILS(wsq_send_batch(NULL, &item, 1), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_send_batch(srv, NULL, 1), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_send_batch(srv, NULL, SIZE_MAX), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_buffered_amount(NULL, id, &u), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_buffered_amount(srv, id, NULL), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_ping(NULL, id, "x", 1), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_ping(srv, id, NULL, 5), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_close(NULL, id, 1000, NULL, 0), WSQ_ERR_INVALID_ARGUMENT);
@@ -72,7 +78,8 @@ static void null_arguments_to_every_function_return_invalid_argument(void)
     CHECK(wsq_strerror(WSQ_ERR_INVALID_ARGUMENT) != NULL);
     CHECK(wsq_last_error() != NULL);
 
-    /* NULL with a zero length is allowed where documented. */
+    /* NULL with a zero length (or count) is allowed where documented. */
+    CHECK_RC(wsq_send_batch(srv, NULL, 0), WSQ_OK);
     CHECK_RC(wsq_send(srv, id, WSQ_MESSAGE_TEXT, NULL, 0), WSQ_OK);
     CHECK_RC(wsq_ping(srv, id, NULL, 0), WSQ_OK);
     CHECK_RC(wsq_broadcast(srv, WSQ_MESSAGE_BINARY, NULL, 0, NULL, 0, NULL), WSQ_OK);
@@ -94,22 +101,65 @@ static void null_arguments_to_every_function_return_invalid_argument(void)
     fx_finish(&fx);
 }
 
+/* Every known code, with the number the ABI fixes for it. */
+static const struct {
+    wsq_result_t code;
+    uint32_t number;
+} known_codes[] = {
+    {WSQ_OK, 0},           {WSQ_ERR_INVALID_ARGUMENT, 1}, {WSQ_ERR_NOT_FOUND, 2},
+    {WSQ_ERR_CLOSED, 3},   {WSQ_ERR_QUEUE_FULL, 4},       {WSQ_ERR_STOPPED, 5},
+    {WSQ_ERR_INVALID_STATE, 6}, {WSQ_ERR_IO, 7},          {WSQ_ERR_BAD_HANDLE, 8},
+    {WSQ_ERR_PANIC, 9},    {WSQ_BACKPRESSURE, 100},
+};
+#define KNOWN_CODES (sizeof known_codes / sizeof known_codes[0])
+
 static void strerror_has_its_own_text_for_every_code(void)
 {
-    const wsq_result_t codes[] = {
-        WSQ_OK, WSQ_ERR_INVALID_ARGUMENT, WSQ_ERR_NOT_FOUND, WSQ_ERR_CLOSED,
-        WSQ_ERR_QUEUE_FULL, WSQ_ERR_STOPPED, WSQ_ERR_INVALID_STATE, WSQ_ERR_IO,
-        WSQ_ERR_BAD_HANDLE, WSQ_ERR_PANIC,
-    };
-    size_t n = sizeof codes / sizeof codes[0];
-    for (size_t i = 0; i < n; i++) {
-        const char *t = wsq_strerror(codes[i]);
+    /* wsq_result_t is a uint32_t on the wire, whatever the compiler makes of the enum. */
+    CHECK(sizeof(wsq_result_t) == sizeof(uint32_t));
+    for (size_t i = 0; i < KNOWN_CODES; i++) {
+        const char *t = wsq_strerror(known_codes[i].code);
         CHECK(t != NULL && t[0] != 0);
-        CHECK(codes[i] == (wsq_result_t)i); /* the numbers are part of the ABI */
-        for (size_t j = 0; j < i; j++) CHECK(strcmp(t, wsq_strerror(codes[j])) != 0);
+        CHECK((uint32_t)known_codes[i].code == known_codes[i].number); /* part of the ABI */
+        if (!t) continue;
+        CHECK(strstr(t, "unknown") == NULL);
+        for (size_t j = 0; j < i; j++) {
+            const char *u = wsq_strerror(known_codes[j].code);
+            if (u && strcmp(t, u) == 0) {
+                fprintf(stderr, "  codes %u and %u share the text \"%s\"\n",
+                        known_codes[i].number, known_codes[j].number, t);
+                check_failures++;
+            }
+        }
     }
     /* The same static string every time (it may be kept by the caller). */
     CHECK(wsq_strerror(WSQ_ERR_IO) == wsq_strerror(WSQ_ERR_IO));
+    CHECK(wsq_strerror(WSQ_BACKPRESSURE) == wsq_strerror(100));
+}
+
+/* C (and ctypes, and cgo) pass any integer: one that names no code is not undefined
+ * behaviour but a text of its own, never NULL, that says it is unknown. */
+static void strerror_of_any_unknown_number_is_an_unknown_text_not_a_crash(void)
+{
+    const uint32_t unknown[] = {10, 11, 99, 101, 0x7fffffffu, 0x80000000u, UINT32_MAX,
+                                (uint32_t)-1, (uint32_t)-100};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *t = wsq_strerror(unknown[i]);
+        CHECK(t != NULL);
+        if (!t) continue;
+        if (strstr(t, "unknown") == NULL) {
+            fprintf(stderr, "  wsq_strerror(%u) = \"%s\"\n", unknown[i], t);
+            check_failures++;
+        }
+        for (size_t j = 0; j < KNOWN_CODES; j++) CHECK(strcmp(t, wsq_strerror(known_codes[j].code)) != 0);
+        CHECK(t == wsq_strerror(unknown[i])); /* static, like the known texts */
+    }
+    /* The whole range up to the first gap after the known codes, and around 100. */
+    for (uint32_t v = 0; v < 1000; v++) {
+        const char *t = wsq_strerror(v);
+        CHECK(t != NULL && t[0] != 0);
+        if (!t) break;
+    }
 }
 
 static void *fail_on_other_thread(void *arg)
@@ -163,6 +213,10 @@ static void freed_handle_returns_bad_handle_from_every_function(void)
     CHECK_FAILS(wsq_poll(srv, evs, 2, -1, &n), WSQ_ERR_BAD_HANDLE); /* -1: must not block */
     CHECK(n == 0);
     CHECK_FAILS(wsq_send(srv, id, WSQ_MESSAGE_TEXT, "x", 1), WSQ_ERR_BAD_HANDLE);
+    wsq_send_item_t item = {id, WSQ_MESSAGE_TEXT, 0, "x", 1};
+    CHECK_FAILS(wsq_send_batch(srv, &item, 1), WSQ_ERR_BAD_HANDLE);
+    CHECK_FAILS(wsq_send_batch(srv, NULL, 0), WSQ_ERR_BAD_HANDLE);
+    CHECK_FAILS(wsq_buffered_amount(srv, id, &u), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_ping(srv, id, NULL, 0), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_close(srv, id, 1000, NULL, 0), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_broadcast(srv, WSQ_MESSAGE_TEXT, "x", 1, NULL, 0, NULL), WSQ_ERR_BAD_HANDLE);
@@ -206,7 +260,12 @@ static void invalid_enum_and_config_values_are_refused(void)
     REFUSED(cfg.max_headers = 0);
     REFUSED(cfg.max_frame_size = 0);
     REFUSED(cfg.max_message_size = 0);
-    REFUSED(cfg.send_queue_limit = 0);
+    REFUSED(cfg.send_queue_soft_limit = 0);
+    REFUSED(cfg.send_queue_hard_limit = cfg.send_queue_soft_limit - 1);
+    REFUSED(cfg.send_queue_hard_limit = 0);
+    REFUSED(cfg.send_queue_low_water = cfg.send_queue_soft_limit + 1);
+    REFUSED(cfg.send_queue_soft_limit = cfg.send_queue_low_water - 1);
+    REFUSED(cfg.max_buffered_bytes = 0);
     REFUSED(cfg.event_queue_capacity = 0);
     REFUSED(cfg.reactor_threads = 5000);
 #undef REFUSED
@@ -228,6 +287,63 @@ static void invalid_enum_and_config_values_are_refused(void)
     if (op >= 0) wsc_frame_free(&f);
     close(c.fd);
     fx_finish(&fx);
+}
+
+/* The send-queue limits must be ordered low_water <= soft <= hard, and the server-wide
+ * budget positive: a contradiction is refused at start, with a detail that names the
+ * setting, while limits that meet at their bounds are fine. */
+static void contradicting_send_queue_limits_are_refused_and_meeting_ones_accepted(void)
+{
+    struct {
+        const char *what;
+        uint64_t soft, hard, low, budget;
+        bool ok;
+        const char *named; /* a setting the refusal's detail must name */
+    } cases[] = {
+        {"hard < soft", 64 * 1024, 64 * 1024 - 1, 1024, 1 << 20, false, "send_queue_hard_limit"},
+        {"hard far below soft", 1 << 20, 1, 0, 1 << 20, false, "send_queue_hard_limit"},
+        {"low_water > soft", 64 * 1024, 1 << 20, 64 * 1024 + 1, 1 << 20, false, "send_queue_low_water"},
+        {"low_water > hard too", 1024, 2048, 4096, 1 << 20, false, "send_queue_low_water"},
+        {"no budget", 64 * 1024, 1 << 20, 1024, 0, false, "max_buffered_bytes"},
+        {"no soft limit", 0, 1 << 20, 0, 1 << 20, false, "send_queue_soft_limit"},
+        {"hard == soft", 64 * 1024, 64 * 1024, 1024, 1 << 20, true, NULL},
+        {"low_water == soft", 64 * 1024, 1 << 20, 64 * 1024, 1 << 20, true, NULL},
+        {"low_water 0", 64 * 1024, 1 << 20, 0, 1 << 20, true, NULL},
+        {"budget of 1 byte", 64 * 1024, 1 << 20, 1024, 1, true, NULL},
+        {"budget below the soft limit", 64 * 1024, 1 << 20, 1024, 1024, true, NULL},
+        {"everything UINT64_MAX", UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, true, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wsq_config_t cfg;
+        wsq_config_init(&cfg);
+        cfg.listen = "127.0.0.1:0";
+        cfg.reactor_threads = 1;
+        cfg.send_queue_soft_limit = cases[i].soft;
+        cfg.send_queue_hard_limit = cases[i].hard;
+        cfg.send_queue_low_water = cases[i].low;
+        cfg.max_buffered_bytes = cases[i].budget;
+        wsq_server_t *srv = (wsq_server_t *)&cfg;
+        wsq_result_t rc;
+        if (cases[i].ok) {
+            rc = wsq_server_start(&cfg, &srv);
+            if (rc != WSQ_OK) {
+                fprintf(stderr, "  %s: refused with %s (%s)\n", cases[i].what, wsq_strerror(rc),
+                        wsq_last_error());
+                check_failures++;
+            }
+        } else {
+            CHECK_FAILS(rc = wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+            if (rc != WSQ_ERR_INVALID_ARGUMENT)
+                fprintf(stderr, "  %s: %s\n", cases[i].what, wsq_strerror(rc));
+            else if (strstr(wsq_last_error(), cases[i].named) == NULL) {
+                fprintf(stderr, "  %s: the detail \"%s\" does not name %s\n", cases[i].what,
+                        wsq_last_error(), cases[i].named);
+                check_failures++;
+            }
+            CHECK(srv == NULL);
+        }
+        if (rc == WSQ_OK) wsq_server_free(srv);
+    }
 }
 
 static void text_that_is_not_utf8_is_refused(void)
@@ -324,6 +440,7 @@ static void stale_and_never_issued_ids_are_errors_not_crashes(void)
     } while (0)
     /* After its close event: the id is stale. */
     GONE(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "x", 1));
+    GONE(wsq_buffered_amount(fx.srv, c.id, &u));
     GONE(wsq_close(fx.srv, c.id, 1000, NULL, 0));
     GONE(wsq_set_tag(fx.srv, c.id, 1));
     GONE(wsq_get_tag(fx.srv, c.id, &u));
@@ -337,6 +454,7 @@ static void stale_and_never_issued_ids_are_errors_not_crashes(void)
     const uint64_t never[] = {0, UINT64_MAX, c.id + 1000000};
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
         CHECK_FAILS(wsq_send(fx.srv, never[i], WSQ_MESSAGE_TEXT, "x", 1), WSQ_ERR_NOT_FOUND);
+        CHECK_FAILS(wsq_buffered_amount(fx.srv, never[i], &u), WSQ_ERR_NOT_FOUND);
         CHECK_FAILS(wsq_close(fx.srv, never[i], 1000, NULL, 0), WSQ_ERR_NOT_FOUND);
         CHECK_FAILS(wsq_set_tag(fx.srv, never[i], 1), WSQ_ERR_NOT_FOUND);
         CHECK_FAILS(wsq_get_tag(fx.srv, never[i], &u), WSQ_ERR_NOT_FOUND);
@@ -372,9 +490,11 @@ static void stale_and_never_issued_ids_are_errors_not_crashes(void)
 TEST_MAIN(
     TEST(null_arguments_to_every_function_return_invalid_argument),
     TEST(strerror_has_its_own_text_for_every_code),
+    TEST(strerror_of_any_unknown_number_is_an_unknown_text_not_a_crash),
     TEST(last_error_is_per_thread_and_never_null),
     TEST(freed_handle_returns_bad_handle_from_every_function),
     TEST(invalid_enum_and_config_values_are_refused),
+    TEST(contradicting_send_queue_limits_are_refused_and_meeting_ones_accepted),
     TEST(text_that_is_not_utf8_is_refused),
     TEST(close_with_a_reserved_code_or_long_reason_is_refused),
     TEST(stale_and_never_issued_ids_are_errors_not_crashes),

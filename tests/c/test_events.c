@@ -318,11 +318,12 @@ static void protocol_violations_close_with_the_rfc_code(void)
     fx_finish(&fx);
 }
 
-static void full_send_queue_reports_queue_full_then_drain_when_read(void)
+static void send_queue_at_its_hard_limit_reports_queue_full_then_drain_when_read(void)
 {
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.send_queue_limit = 128 * 1024;
+    cfg.send_queue_soft_limit = 64 * 1024;
+    cfg.send_queue_hard_limit = 128 * 1024;
     cfg.send_queue_low_water = 16 * 1024;
     fixture_t fx;
     REQUIRE(fx_start(&fx, &cfg));
@@ -331,18 +332,28 @@ static void full_send_queue_reports_queue_full_then_drain_when_read(void)
     static uint8_t chunk[32 * 1024];
     int sent = 0;
     wsq_result_t rc = WSQ_OK;
-    /* The client does not read: the kernel buffers fill, then the send queue. */
+    /* The client does not read: the kernel buffers fill, then the send queue, which
+     * accepts (reporting backpressure past the soft limit) up to the hard limit. */
     while (sent < 100000 &&
-           (rc = wsq_send(fx.srv, c.id, WSQ_MESSAGE_BINARY, chunk, sizeof chunk)) == WSQ_OK)
+           ((rc = wsq_send(fx.srv, c.id, WSQ_MESSAGE_BINARY, chunk, sizeof chunk)) == WSQ_OK ||
+            rc == WSQ_BACKPRESSURE))
         sent++;
     CHECK(rc == WSQ_ERR_QUEUE_FULL);
     CHECK(strlen(wsq_last_error()) > 0);
     wsq_stats_t st;
     CHECK_RC(wsq_stats(fx.srv, &st), WSQ_OK);
     CHECK(st.queue_full >= 1 && st.send_queue_bytes > 0);
-    CHECK(st.send_queue_bytes <= cfg.send_queue_limit);
+    CHECK(st.send_queue_bytes <= cfg.send_queue_hard_limit);
+    /* The refusal came at the hard limit, not at the soft one: the next chunk would
+     * have taken the queue over it. */
+    CHECK(st.send_queue_bytes + sizeof chunk + 4 /* frame header */ > cfg.send_queue_hard_limit);
+    CHECK(st.send_queue_bytes > cfg.send_queue_soft_limit);
+    CHECK(st.budget_refusals == 0 && st.backpressure_reports >= 1);
     /* Still full when asked again; broadcast skips the full connection. */
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_BINARY, chunk, sizeof chunk), WSQ_ERR_QUEUE_FULL);
+    wsq_stats_t again;
+    CHECK_RC(wsq_stats(fx.srv, &again), WSQ_OK);
+    CHECK(again.queue_full == st.queue_full + 1 && again.budget_refusals == 0);
     size_t delivered = 99;
     CHECK_RC(wsq_broadcast(fx.srv, WSQ_MESSAGE_BINARY, chunk, sizeof chunk, &c.id, 1, &delivered),
              WSQ_OK);
@@ -371,7 +382,9 @@ static void slow_consumer_close_policy_closes_with_1008(void)
 {
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.send_queue_limit = 64 * 1024;
+    cfg.send_queue_soft_limit = 32 * 1024;
+    cfg.send_queue_hard_limit = 64 * 1024;
+    cfg.send_queue_low_water = 16 * 1024;
     cfg.slow_consumer = WSQ_SLOW_CONSUMER_CLOSE;
     fixture_t fx;
     REQUIRE(fx_start(&fx, &cfg));
@@ -379,9 +392,14 @@ static void slow_consumer_close_policy_closes_with_1008(void)
     REQUIRE(fx_connect(&fx, "/", NULL, &c));
     static uint8_t chunk[16 * 1024];
     wsq_result_t rc = WSQ_OK;
-    for (int i = 0; i < 100000 && rc == WSQ_OK; i++)
+    int over_soft = 0;
+    for (int i = 0; i < 100000 && (rc == WSQ_OK || rc == WSQ_BACKPRESSURE); i++) {
         rc = wsq_send(fx.srv, c.id, WSQ_MESSAGE_BINARY, chunk, sizeof chunk);
+        over_soft += rc == WSQ_BACKPRESSURE;
+    }
     CHECK(rc == WSQ_ERR_QUEUE_FULL);
+    /* Over the soft limit a send is only reported, never a reason to close. */
+    CHECK(over_soft >= 1);
     wsq_event_t ev;
     REQUIRE(fx_wait(&fx, WSQ_EVENT_CLOSE, c.id, &ev));
     CHECK(ev.close_code == 1008 && !ev.clean);
@@ -664,7 +682,7 @@ TEST_MAIN(
     TEST(server_close_unanswered_ends_after_close_timeout_as_not_clean),
     TEST(client_vanishing_gives_close_1006_not_clean),
     TEST(protocol_violations_close_with_the_rfc_code),
-    TEST(full_send_queue_reports_queue_full_then_drain_when_read),
+    TEST(send_queue_at_its_hard_limit_reports_queue_full_then_drain_when_read),
     TEST(slow_consumer_close_policy_closes_with_1008),
     TEST(manual_accept_adds_headers_and_tags_before_open),
     TEST(manual_reject_sends_the_status_and_body_then_a_close_event),

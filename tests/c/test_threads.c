@@ -42,8 +42,8 @@ static void *race_sender(void *arg)
                 if (rc == WSQ_OK && delivered > 2) note_bad("broadcast delivered", rc);
             }
             }
-            if (rc != WSQ_OK && rc != WSQ_ERR_CLOSED && rc != WSQ_ERR_NOT_FOUND &&
-                rc != WSQ_ERR_QUEUE_FULL)
+            if (rc != WSQ_OK && rc != WSQ_BACKPRESSURE && rc != WSQ_ERR_CLOSED &&
+                rc != WSQ_ERR_NOT_FOUND && rc != WSQ_ERR_QUEUE_FULL)
                 note_bad("send/ping/broadcast", rc);
             rc = wsq_set_tag(r->srv, r->ids[i], (uint64_t)round);
             if (rc != WSQ_OK && rc != WSQ_ERR_NOT_FOUND) note_bad("wsq_set_tag", rc);
@@ -67,7 +67,10 @@ static void sends_racing_close_and_disconnect_return_only_defined_codes(void)
 {
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.send_queue_limit = 4096; /* so QUEUE_FULL is part of the mix */
+    /* Small limits, so BACKPRESSURE and QUEUE_FULL are part of the mix. */
+    cfg.send_queue_soft_limit = 2048;
+    cfg.send_queue_hard_limit = 4096;
+    cfg.send_queue_low_water = 1024;
     cfg.close_timeout_ms = 500;
     fixture_t fx;
     REQUIRE(fx_start(&fx, &cfg));
@@ -140,7 +143,7 @@ static void *ordered_sender(void *arg)
         wsq_result_t rc;
         while ((rc = wsq_send(a->srv, a->id, WSQ_MESSAGE_BINARY, buf, len)) == WSQ_ERR_QUEUE_FULL)
             usleep(1000); /* the reader catches up (bounded by the test's hang guard) */
-        if (rc != WSQ_OK) {
+        if (rc != WSQ_OK && rc != WSQ_BACKPRESSURE) { /* both mean accepted */
             note_bad("wsq_send", rc);
             return NULL;
         }
@@ -152,7 +155,9 @@ static void frames_from_concurrent_senders_never_interleave_and_keep_each_order(
 {
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.send_queue_limit = 64 * 1024;
+    cfg.send_queue_soft_limit = 32 * 1024;
+    cfg.send_queue_hard_limit = 64 * 1024;
+    cfg.send_queue_low_water = 16 * 1024;
     fixture_t fx;
     REQUIRE(fx_start(&fx, &cfg));
     client_t c;
@@ -264,7 +269,7 @@ enum { STOP_SENDERS = 3 };
 struct stop_traffic {
     wsq_server_t *srv;
     uint64_t ids[2];
-    uint64_t accepted[2]; /* sends that returned WSQ_OK, per connection */
+    uint64_t accepted[2]; /* sends that returned WSQ_OK or WSQ_BACKPRESSURE, per connection */
     int stopped_seen;
 };
 
@@ -274,7 +279,8 @@ static void *stop_sender(void *arg)
     for (uint64_t n = 0;; n++) {
         int k = (int)(n % 2);
         wsq_result_t rc = wsq_send(s->srv, s->ids[k], WSQ_MESSAGE_TEXT, "tick-tock", 9);
-        if (rc == WSQ_OK) __atomic_add_fetch(&s->accepted[k], 1, __ATOMIC_RELAXED);
+        if (rc == WSQ_OK || rc == WSQ_BACKPRESSURE) /* both mean accepted */
+            __atomic_add_fetch(&s->accepted[k], 1, __ATOMIC_RELAXED);
         else if (rc == WSQ_ERR_STOPPED) {
             __atomic_add_fetch(&s->stopped_seen, 1, __ATOMIC_RELAXED);
             return NULL;
@@ -321,7 +327,9 @@ static void stop_with_traffic_in_flight_accounts_for_every_message(void)
 {
     wsq_config_t cfg;
     wsq_config_init(&cfg);
-    cfg.send_queue_limit = 64 * 1024;
+    cfg.send_queue_soft_limit = 32 * 1024;
+    cfg.send_queue_hard_limit = 64 * 1024; /* the stuck client's queue fills to this */
+    cfg.send_queue_low_water = 16 * 1024;
     fixture_t fx;
     REQUIRE(fx_start(&fx, &cfg));
     client_t good, stuck;
@@ -337,7 +345,8 @@ static void stop_with_traffic_in_flight_accounts_for_every_message(void)
     pthread_t rt, t[STOP_SENDERS];
     REQUIRE(pthread_create(&rt, NULL, reader, &gr) == 0);
     for (int i = 0; i < STOP_SENDERS; i++) REQUIRE(pthread_create(&t[i], NULL, stop_sender, &s) == 0);
-    /* Let traffic build up (and the stuck client's queue fill) before stopping. */
+    /* Let traffic build up (and the stuck client's queue fill to its hard limit)
+     * before stopping. */
     wsq_stats_t st = {0};
     for (int i = 0; i < 500 && st.queue_full == 0; i++) {
         usleep(10000);
