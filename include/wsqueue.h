@@ -89,7 +89,8 @@
 #define WSQ_SLOW_CONSUMER_REJECT 0
 
 /**
- * wsq_config_t.slow_consumer: ...and the connection is also closed (code 1008).
+ * wsq_config_t.slow_consumer: ...and the connection is closed (code 1008); nothing
+ * more is accepted for it. A broadcast reaching its hard limit does the same.
  */
 #define WSQ_SLOW_CONSUMER_CLOSE 1
 

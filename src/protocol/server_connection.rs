@@ -32,7 +32,7 @@ use super::{Limits, MessageKind};
 /// writes (some clients check that ten pings get ten pongs); a peer that pings and
 /// does not read gets only its most recent pings answered (§5.5.3 allows answering
 /// just the latest), so a ping flood costs at most this many small frames.
-pub const MAX_PENDING_PONGS: usize = 16;
+pub(crate) const MAX_PENDING_PONGS: usize = 16;
 
 pub(crate) const DISCARD_AFTER_FINISH: usize = 64 * 1024;
 
