@@ -8,6 +8,8 @@
 #
 # Environment (defaults in brackets):
 #   SERVERS   which servers, in order [wsqueue-c wsqueue-rust tokio-tungstenite gorilla python-websockets]
+#             wsqueue-c-before: the same C echo example built in another checkout
+#             (BEFORE_DIR, where `make examples` has run), for before/after runs.
 #   WINDOWS   messages in flight per connection, one run each [1 16]
 #   CONNS [100]  SIZE [32]  WARMUP [2]
 #   REPEAT [1] rounds over all servers; the summary keeps each scenario's best round
@@ -105,6 +107,7 @@ for round in $(seq "$REPEAT"); do
     for server in $SERVERS; do
         case $server in
             wsqueue-c)         start_server ./build/echo_server 0; threads="default" ;;
+            wsqueue-c-before)  start_server "${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server" 0; threads="default" ;;
             wsqueue-rust)      start_server "$BIN/wsqueue-echo" 0 1; threads="1 reactor" ;;
             tokio-tungstenite) start_server "$BIN/tokio-echo" 0 1; threads="current_thread" ;;
             gorilla)           start_server env GOMAXPROCS=1 "$BIN/gorilla-echo" 0; threads="GOMAXPROCS=1" ;;

@@ -25,15 +25,15 @@ use super::http::{HeadLimits, RequestHead, RequestParser};
 use super::reader::{Incoming, Reader};
 use super::{Limits, MessageKind};
 
-/// Bytes the peer may still send after the connection is finished (both close frames
-/// exchanged, or failed) before we stop waiting for its EOF: enough for frames already
-/// in flight, not enough to make us read a flood.
 /// Pongs owed but not written yet. Every ping is answered while the socket takes
 /// writes (some clients check that ten pings get ten pongs); a peer that pings and
 /// does not read gets only its most recent pings answered (§5.5.3 allows answering
 /// just the latest), so a ping flood costs at most this many small frames.
 pub(crate) const MAX_PENDING_PONGS: usize = 16;
 
+/// Bytes the peer may still send after the connection is finished (both close frames
+/// exchanged, or failed) before we stop waiting for its EOF: enough for frames already
+/// in flight, not enough to make us read a flood.
 pub(crate) const DISCARD_AFTER_FINISH: usize = 64 * 1024;
 
 /// What a connection needs to know from the server's configuration.
