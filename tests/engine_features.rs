@@ -513,3 +513,42 @@ fn full_event_queue_pauses_reading_and_loses_nothing() {
     let mut c = writer.join().unwrap();
     echo_once(&server, &mut c, id, b"after the flood");
 }
+
+/// A client may send its first frame the moment it reads the 101. The app accepts on
+/// its own thread, and the reactor may see that frame before it has handled the
+/// accept: the frame must still come after the `Open` event, never before it (an app,
+/// or a binding, that routes messages by open connection would lose it).
+#[test]
+fn manual_accept_a_frame_sent_right_after_the_101_follows_the_open_event() {
+    let server = start_server(Config {
+        reactor_threads: 1,
+        ..manual()
+    });
+    let addr = addr(&server);
+    const ROUNDS: usize = 300;
+    let client = std::thread::spawn(move || {
+        for i in 0..ROUNDS {
+            let mut s = tcp(addr);
+            s.write_all(upgrade_request("/", "").as_bytes()).unwrap();
+            let mut c = WsClient::finish_handshake(s);
+            c.send_text(&format!("first {i}"));
+            assert_eq!(c.read_message().1, format!("first {i}").as_bytes());
+        }
+    });
+    for i in 0..ROUNDS {
+        let e = expect_event(
+            &server,
+            |e| matches!(e.kind, EventKind::UpgradeRequest(_)),
+            GUARD,
+        );
+        server.accept(e.conn, None, &[]).unwrap();
+        let next = expect_event(&server, |x| x.conn == e.conn, GUARD);
+        assert!(
+            matches!(next.kind, EventKind::Open(_)),
+            "round {i}: the first event after the accept is {next:?}, not Open"
+        );
+        let (_, data) = expect_message(&server, e.conn);
+        server.send(e.conn, MessageKind::Text, &data).unwrap();
+    }
+    client.join().unwrap();
+}

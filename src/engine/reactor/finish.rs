@@ -104,7 +104,7 @@ impl Reactor {
         self.listeners_paused_until = None;
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            let Some(local) = self.conns.get(&id) else {
+            let Some(local) = self.conns.get_mut(&id) else {
                 continue;
             };
             let announced = local.announced;
@@ -114,6 +114,8 @@ impl Reactor {
                     let _ = st.ws.close(CloseCode::GOING_AWAY, "server shutting down");
                 } else if announced {
                     let _ = st.ws.reject(503, b"server is shutting down\n");
+                    // Answered: the peer's EOF may be read again.
+                    local.info = None;
                 }
                 st.pump(&self.engine.stats);
                 !st.ws.is_open_or_later() && !announced

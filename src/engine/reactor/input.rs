@@ -40,6 +40,12 @@ impl Reactor {
         let Some(local) = self.conns.get_mut(&id) else {
             return 0;
         };
+        if local.info.is_some() {
+            // The app has accepted on its own thread, but this reactor has not yet
+            // published the Open event: a frame read now would overtake it.
+            // `on_accepted` reads the connection after the Open event.
+            return 0;
+        }
         {
             let st = local.shared.state.lock();
             if !st.ws.wants_input() {

@@ -207,7 +207,13 @@ impl Reactor {
                     initial,
                 } => self.adopt(shared, stream, initial),
                 Command::Accepted(id, subprotocol) => self.on_accepted(id.0, subprotocol),
-                Command::Rejected(id) => self.after_app_call(id.0),
+                Command::Rejected(id) => {
+                    // Answered: its input (the peer's EOF) may be read again.
+                    if let Some(local) = self.conns.get_mut(&id.0) {
+                        local.info = None;
+                    }
+                    self.after_app_call(id.0)
+                }
                 Command::Kick(id) => self.after_app_call(id.0),
                 Command::ReleaseBarrier(id) => self.release_barrier(id.0),
                 Command::Resume => self.ready.append(&mut self.paused),

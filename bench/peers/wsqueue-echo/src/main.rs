@@ -29,7 +29,7 @@ fn main() {
             if let EventKind::Message { kind, data } = &ev.kind {
                 match server.send(ev.conn, *kind, data) {
                     // A closing peer: its Close event follows.
-                    Ok(()) | Err(Error::Closed) | Err(Error::NotFound) => {}
+                    Ok(_) | Err(Error::Closed) | Err(Error::NotFound) => {}
                     // A client that does not read its echoes; the load generator reads them all,
                     // so this would be a finding worth seeing, not something to hide.
                     Err(e) => eprintln!("wsqueue-echo: send to {:?}: {e}", ev.conn),
