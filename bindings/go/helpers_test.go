@@ -46,3 +46,10 @@ func echoLoop(c *Conn) {
 		}
 	}
 }
+
+func serveHandler(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
