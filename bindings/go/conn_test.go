@@ -129,6 +129,13 @@ func TestPeerCloseCodeReachesReaderAndCloseHandler(t *testing.T) {
 	if err := c.WriteMessage(gorilla.CloseMessage, gorilla.FormatCloseMessage(4001, "bye")); err != nil {
 		t.Fatal(err)
 	}
+	// The engine answered the close: the client sees the echo, and closes TCP
+	// (the engine waits for that before it reports the connection gone).
+	_, _, err := c.ReadMessage()
+	if !gorilla.IsCloseError(err, 4001) {
+		t.Fatalf("client: %v, want the close echoed", err)
+	}
+	c.Close()
 	r := <-got
 	var ce *CloseError
 	if !errors.As(r.err, &ce) || ce.Code != 4001 || ce.Text != "bye" {
@@ -139,11 +146,6 @@ func TestPeerCloseCodeReachesReaderAndCloseHandler(t *testing.T) {
 	}
 	if !IsCloseError(r.err, 4001) || IsUnexpectedCloseError(r.err, 4001) || !IsUnexpectedCloseError(r.err, 1000) {
 		t.Fatal("IsCloseError / IsUnexpectedCloseError disagree with the code")
-	}
-	// The engine answered the close: the client sees the echo.
-	_, _, err := c.ReadMessage()
-	if !gorilla.IsCloseError(err, 4001) {
-		t.Fatalf("client: %v, want the close echoed", err)
 	}
 }
 
@@ -168,6 +170,7 @@ func TestServerCloseCodeReachesClient(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != 4002 || ce.Text != "server says bye" {
 		t.Fatalf("client read: %v, want close 4002", err)
 	}
+	c.Close()
 	if err := <-serverErr; !IsCloseError(err, 4002) {
 		t.Fatalf("server read after close: %v, want the close 4002 echoed", err)
 	}

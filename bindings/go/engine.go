@@ -420,14 +420,13 @@ const (
 	resStopped   = uint32(C.WSQ_ERR_STOPPED)
 	resOK        = uint32(C.WSQ_OK)
 
-	evOpen     = uint32(C.WSQ_EVENT_OPEN)
-	evMessage  = uint32(C.WSQ_EVENT_MESSAGE)
-	evClose    = uint32(C.WSQ_EVENT_CLOSE)
-	evUpgrade  = uint32(C.WSQ_EVENT_UPGRADE_REQUEST)
-	evPing     = uint32(C.WSQ_EVENT_PING)
-	evPong     = uint32(C.WSQ_EVENT_PONG)
+	evOpen    = uint32(C.WSQ_EVENT_OPEN)
+	evMessage = uint32(C.WSQ_EVENT_MESSAGE)
+	evClose   = uint32(C.WSQ_EVENT_CLOSE)
+	evUpgrade = uint32(C.WSQ_EVENT_UPGRADE_REQUEST)
+	evPing    = uint32(C.WSQ_EVENT_PING)
+	evPong    = uint32(C.WSQ_EVENT_PONG)
 )
-
 
 func canonicalHeaderKey(k string) string {
 	// textproto's canonical form, without importing net/textproto here.
@@ -441,4 +440,3 @@ func canonicalHeaderKey(k string) string {
 	}
 	return string(b)
 }
-
