@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Go echo benchmark: the same load generator (bench/loadgen) against gorilla's echo
+# (bench/peers/gorilla-echo) and the same code on the wsqueue Go binding
+# (bench/go/wsqueue-go-echo, only the import changed), interleaved round by round.
+# Prints one JSON line per run, then the median msg/s per scenario and the ratio.
+# Not part of any test suite.
+#
+#   bash bench/go/run.sh [SECS=5]     env: ROUNDS [3] CONNS [100] SIZE [32] WINDOWS [1 16]
+#
+# Pinned like bench/run.sh: server on CPU 0, load generator on CPU 1. gorilla runs with
+# GOMAXPROCS=1; the binding with GOMAXPROCS=1 plus the engine's reactor threads (the
+# engine counts the cores it may run on: one when pinned) and its dispatcher.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+SECS=${1:-5}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-100}
+SIZE=${SIZE:-32}
+WINDOWS=${WINDOWS:-1 16}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/bench/target}
+BIN=$CARGO_TARGET_DIR/release
+(cd "$ROOT" && cargo build --release --lib -q)
+(cd bench/loadgen && cargo build --release -q)
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+(cd bench/peers/gorilla-echo && go build -o "$work/gorilla-echo" .)
+(cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/wsqueue-go-echo" .)
+
+start_server() {
+    taskset -c 0 env GOMAXPROCS=1 "$1" 0 > "$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 200); do
+        PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/server.log" | head -1)
+        [ -n "$PORT" ] && return 0
+        sleep 0.05
+    done
+    echo "server did not start: $1" >&2
+    exit 1
+}
+
+failed=0
+for round in $(seq "$ROUNDS"); do
+    for server in gorilla-echo wsqueue-go-echo; do
+        start_server "$work/$server"
+        for window in $WINDOWS; do
+            taskset -c 1 "$BIN/wsq-loadgen" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
+                --window "$window" --secs "$SECS" --warmup 2 --threads 1 \
+                --label "$server" --server-pid "$server_pid" | tee -a "$work/results.jsonl" || failed=1
+        done
+        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+    done
+done
+python3 - "$work/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+med = {}
+for r in rows:
+    med.setdefault((r["label"], r["window"]), []).append(r["msgs_per_sec"])
+for w in sorted({k[1] for k in med}):
+    g = statistics.median(med[("gorilla-echo", w)])
+    q = statistics.median(med[("wsqueue-go-echo", w)])
+    print(f"window {w}: gorilla {g:,.0f} msg/s, wsqueue-go {q:,.0f} msg/s, ratio {q/g:.2f} (medians of {len(med[('gorilla-echo', w)])})")
+PY
+exit $failed
