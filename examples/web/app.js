@@ -31,8 +31,10 @@ function defaultUrl() {
   return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/";
 }
 
-function setState(state, text) {
+function setState(state, text, clean = false) {
   ui.status.dataset.state = state;
+  // A close both sides asked for (1000, or 1001 going away) is not an error.
+  ui.status.dataset.clean = String(clean);
   ui.status.textContent = text;
   const busy = state === "connecting" || state === "open" || state === "closing";
   ui.connect.disabled = busy;
@@ -60,9 +62,9 @@ function append(list, item) {
   if (pinned) list.scrollTop = list.scrollHeight;
 }
 
-function log(kind, text) {
+function log(kind, text, extraClass = "") {
   const item = document.createElement("li");
-  item.className = `entry ${kind}`;
+  item.className = `entry ${kind} ${extraClass}`.trim();
   const when = document.createElement("time");
   when.textContent = time();
   const label = document.createElement("span");
@@ -153,6 +155,9 @@ function connect() {
   socket = ws;
   myUser = null;
   ui.me.textContent = "";
+  // A new connection is a new chat session: old lines (and their "(you)") would lie.
+  ui.chat.replaceChildren(ui.chatHint);
+  ui.chatHint.hidden = false;
   setState("connecting", "Connecting…");
   log("info", `connecting to ${url}`);
 
@@ -176,10 +181,11 @@ function connect() {
   });
   ws.addEventListener("close", (ev) => {
     const reason = ev.reason ? ` reason "${ev.reason}"` : "";
-    log("close", `code ${ev.code}${reason}, ${ev.wasClean ? "clean" : "not clean"}`);
+    const clean = ev.wasClean && (ev.code === 1000 || ev.code === 1001);
+    log("close", `code ${ev.code}${reason}, ${ev.wasClean ? "clean" : "not clean"}`, clean ? "clean" : "");
     if (ws !== socket) return;
     socket = null;
-    setState("closed", `Closed (code ${ev.code})`);
+    setState("closed", `Closed (code ${ev.code})`, clean);
   });
 }
 

@@ -124,21 +124,58 @@ if [ -z "$only_file" ]; then
         "$out/readme_example.c" -o "$out/readme_example.o" >"$log" 2>&1
     record "readme_c_example_compiles" $? "$log"
 
-    # `make install` must give a usable installation: pkg-config flags for the shared
-    # library, and the static library linking on its own.
-    log="$out/install.log"
-    prefix=$(mktemp -d)
-    pc="$prefix/lib/pkgconfig"
+    # The README's link lines must give programs that start (not only link): a tiny
+    # program prints the library's version through each of them.
+    printf '#include <wsqueue.h>\n#include <stdio.h>\nint main(void) { puts(wsq_version()); return 0; }\n' \
+        >"$out/version_app.c"
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+    major=${version%%.*}
+    log="$out/in_tree_link.log"
     {
-        make -s install PREFIX="$prefix" &&
-        cc -std=c11 "$out/readme_example.c" -o "$out/readme_shared" \
-            $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) &&
-        cc -std=c11 "$out/readme_example.c" -o "$out/readme_static" -I"$prefix/include" \
-            "$prefix/lib/libwsqueue.a" \
-            $(PKG_CONFIG_PATH="$pc" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//')
+        cc "$out/version_app.c" -Iinclude -Ltarget/release -lwsqueue -Wl,-rpath,$PWD/target/release \
+            -o "$out/app_shared" && [ "$("$out/app_shared")" = "$version" ] &&
+        cc "$out/version_app.c" -Iinclude target/release/libwsqueue.a -lpthread -ldl -lm \
+            -o "$out/app_static" && [ "$("$out/app_static")" = "$version" ] &&
+        ! readelf -d "$out/app_static" | grep -q libwsqueue
     } >"$log" 2>&1
-    record "make_install_gives_working_pkg_config_for_shared_and_static" $? "$log"
-    rm -rf "$prefix"
+    record "readme_in_tree_link_lines_give_programs_that_run" $? "$log"
+
+    log="$out/soname.log"
+    {
+        readelf -d target/release/libwsqueue.so | grep -q "SONAME.*\[libwsqueue.so.$major\]" &&
+        others=$(nm -D --defined-only target/release/libwsqueue.so | awk '{print $3}' | grep -v '^wsq_' || true) &&
+        { [ -z "$others" ] || { echo "exported without the wsq_ prefix: $others"; false; }; }
+    } >"$log" 2>&1
+    record "shared_library_has_soname_and_exports_only_wsq_symbols" $? "$log"
+
+    # `make install`: twice into different prefixes (the second .pc must name the second
+    # prefix), versioned file and links, pkg-config lines that run, DESTDIR, uninstall,
+    # and no cargo needed once the library is built (as under sudo).
+    log="$out/install.log"
+    p1=$(mktemp -d); p2=$(mktemp -d); stage=$(mktemp -d)
+    pc="$p2/lib/pkgconfig"
+    {
+        make -s install PREFIX="$p1" && make -s install PREFIX="$p2" CARGO=/nonexistent/cargo &&
+        grep -qx "prefix=$p2" "$pc/wsqueue.pc" &&
+        [ "$(readlink "$p2/lib/libwsqueue.so")" = "libwsqueue.so.$major" ] &&
+        [ "$(readlink "$p2/lib/libwsqueue.so.$major")" = "libwsqueue.so.$version" ] &&
+        cc "$out/version_app.c" -o "$out/app_pc" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) \
+            -Wl,-rpath,"$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir wsqueue)" &&
+        [ "$("$out/app_pc")" = "$version" ] &&
+        readelf -d "$out/app_pc" | grep -q "NEEDED.*\[libwsqueue.so.$major\]" &&
+        cc "$out/readme_example.c" -o "$out/readme_pc" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) &&
+        cc "$out/version_app.c" -o "$out/app_pc_static" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags wsqueue) \
+            "$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir wsqueue)/libwsqueue.a" \
+            $(PKG_CONFIG_PATH="$pc" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//') &&
+        [ "$("$out/app_pc_static")" = "$version" ] &&
+        make -s install DESTDIR="$stage" PREFIX=/opt/wsq &&
+        grep -qx "prefix=/opt/wsq" "$stage/opt/wsq/lib/pkgconfig/wsqueue.pc" &&
+        [ -f "$stage/opt/wsq/include/wsqueue.h" ] &&
+        make -s uninstall PREFIX="$p2" &&
+        left=$(find "$p2" ! -type d) && { [ -z "$left" ] || { echo "left after uninstall: $left"; false; }; }
+    } >"$log" 2>&1
+    record "make_install_prefix_destdir_uninstall_and_pkg_config" $? "$log"
+    rm -rf "$p1" "$p2" "$stage"
 fi
 
 if [ $failed -gt 0 ]; then

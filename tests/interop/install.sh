@@ -4,8 +4,23 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-echo "interop deps: python (websockets, pytest)"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$here/requirements.txt"
+# Python packages go into the tree's virtual environment (.venv at the repo root),
+# never into the machine's Python (Debian's refuses them anyway: PEP 668).
+venv="$(cd "$here/../.." && pwd)/.venv"
+if [ ! -x "$venv/bin/python3" ]; then
+    echo "interop deps: python: creating $venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's python3 ships venv's pip bootstrap separately.
+        rm -rf "$venv"
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$venv"
+    fi
+fi
+echo "interop deps: python (websockets, pytest) in .venv"
+"$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 
 # npm ci wipes node_modules every time; skip it when the installed tree came from
 # the same lock file.
@@ -31,5 +46,6 @@ else
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    # Without recommends: the browser, not the desktop daemons that come with it.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi

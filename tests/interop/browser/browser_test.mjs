@@ -231,6 +231,22 @@ async function main() {
       const last = await one.page.locator("#log li.entry.close").last().textContent();
       assert(/code 1000\b/.test(last) && /\bclean\b/.test(last) && !/not clean/.test(last), `log says "${last}"`);
       await two.page.locator("#chat li.line.system", { hasText: `user ${userOne} left` }).waitFor();
+      const clean = await one.page.locator("#status").getAttribute("data-clean");
+      assert(clean === "true", `a clean 1000 close is shown as an error (data-clean=${clean})`);
+      assert((await one.page.locator("#log li.entry.close.clean").count()) >= 1, "the clean close is not marked clean in the log");
+    });
+
+    await check("Reconnecting starts a fresh chat: no old lines, no stale (you)", async () => {
+      const before = await one.page.locator("#chat li.line").count();
+      assert(before > 0, "page 1 had no chat lines to clear");
+      await one.page.click("#connect");
+      await one.page.locator('#status[data-state="open"]').waitFor();
+      await one.page.locator("#me", { hasText: "you are user" }).waitFor();
+      await one.page.locator("#chat li.line.system").first().waitFor();
+      const stale = await one.page.locator("#chat li.line.chat").count();
+      assert(stale === 0, `${stale} chat lines from the previous connection are still shown`);
+      const oldYou = await one.page.locator("#chat .who", { hasText: `user ${userOne} (you)` }).count();
+      assert(oldYou === 0, "the previous connection's (you) label is still shown");
     });
 
     await check("no page errors, console errors or failed requests", async () => {
