@@ -49,7 +49,7 @@ examples: $(EXAMPLES)
 demo: $(BUILD)/chat_server
 	./$(BUILD)/chat_server $(DEMO_PORT) examples/web
 
-test: deps lint test-rust test-c test-interop test-python test-go
+test: deps lint test-rust test-c test-interop test-go test-python
 	@echo "make test: all suites passed"
 
 test-rust:
