@@ -109,6 +109,9 @@ static inline wsq_server_t *example_start(const char *name, wsq_config_t *cfg, u
     if (rc != WSQ_OK) {
         fprintf(stderr, "%s: cannot start on %s: %s (%s)\n", name, listen, wsq_strerror(rc),
                 wsq_last_error());
+        if (strstr(wsq_last_error(), "in use"))
+            fprintf(stderr, "%s: port %u is taken: pass another port (make demo: DEMO_PORT=%u make demo)\n",
+                    name, (unsigned)port, (unsigned)port + 1);
         return NULL;
     }
     wsq_server_port(srv, &port);

@@ -144,6 +144,10 @@ function showChat(text) {
 
 function connect() {
   const url = ui.url.value.trim();
+  if (!/^wss?:\/\//i.test(url)) {
+    log("error", `not a WebSocket URL (ws:// or wss://): ${url}`);
+    return;
+  }
   let ws;
   try {
     ws = new WebSocket(url);

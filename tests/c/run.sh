@@ -124,6 +124,26 @@ if [ -z "$only_file" ]; then
         "$out/readme_example.c" -o "$out/readme_example.o" >"$log" 2>&1
     record "readme_c_example_compiles" $? "$log"
 
+    # Runs the README's C example (it listens on 127.0.0.1:9002) and checks that it
+    # answers a WebSocket upgrade with 101; stops it either way.
+    readme_example_answers_upgrade() {
+        local pid status="" rc=1
+        "$1" & pid=$!
+        for _ in $(seq 100); do
+            if exec 3<>/dev/tcp/127.0.0.1/9002; then
+                printf 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' >&3
+                IFS= read -r -t 5 status <&3
+                exec 3<&-
+                break
+            fi 2>/dev/null
+            sleep 0.05
+        done
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        echo "README example answered: ${status%$'\r'}"
+        [[ "$status" == "HTTP/1.1 101"* ]] && rc=0
+        return $rc
+    }
+
     # The README's link lines must give programs that start (not only link): a tiny
     # program prints the library's version through each of them.
     printf '#include <wsqueue.h>\n#include <stdio.h>\nint main(void) { puts(wsq_version()); return 0; }\n' \
@@ -171,6 +191,7 @@ if [ -z "$only_file" ]; then
         make -s install DESTDIR="$stage" PREFIX=/opt/wsq &&
         grep -qx "prefix=/opt/wsq" "$stage/opt/wsq/lib/pkgconfig/wsqueue.pc" &&
         [ -f "$stage/opt/wsq/include/wsqueue.h" ] &&
+        readme_example_answers_upgrade "$out/readme_pc" &&
         make -s uninstall PREFIX="$p2" &&
         left=$(find "$p2" ! -type d) && { [ -z "$left" ] || { echo "left after uninstall: $left"; false; }; }
     } >"$log" 2>&1

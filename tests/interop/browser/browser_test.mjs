@@ -236,6 +236,16 @@ async function main() {
       assert((await one.page.locator("#log li.entry.close.clean").count()) >= 1, "the clean close is not marked clean in the log");
     });
 
+    await check("a URL that is not ws:// or wss:// is refused on the page", async () => {
+      const url = await one.page.inputValue("#url");
+      await one.page.fill("#url", "http://127.0.0.1:1/");
+      await one.page.click("#connect");
+      await one.page.locator("#log li.entry.error", { hasText: "not a WebSocket URL" }).waitFor();
+      const state = await one.page.locator("#status").getAttribute("data-state");
+      assert(state === "closed", `the page tried to connect anyway (state ${state})`);
+      await one.page.fill("#url", url);
+    });
+
     await check("Reconnecting starts a fresh chat: no old lines, no stale (you)", async () => {
       const before = await one.page.locator("#chat li.line").count();
       assert(before > 0, "page 1 had no chat lines to clear");
