@@ -49,7 +49,7 @@ examples: $(EXAMPLES)
 demo: $(BUILD)/chat_server
 	./$(BUILD)/chat_server $(DEMO_PORT) examples/web
 
-test: deps lint test-rust test-c test-interop test-go test-python
+test: deps lint test-rust test-c test-interop test-go
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -61,9 +61,6 @@ test-c: lib
 test-interop: export PATH := $(VENV)/bin:$(PATH)
 test-interop: examples
 	bash tests/interop/run.sh
-
-test-python: lib
-	bash bindings/python/run-tests.sh $(VENV)
 
 test-go: lib
 	bash bindings/go/run-tests.sh
