@@ -183,7 +183,8 @@ if [ -z "$only_file" ]; then
             -Wl,-rpath,"$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir wsqueue)" &&
         [ "$("$out/app_pc")" = "$version" ] &&
         readelf -d "$out/app_pc" | grep -q "NEEDED.*\[libwsqueue.so.$major\]" &&
-        cc "$out/readme_example.c" -o "$out/readme_pc" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) &&
+        cc "$out/readme_example.c" -o "$out/readme_pc" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wsqueue) \
+            -Wl,-rpath,"$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir wsqueue)" &&
         cc "$out/version_app.c" -o "$out/app_pc_static" $(PKG_CONFIG_PATH="$pc" pkg-config --cflags wsqueue) \
             "$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir wsqueue)/libwsqueue.a" \
             $(PKG_CONFIG_PATH="$pc" pkg-config --libs-only-l --static wsqueue | sed 's/-lwsqueue//') &&
