@@ -157,8 +157,25 @@ impl Server {
     /// `poll*` call (polling again says the same). Only needed by callers that hand
     /// events to other threads: a failing connection's close frame waits for it (at
     /// most `Config::failure_grace`), so that replies to its last messages go first.
+    ///
+    /// It also ends the calling thread's cork on every server (see [`Server::cork`]).
     pub fn batch_done() {
-        crate::engine::release_held_barriers();
+        crate::engine::end_batch();
+    }
+
+    /// Corks the calling thread's sends to this server: messages of up to 16 KiB
+    /// (`send`, `broadcast`) are queued instead of written, and each connection gets
+    /// one vectored write of everything queued for it at [`Server::uncork`],
+    /// [`Server::batch_done`] or this thread's next `poll*`. Sends from other threads
+    /// are not delayed. Cork around the handling of a poll batch, so that many replies
+    /// to one connection cost one system call.
+    pub fn cork(&self) {
+        self.engine.cork()
+    }
+
+    /// Writes what the calling thread corked for this server and ends its cork.
+    pub fn uncork(&self) {
+        self.engine.uncork()
     }
 
     /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.

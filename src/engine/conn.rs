@@ -32,6 +32,9 @@ pub struct ConnState {
     pub broken: bool,
     /// The slow-consumer policy asked for this connection to be dropped.
     pub abort_requested: bool,
+    /// A corking thread holds frames for this connection in its queue (see `cork.rs`)
+    /// and will write them when it uncorks.
+    pub corked: bool,
     /// Pongs coalesced already added to the server's counter.
     pongs_counted: u64,
 }
@@ -57,6 +60,7 @@ impl ConnShared {
                 drain_wanted: false,
                 broken: false,
                 abort_requested: false,
+                corked: false,
                 pongs_counted: 0,
             }),
         })
@@ -91,18 +95,57 @@ impl ConnState {
         self.write(header, payload, ChunkKind::Message, stats)
     }
 
-    /// Queues a pre-encoded message frame shared with other connections (broadcast).
-    pub fn write_shared(&mut self, frame: &Arc<[u8]>, stats: &Counters) -> Result<(), Error> {
+    /// Queues one application message without writing it: the corking thread writes
+    /// the connection's queue when it uncorks. Returns true when the connection was
+    /// not yet corked (the caller remembers it for the uncork).
+    pub fn cork_message(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        stats: &Counters,
+    ) -> Result<bool, Error> {
         if self.socket.is_none() || self.broken {
             return Err(Error::Closed);
         }
-        if self.queue.is_empty() && !self.blocked {
-            // Same direct path as a single send: usually the whole frame goes out now.
-            return self.write(frame, &[], ChunkKind::Message, stats);
+        let mut frame = Vec::with_capacity(header.len() + payload.len());
+        frame.extend_from_slice(header);
+        frame.extend_from_slice(payload);
+        Counters::add(&stats.send_queue_bytes, frame.len() as u64);
+        self.queue.push_owned(frame, ChunkKind::Message);
+        Ok(!std::mem::replace(&mut self.corked, true))
+    }
+
+    /// Queues a pre-encoded message frame shared with other connections (broadcast).
+    /// `corking`: the sending thread has the server corked, so the frame waits in the
+    /// queue for the uncork; returns true when the connection was not yet corked.
+    pub fn write_shared(
+        &mut self,
+        frame: &Arc<[u8]>,
+        corking: bool,
+        stats: &Counters,
+    ) -> Result<bool, Error> {
+        if self.socket.is_none() || self.broken {
+            return Err(Error::Closed);
+        }
+        if !corking {
+            self.flush_queue_unless_blocked(stats);
+            if self.queue.is_empty() && !self.blocked {
+                // Same direct path as a single send: usually the whole frame goes out now.
+                self.write(frame, &[], ChunkKind::Message, stats)?;
+                return Ok(false);
+            }
         }
         Counters::add(&stats.send_queue_bytes, frame.len() as u64);
         self.queue.push_shared(frame.clone(), ChunkKind::Message);
-        Ok(())
+        Ok(corking && !std::mem::replace(&mut self.corked, true))
+    }
+
+    /// Frames a corking thread queued are written before anything sent outside the
+    /// cork, so that order holds; a blocked socket waits for the reactor instead.
+    fn flush_queue_unless_blocked(&mut self, stats: &Counters) {
+        if !self.blocked && !self.queue.is_empty() {
+            self.flush_queue(stats);
+        }
     }
 
     /// Writes `header` + `payload` directly when nothing is queued and the socket is
@@ -122,6 +165,7 @@ impl ConnState {
         if self.broken {
             return Err(Error::Closed);
         }
+        self.flush_queue_unless_blocked(stats);
         let total = header.len() + payload.len();
         let mut written = 0;
         if self.queue.is_empty() && !self.blocked {
@@ -179,6 +223,16 @@ impl ConnState {
     /// Writes queued frames until the queue is empty or the socket blocks, then what
     /// the protocol has waiting. Returns the bytes written from the queue.
     pub fn flush(&mut self, stats: &Counters) -> usize {
+        let written = self.flush_queue(stats);
+        if !self.blocked && self.ws.has_output() {
+            self.pump(stats);
+        }
+        written
+    }
+
+    /// Writes queued frames until the queue is empty or the socket blocks; returns the
+    /// bytes written.
+    fn flush_queue(&mut self, stats: &Counters) -> usize {
         let Some(fd) = self.fd() else {
             return 0;
         };
@@ -194,9 +248,6 @@ impl ConnState {
                 }
             }
             Err(_) => self.broken = true,
-        }
-        if !self.blocked && self.ws.has_output() {
-            self.pump(stats);
         }
         written
     }

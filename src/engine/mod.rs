@@ -9,6 +9,7 @@
 
 pub mod config;
 mod conn;
+mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
@@ -57,8 +58,15 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
+/// The calling thread has handled its last batch: writes what it corked (every
+/// server), then releases the barriers it holds.
+pub fn end_batch() {
+    cork::uncork(None);
+    release_held_barriers();
+}
+
 /// Releases the barriers the calling thread holds (see `HELD_BARRIERS`).
-pub fn release_held_barriers() {
+fn release_held_barriers() {
     let held = HELD_BARRIERS
         .try_with(|h| std::mem::take(&mut *h.borrow_mut()))
         .unwrap_or_default();
@@ -162,7 +170,9 @@ impl Engine {
     /// Calling it again means the caller has handled the previous batch: barriers
     /// taken with that batch are released first (see `ConnEvent::Barrier`).
     pub fn poll_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> usize {
-        release_held_barriers();
+        // The previous batch is handled: what it corked goes out before its barriers
+        // release any close frame.
+        end_batch();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut barriers = Vec::new();
         loop {
@@ -227,9 +237,27 @@ impl Engine {
             }
             return Err(refusal.error());
         }
-        st.write_message(&h[..n], payload, &self.shared.stats)?;
+        if payload.len() <= cork::CORK_MAX_MESSAGE && cork::is_corked(&self.shared) {
+            if st.cork_message(&h[..n], payload, &self.shared.stats)? {
+                cork::remember(&self.shared, conn.clone());
+            }
+        } else {
+            st.write_message(&h[..n], payload, &self.shared.stats)?;
+        }
         Counters::add(&self.shared.stats.messages_out, 1);
         Ok(self.shared.status_after_send(&mut st))
+    }
+
+    /// Corks the calling thread's sends to this server until [`Engine::uncork`] (or
+    /// its next poll): small messages are queued, and each connection is written once
+    /// at the uncork (see `cork.rs`).
+    pub fn cork(&self) {
+        cork::cork(&self.shared);
+    }
+
+    /// Writes what the calling thread corked for this server and ends its cork.
+    pub fn uncork(&self) {
+        cork::uncork(Some(&self.shared));
     }
 
     /// Bytes accepted for `id` and not yet written to its socket.
@@ -309,6 +337,7 @@ impl Engine {
                 .filter_map(|id| self.shared.registry.get(*id))
                 .collect(),
         };
+        let corking = cork::is_corked(&self.shared);
         let mut delivered = 0;
         for conn in conns {
             let mut st = conn.state.lock();
@@ -322,9 +351,13 @@ impl Engine {
                 }
                 continue;
             }
-            if st.write_shared(&frame, &self.shared.stats).is_ok() {
+            if let Ok(newly_corked) = st.write_shared(&frame, corking, &self.shared.stats) {
                 delivered += 1;
                 let _ = self.shared.status_after_send(&mut st);
+                if newly_corked {
+                    drop(st);
+                    cork::remember(&self.shared, conn.clone());
+                }
             }
         }
         Counters::add(&self.shared.stats.messages_out, delivered as u64);

@@ -18,10 +18,16 @@ impl Reactor {
         if flags & sys::EV_OUT != 0 {
             let now = self.engine.now_ms();
             if let Some(local) = self.conns.get_mut(&id) {
+                // Edge triggering reports writability with every new edge (input
+                // too). Only a socket that blocked needs the reactor to write: frames
+                // queued on a writable socket belong to a corking thread, which writes
+                // them itself when it uncorks.
                 let mut st = local.shared.state.lock();
-                st.blocked = false;
-                if st.flush(&self.engine.stats) > 0 {
-                    local.last_write_ms = now;
+                if st.blocked {
+                    st.blocked = false;
+                    if st.flush(&self.engine.stats) > 0 {
+                        local.last_write_ms = now;
+                    }
                 }
             }
             self.after_write(id);
