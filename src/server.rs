@@ -4,7 +4,9 @@
 //! use wsqueue::{Config, EventKind, Server};
 //! let server = Server::start(Config::default()).unwrap();
 //! loop {
-//!     for event in server.poll_batch(64, None) {
+//!     let batch = server.poll_batch(64, None);
+//!     server.cork(); // the replies go out at the next poll, one write per connection
+//!     for event in batch {
 //!         if let EventKind::Message { kind, data } = &event.kind {
 //!             let _ = server.send(event.conn, *kind, data); // echo
 //!         }
