@@ -182,6 +182,12 @@ func (e *engine) stop(timeoutMs uint32) {
 // connection (a reader that falls behind by MaxQueuedReadBytes is closed).
 func (e *engine) dispatch() {
 	defer close(e.done)
+	// The engine corks the sends of the thread that polled until that thread
+	// releases the batch or polls again. Pinning the dispatcher to its thread
+	// keeps every other goroutine off it, so their sends are never held back by
+	// a cork that this goroutine would release from another thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	evs := (*[pollBatch]C.wsq_event_t)(C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.wsq_event_t{}))))
 	defer C.free(unsafe.Pointer(evs))
 	for {
