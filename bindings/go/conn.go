@@ -177,6 +177,11 @@ type Conn struct {
 	remote      net.Addr
 	local       net.Addr
 
+	// Event style (Handler): set once by attach, before any worker runs.
+	pool      *workerPool
+	handler   Handler
+	scheduled bool // in pool's run queue or being run (guarded by mu)
+
 	closed      chan struct{} // closed by Close: wakes every blocked reader and writer
 	closeOnce   sync.Once
 	closeSentMu sync.Mutex
@@ -209,16 +214,29 @@ func (c *Conn) push(ev inEvent) bool {
 	c.mu.Lock()
 	if ev.typ == evClose {
 		c.gone = true
+	} else if c.isClosed() {
+		// Closed by the application: nobody will read it.
+		c.mu.Unlock()
+		return true
 	} else if c.queuedBytes+len(ev.data) > c.eng.maxQueue && len(c.queue) > 0 {
 		c.mu.Unlock()
 		return false
 	}
 	c.queue = append(c.queue, ev)
 	c.queuedBytes += len(ev.data)
+	pool := c.pool
+	schedule := pool != nil && !c.scheduled
+	if schedule {
+		c.scheduled = true
+	}
 	c.mu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
+	if schedule {
+		pool.schedule(c)
+	} else if pool == nil {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
 	}
 	if ev.typ == evClose {
 		// Writers waiting for a drain that will never come.
@@ -240,6 +258,10 @@ func (c *Conn) next(deadline time.Time) (inEvent, error) {
 	var timeout <-chan time.Time
 	for {
 		c.mu.Lock()
+		if c.pool != nil {
+			c.mu.Unlock()
+			return inEvent{}, errHandlerConn
+		}
 		if len(c.queue) > 0 {
 			ev := c.queue[0]
 			c.queue[0] = inEvent{}
@@ -482,7 +504,7 @@ func (c *Conn) sendError(code uint32) error {
 	if code == resOK {
 		return nil
 	}
-	if code == resClosed || code == resNotFound || code == resStopped {
+	if code == resClosed || code == resNotFound || code == resStopped || code == resBadHandle {
 		if c.isClosed() {
 			return errConnClosed
 		}
@@ -581,7 +603,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 		c.closeSent = true
 		return nil
 	}
-	if r == resClosed || r == resNotFound || r == resStopped {
+	if r == resClosed || r == resNotFound || r == resStopped || r == resBadHandle {
 		c.closeSent = true
 		return ErrCloseSent
 	}
@@ -602,8 +624,10 @@ func (c *Conn) Close() error {
 	}
 	_ = c.sendClose(CloseNormalClosure, "")
 	c.mu.Lock()
-	c.queue = nil
-	c.queuedBytes = 0
+	if c.pool == nil {
+		c.queue = nil
+		c.queuedBytes = 0
+	} // else a worker delivers what is queued: OnClose is still due
 	c.mu.Unlock()
 	return nil
 }

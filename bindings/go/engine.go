@@ -34,6 +34,9 @@ type Config struct {
 	// decides both in Go through the Upgrader).
 	Subprotocols   string
 	AllowedOrigins string
+	// HandlerWorkers is the number of goroutines that run a Handler's
+	// callbacks (ListenHandler, UpgradeHandler). Default GOMAXPROCS.
+	HandlerWorkers int
 	// MaxQueuedReadBytes bounds the bytes of received messages waiting for a
 	// connection's reader in Go. A connection over it is closed with 1008: the
 	// dispatcher serves every connection and must never wait for one reader.
@@ -75,8 +78,8 @@ type engine struct {
 	mu    sync.RWMutex // guards conns; held for writing around wsq_adopt
 	conns map[uint64]*Conn
 
-	// onUnknown receives OPEN events of connections the engine accepted on its
-	// own listeners (Listen); nil for the Upgrade engine.
+	// onOpen receives connections the engine accepted on its own listeners
+	// (Listen), on the dispatcher (it must not block); nil for the Upgrade engine.
 	onOpen func(c *Conn)
 
 	stopOnce sync.Once
@@ -86,6 +89,12 @@ type engine struct {
 const pollBatch = 256
 
 func startEngine(cfg Config, manualAccept bool) (*engine, error) {
+	return startEngineWith(cfg, manualAccept, nil)
+}
+
+// startEngineWith starts an engine whose dispatcher hands every connection the
+// engine opened on its own (not adopted) to onOpen, from the dispatcher.
+func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engine, error) {
 	var c C.wsq_config_t
 	if err := check(C.wsq_config_init(&c)); err != nil {
 		return nil, err
@@ -149,6 +158,7 @@ func startEngine(cfg Config, manualAccept bool) (*engine, error) {
 		softLim:  uint64(c.send_queue_soft_limit),
 		maxQueue: cfg.MaxQueuedReadBytes,
 		conns:    make(map[uint64]*Conn),
+		onOpen:   onOpen,
 		done:     make(chan struct{}),
 	}
 	if e.maxQueue <= 0 {
@@ -413,7 +423,7 @@ func codeError(code uint32) error {
 	switch code {
 	case C.WSQ_OK, C.WSQ_BACKPRESSURE:
 		return nil
-	case C.WSQ_ERR_CLOSED, C.WSQ_ERR_NOT_FOUND, C.WSQ_ERR_STOPPED:
+	case C.WSQ_ERR_CLOSED, C.WSQ_ERR_NOT_FOUND, C.WSQ_ERR_STOPPED, C.WSQ_ERR_BAD_HANDLE:
 		return ErrCloseSent
 	}
 	return &resultError{code: code}
@@ -424,6 +434,7 @@ const (
 	resClosed    = uint32(C.WSQ_ERR_CLOSED)
 	resNotFound  = uint32(C.WSQ_ERR_NOT_FOUND)
 	resStopped   = uint32(C.WSQ_ERR_STOPPED)
+	resBadHandle = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
 	resOK        = uint32(C.WSQ_OK)
 
 	evOpen    = uint32(C.WSQ_EVENT_OPEN)
