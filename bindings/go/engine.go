@@ -30,6 +30,14 @@ type Config struct {
 	IdleTimeoutMs      uint32
 	PingIntervalMs     uint32
 	CloseTimeoutMs     uint32
+	// MaxBufferedBytes bounds the bytes queued for writing over all
+	// connections (default 1 GiB); over it sends wait like at the hard limit.
+	MaxBufferedBytes uint64
+	// SlowConsumerClose closes (1008) a connection whose send would pass
+	// SendQueueHardLimit, instead of only refusing the send.
+	SlowConsumerClose bool
+	// StaticDir is served to plain HTTP GET requests (Listen only); "" answers 404.
+	StaticDir string
 	// Subprotocols and AllowedOrigins are comma-separated (Listen only; Upgrade
 	// decides both in Go through the Upgrader).
 	Subprotocols   string
@@ -136,6 +144,13 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 	setU32(&c.idle_timeout_ms, cfg.IdleTimeoutMs)
 	setU32(&c.ping_interval_ms, cfg.PingIntervalMs)
 	setU32(&c.close_timeout_ms, cfg.CloseTimeoutMs)
+	setU64(&c.max_buffered_bytes, cfg.MaxBufferedBytes)
+	if cfg.SlowConsumerClose {
+		c.slow_consumer = C.WSQ_SLOW_CONSUMER_CLOSE
+	}
+	if cfg.StaticDir != "" {
+		c.static_dir = str(cfg.StaticDir)
+	}
 	if cfg.Subprotocols != "" {
 		c.subprotocols = str(cfg.Subprotocols)
 	}

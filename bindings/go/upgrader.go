@@ -74,7 +74,7 @@ func upgradeEngine() (*engine, error) {
 	// The engine needs one listener; this one is on a loopback port nobody is
 	// told about. Origins and subprotocols are the Upgrader's business.
 	cfg.Listen = "127.0.0.1:0"
-	cfg.AllowedOrigins, cfg.Subprotocols = "", ""
+	cfg.AllowedOrigins, cfg.Subprotocols, cfg.StaticDir = "", "", ""
 	e, err := startEngine(cfg, true)
 	if err != nil {
 		return nil, err
