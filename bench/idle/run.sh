@@ -8,7 +8,10 @@
 # Environment:
 #   SERVERS  [wsqueue-c]  which servers; wsqueue-c-before is the same C echo example
 #            built from another checkout (BEFORE_DIR, where `make examples` has run),
-#            for before/after comparisons in one sitting.
+#            for before/after comparisons in one sitting. Go servers (built here):
+#            gorilla-go (bench/peers/gorilla-echo), gws-go (bench/peers/gws-echo),
+#            wsqueue-go (gorilla's echo on the binding, bench/go/wsqueue-go-echo),
+#            wsqueue-go-events (the binding's event style, examples/go/echo).
 #   REPEAT   [3] rounds over all servers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,12 +31,21 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+for server in $SERVERS; do
+    case $server in
+        gorilla-go)        (cd bench/peers/gorilla-echo && go build -o "$work/$server" .) ;;
+        gws-go)            (cd bench/peers/gws-echo && go build -o "$work/$server" .) ;;
+        wsqueue-go)        (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/$server" .) ;;
+        wsqueue-go-events) (cd examples/go && go build -o "$work/$server" ./echo) ;;
+    esac
+done
 
 for round in $(seq "$REPEAT"); do
     for server in $SERVERS; do
         case $server in
             wsqueue-c)        bin=./build/echo_server ;;
             wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server ;;
+            gorilla-go | gws-go | wsqueue-go | wsqueue-go-events) bin=$work/$server ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
         "$bin" 0 > "$work/server.log" 2>&1 &

@@ -44,6 +44,10 @@ var (
 	// ErrReadLimit is returned when a message is larger than SetReadLimit's
 	// limit (the connection is closed with 1009).
 	ErrReadLimit = errors.New("websocket: read limit exceeded")
+	// ErrWriteQueueFull is returned by a write from a callback that runs on
+	// the dispatcher (HandlerWorkers < 0) when the connection is at its hard
+	// send limit: such a write cannot wait for the queue to drain.
+	ErrWriteQueueFull = errors.New("wsqueue: send queue full")
 	// errConnClosed is returned by every operation after Close.
 	errConnClosed = errors.New("websocket: use of closed connection")
 	errBadMsgType = errors.New("websocket: bad message type")
@@ -225,12 +229,15 @@ func (c *Conn) push(ev inEvent) bool {
 	c.queue = append(c.queue, ev)
 	c.queuedBytes += len(ev.data)
 	pool := c.pool
-	schedule := pool != nil && !c.scheduled
+	inline := pool != nil && pool.inline
+	schedule := pool != nil && !inline && !c.scheduled
 	if schedule {
 		c.scheduled = true
 	}
 	c.mu.Unlock()
-	if schedule {
+	if inline {
+		c.runEvents() // on the dispatcher, inside the poll batch
+	} else if schedule {
 		pool.schedule(c)
 	} else if pool == nil {
 		select {
@@ -482,8 +489,18 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	for {
 		c.mu.Lock()
 		drain := c.drainCh
+		inline := c.pool != nil && c.pool.inline
 		c.mu.Unlock()
 		bp, code := c.eng.send(c.id, messageType, data)
+		if inline {
+			// A callback on the dispatcher must not wait for a drain that only
+			// the dispatcher can deliver: the message is accepted (the engine
+			// stops reading the peer meanwhile), or refused at the hard limit.
+			if code == resQueueFull {
+				return ErrWriteQueueFull
+			}
+			return c.sendError(code)
+		}
 		if code == resQueueFull {
 			if err := c.waitDrain(drain, dl); err != nil {
 				return err

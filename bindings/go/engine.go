@@ -43,7 +43,11 @@ type Config struct {
 	Subprotocols   string
 	AllowedOrigins string
 	// HandlerWorkers is the number of goroutines that run a Handler's
-	// callbacks (ListenHandler, UpgradeHandler). Default GOMAXPROCS.
+	// callbacks (ListenHandler, UpgradeHandler); 0: 2 x GOMAXPROCS, at least 4.
+	// Negative (ListenHandler only): no workers, the dispatcher runs the
+	// callbacks itself, inside its poll batch, so that replies are corked and
+	// written once per connection per batch. Callbacks must then never block,
+	// and writes do not wait for a drain (ErrWriteQueueFull at the hard limit).
 	HandlerWorkers int
 	// MaxQueuedReadBytes bounds the bytes of received messages waiting for a
 	// connection's reader in Go. A connection over it is closed with 1008: the

@@ -40,6 +40,10 @@ var errHandlerConn = errors.New("wsqueue: read on a connection run by a Handler"
 // connection is in the run queue at most once (Conn.scheduled), so the queue is
 // bounded by the number of connections and the dispatcher never waits on it.
 type workerPool struct {
+	// inline: no workers; the dispatcher runs the callbacks itself
+	// (HandlerWorkers < 0 on ListenHandler).
+	inline bool
+
 	mu       sync.Mutex
 	wake     *sync.Cond
 	runq     []*Conn
@@ -48,7 +52,10 @@ type workerPool struct {
 }
 
 func startWorkerPool(workers int) *workerPool {
-	if workers <= 0 {
+	if workers < 0 {
+		return &workerPool{inline: true}
+	}
+	if workers == 0 {
 		workers = defaultHandlerWorkers()
 	}
 	p := &workerPool{}
@@ -99,6 +106,9 @@ func (p *workerPool) work() {
 // stop lets the workers finish what is queued, then waits for them to return.
 // Call it once nothing can be scheduled any more (the dispatcher has ended).
 func (p *workerPool) stop() {
+	if p.inline {
+		return
+	}
 	p.mu.Lock()
 	p.stopping = true
 	p.mu.Unlock()
@@ -113,6 +123,10 @@ func (c *Conn) attach(p *workerPool, h Handler) {
 	c.queue = append([]inEvent{{typ: evOpen}}, c.queue...)
 	c.scheduled = true
 	c.mu.Unlock()
+	if p.inline {
+		c.runEvents() // attach runs on the dispatcher (ListenHandler's open hook)
+		return
+	}
 	p.schedule(c)
 }
 
@@ -126,6 +140,9 @@ func (c *Conn) runEvents() {
 	for i := range evs {
 		c.deliver(evs[i])
 		evs[i] = inEvent{}
+	}
+	if c.pool.inline {
+		return // only the dispatcher queues events, and it is here
 	}
 	c.mu.Lock()
 	if len(c.queue) > 0 {
@@ -191,6 +208,9 @@ func (u *Upgrader) UpgradeHandler(w http.ResponseWriter, r *http.Request, respon
 		defaultEngineMu.Lock()
 		workers := defaultEngineCfg.HandlerWorkers
 		defaultEngineMu.Unlock()
+		if workers < 0 {
+			workers = 0 // inline needs the open on the dispatcher: ListenHandler only
+		}
 		upgradePool = startWorkerPool(workers)
 	})
 	c.attach(upgradePool, h)

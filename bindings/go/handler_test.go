@@ -113,8 +113,13 @@ func pipelinedEcho(c *gorilla.Conn, n int) error {
 }
 
 func TestHandlerEchoesInOrderOnManyConnections(t *testing.T) {
+	t.Run("workers", func(t *testing.T) { handlerEchoesInOrder(t, 4) })
+	t.Run("on the dispatcher", func(t *testing.T) { handlerEchoesInOrder(t, -1) })
+}
+
+func handlerEchoesInOrder(t *testing.T, workers int) {
 	h := newEchoHandler()
-	s := listenHandlerForTest(t, h, 4)
+	s := listenHandlerForTest(t, h, workers)
 	if _, err := s.Accept(); err == nil {
 		t.Fatal("Accept on a Handler server succeeded")
 	}
@@ -221,8 +226,13 @@ func (h *closingHandler) OnMessage(c *Conn, mt int, data []byte) {
 }
 
 func TestHandlerShutdownClosesEveryConnectionWith1001(t *testing.T) {
+	t.Run("workers", func(t *testing.T) { handlerShutdownCloses(t, 0) })
+	t.Run("on the dispatcher", func(t *testing.T) { handlerShutdownCloses(t, -1) })
+}
+
+func handlerShutdownCloses(t *testing.T, workers int) {
 	h := newEchoHandler()
-	s, err := ListenHandler("127.0.0.1:0", Config{ReactorThreads: 2}, h)
+	s, err := ListenHandler("127.0.0.1:0", Config{ReactorThreads: 2, HandlerWorkers: workers}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,5 +335,48 @@ func TestUpgradeHandlerRefusesBadRequestsLikeUpgrade(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Fatal("UpgradeHandler returned no error for a refused origin")
+	}
+}
+
+// flooder sends to every connection it opens until told to stop, from its
+// OnMessage, and records what the writes returned.
+type flooder struct {
+	*echoHandler
+	results chan error
+}
+
+func (f *flooder) OnMessage(c *Conn, mt int, data []byte) {
+	msg := make([]byte, 64<<10)
+	for i := 0; i < 2000; i++ { // 128 MiB, over the 64 MiB hard limit
+		if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+			f.results <- err
+			return
+		}
+	}
+	f.results <- nil
+}
+
+func TestHandlerOnTheDispatcherNeverWaitsForADrain(t *testing.T) {
+	f := &flooder{echoHandler: newEchoHandler(), results: make(chan error, 1)}
+	s := listenHandlerForTest(t, f, -1)
+	c := dial(t, wsURL(s, "/"))
+	c.WriteMessage(gorilla.TextMessage, []byte("go")) // and never read
+	select {
+	case err := <-f.results:
+		// The client reads nothing: the engine's queue reaches its hard limit
+		// and the write says so instead of waiting on the dispatcher.
+		if !errors.Is(err, ErrWriteQueueFull) {
+			t.Fatalf("flood to a client that does not read: %v, want ErrWriteQueueFull", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write on the dispatcher blocked")
+	}
+	// The dispatcher still serves the other connections.
+	other := dial(t, wsURL(s, "/"))
+	other.WriteControl(gorilla.PingMessage, []byte("x"), time.Time{})
+	other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	other.SetPongHandler(func(string) error { return errors.New("pong") })
+	if _, _, err := other.ReadMessage(); err == nil || err.Error() != "pong" {
+		t.Fatalf("second connection: %v, want its pong", err)
 	}
 }

@@ -104,8 +104,13 @@ func TestNoLeakAfterShutdownOfAcceptServer(t *testing.T) {
 }
 
 func TestNoLeakAfterShutdownOfHandlerServer(t *testing.T) {
+	t.Run("workers", func(t *testing.T) { noLeakAfterShutdownOfHandlerServer(t, 4) })
+	t.Run("on the dispatcher", func(t *testing.T) { noLeakAfterShutdownOfHandlerServer(t, -1) })
+}
+
+func noLeakAfterShutdownOfHandlerServer(t *testing.T, workers int) {
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
-	s, err := ListenHandler("127.0.0.1:0", Config{ReactorThreads: 2, HandlerWorkers: 4}, newEchoHandler())
+	s, err := ListenHandler("127.0.0.1:0", Config{ReactorThreads: 2, HandlerWorkers: workers}, newEchoHandler())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 // Command echo sends every WebSocket message back to its sender, unchanged (text
 // as text, binary as binary): the Go twin of examples/c/echo_server.c, with the
-// same contract, run in the binding's event style (a Handler on a worker pool,
-// no goroutine per connection).
+// same contract, run in the binding's event style (a Handler, no goroutine per
+// connection). The callbacks run on the binding's dispatcher itself
+// (HandlerWorkers -1), inside the engine's poll batch, so the echoes of a batch
+// are corked and written once per connection, as in the C example;
+// WSQUEUE_ECHO_WORKERS=N runs them on a pool of N goroutines instead (0: the
+// default size), for comparison.
 //
 //	echo [port=9002] [static_dir]
 //
@@ -13,9 +17,9 @@
 //
 // Backpressure, as in the C example: the engine buffers every echo. Over the
 // soft limit (three maximal messages) the engine stops reading that client until
-// its echoes drain to the low-water mark, and the echo waits meanwhile; past the
-// hard limit the client has stopped reading for good and is closed with 1008
-// (SlowConsumerClose), so no echo is ever lost in silence.
+// its echoes drain to the low-water mark (on a worker pool the echo also waits);
+// past the hard limit the client has stopped reading for good and is closed
+// with 1008 (SlowConsumerClose), so no echo is ever lost in silence.
 package main
 
 import (
@@ -89,6 +93,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usage: %s [port=%d] [static_dir]\n", os.Args[0], defaultPort)
 		os.Exit(2)
 	}
+	workers := -1
+	if v := os.Getenv("WSQUEUE_ECHO_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "echo: WSQUEUE_ECHO_WORKERS=%q: want a number of goroutines (0: default)\n", v)
+			os.Exit(2)
+		}
+		workers = n
+	}
 	raiseFileLimit()
 	// Signals are caught before the "listening" line, so a stop right after
 	// it is a clean one.
@@ -107,6 +120,7 @@ func main() {
 		// may send before the engine stops reading it (the soft limit) and more.
 		MaxQueuedReadBytes: hardLimit,
 		StaticDir:          staticDir,
+		HandlerWorkers:     workers,
 	}, echo{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "echo: listen on 127.0.0.1:%d: %v\n", port, err)
