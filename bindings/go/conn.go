@@ -177,7 +177,6 @@ type Conn struct {
 	gone        bool          // the engine's WSQ_EVENT_CLOSE was queued
 	subprotocol string
 	path        string
-	header      map[string][]string
 	remote      net.Addr
 	local       net.Addr
 

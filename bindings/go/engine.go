@@ -425,14 +425,6 @@ func (c *Conn) fillOpen(ev *C.wsq_event_t) {
 	if c.path == "" && ev.path != nil {
 		c.path = C.GoString(ev.path)
 	}
-	if c.header == nil && ev.header_count > 0 {
-		hs := unsafe.Slice(ev.headers, int(ev.header_count))
-		c.header = make(map[string][]string, len(hs))
-		for _, h := range hs {
-			k := canonicalHeaderKey(C.GoString(h.name))
-			c.header[k] = append(c.header[k], C.GoString(h.value))
-		}
-	}
 }
 
 // Version is the engine library's version.
