@@ -47,6 +47,7 @@ type workerPool struct {
 	mu       sync.Mutex
 	wake     *sync.Cond
 	runq     []*Conn
+	running  int // workers inside a connection's callbacks
 	stopping bool
 	wg       sync.WaitGroup
 }
@@ -98,9 +99,21 @@ func (p *workerPool) work() {
 		c := p.runq[0]
 		p.runq[0] = nil
 		p.runq = p.runq[1:]
+		p.running++
 		p.mu.Unlock()
 		c.runEvents()
+		p.mu.Lock()
+		p.running--
+		p.mu.Unlock()
 	}
+}
+
+// idle reports whether no callback runs and none is queued: after stop began,
+// the workers then return without calling user code again.
+func (p *workerPool) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.runq) == 0 && p.running == 0
 }
 
 // stop lets the workers finish what is queued, then waits for them to return.

@@ -43,7 +43,7 @@ const (
 	hardLimit        = softLimit + 4*maxMessageSize
 	maxBufferedBytes = 1024 * mib
 	maxConnections   = 19000
-	stopTimeout      = 5 * time.Second
+	stopTimeout      = 2 * time.Second // for clients to answer our close, as in C
 )
 
 // echo is the Handler: each message goes back as it came.
