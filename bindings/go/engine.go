@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -94,6 +95,8 @@ type engine struct {
 	// (Listen), on the dispatcher (it must not block); nil for the Upgrade engine.
 	onOpen func(c *Conn)
 
+	events   *eventWaiter
+	stopping atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{} // closed when the dispatcher has returned
 }
@@ -183,6 +186,17 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 	if e.maxQueue <= 0 {
 		e.maxQueue = defaultMaxQueuedReadBytes
 	}
+	var fd C.int
+	if err := check(C.wsq_server_event_fd(srv, &fd)); err != nil {
+		C.wsq_server_free(srv)
+		return nil, err
+	}
+	w, err := newEventWaiter(int(fd))
+	if err != nil {
+		C.wsq_server_free(srv)
+		return nil, err
+	}
+	e.events = w
 	go e.dispatch()
 	return e, nil
 }
@@ -201,8 +215,13 @@ func (e *engine) localAddr() string {
 func (e *engine) stop(timeoutMs uint32) {
 	e.stopOnce.Do(func() {
 		C.wsq_server_stop(e.srv, C.uint32_t(timeoutMs))
+		// The last events (every connection's close) are queued now: the
+		// dispatcher drains them, sees the flag and returns.
+		e.stopping.Store(true)
+		e.events.wake()
 		<-e.done
 		C.wsq_server_free(e.srv)
+		e.events.close()
 	})
 }
 
@@ -211,30 +230,40 @@ func (e *engine) stop(timeoutMs uint32) {
 // connection (a reader that falls behind by MaxQueuedReadBytes is closed).
 func (e *engine) dispatch() {
 	defer close(e.done)
-	// The engine corks the sends of the thread that polled until that thread
-	// releases the batch or polls again. Pinning the dispatcher to its thread
-	// keeps every other goroutine off it, so their sends are never held back by
-	// a cork that this goroutine would release from another thread.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	evs := (*[pollBatch]C.wsq_event_t)(C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.wsq_event_t{}))))
 	defer C.free(unsafe.Pointer(evs))
 	for {
-		var n C.size_t
-		r := C.wsq_poll(e.srv, &evs[0], pollBatch, -1, &n)
-		if r != C.WSQ_OK {
-			return // stopped and freed, or a bad handle: nothing more will come
+		if e.pollOnce(evs) > 0 {
+			continue
 		}
-		if n == 0 {
-			// A poll without a timeout comes back empty only once the server
-			// was stopped and drained (or freed).
+		if e.stopping.Load() {
+			// The flag was set once the last events were queued: an empty poll
+			// from before it may have missed them, one from now on cannot.
+			for e.pollOnce(evs) > 0 {
+			}
 			return
 		}
-		for i := 0; i < int(n); i++ {
-			e.route(&evs[i])
-		}
-		C.wsq_events_release(&evs[0], n)
+		e.events.wait()
 	}
+}
+
+// pollOnce routes one batch of waiting events, without waiting for any.
+func (e *engine) pollOnce(evs *[pollBatch]C.wsq_event_t) int {
+	// The engine corks the sends of the thread that polled until that thread
+	// releases the batch. Holding the thread from poll to release keeps every
+	// other goroutine off it meanwhile, so their sends are never caught in the
+	// cork, and the release comes from the thread that polled.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	if C.wsq_poll(e.srv, &evs[0], pollBatch, 0, &n) != C.WSQ_OK || n == 0 {
+		return 0
+	}
+	for i := 0; i < int(n); i++ {
+		e.route(&evs[i])
+	}
+	C.wsq_events_release(&evs[0], n)
+	return int(n)
 }
 
 func (e *engine) route(ev *C.wsq_event_t) {
