@@ -1,5 +1,5 @@
-//! `Sec-WebSocket-Extensions` offers (§9.1), parsed into a structured form so that an
-//! extension such as permessage-deflate (RFC 7692) can be negotiated later.
+//! `Sec-WebSocket-Extensions` offers (§9.1), parsed into a structured form, and the
+//! negotiation of permessage-deflate (RFC 7692 §5, §7.1) over them.
 
 /// One offered extension: its token and its parameters in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +96,175 @@ pub fn parse_extensions<'a>(
         }
     }
     Ok(offers)
+}
+
+/// The extension token of RFC 7692 §7.
+pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+
+/// How a server runs permessage-deflate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeflateMode {
+    /// Decline every offer: no compression.
+    Off,
+    /// No context takeover in either direction (RFC 7692 §7.1.1): every message is
+    /// compressed and inflated on its own, with one compressor and one inflater per
+    /// thread shared by all its connections, so a connection costs no zlib memory.
+    Shared,
+    /// Context takeover where the client allows it: each connection gets its own
+    /// compressor and inflater (created on first use) with `window_bits` windows,
+    /// for better ratios on streams of similar messages, at a cost per connection.
+    Dedicated,
+}
+
+/// The server's permessage-deflate policy (from the engine's configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflatePolicy {
+    pub mode: DeflateMode,
+    /// Base-2 logarithm of our compressor's LZ77 window (9..=15); in `Dedicated` mode
+    /// also the window asked of clients that let the server choose theirs.
+    pub window_bits: u8,
+    /// Messages shorter than this go out uncompressed (RSV1 clear, §6).
+    pub min_size: usize,
+}
+
+impl DeflatePolicy {
+    pub const DEFAULT: DeflatePolicy = DeflatePolicy {
+        mode: DeflateMode::Shared,
+        window_bits: 15,
+        min_size: 64,
+    };
+}
+
+impl Default for DeflatePolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What one connection agreed to (RFC 7692 §7.1), and the response that says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeflateAgreement {
+    /// §7.1.1.1: our compressor starts every message with an empty window.
+    pub server_no_context_takeover: bool,
+    /// §7.1.1.2: the client's does, so our inflater needs no state between messages.
+    pub client_no_context_takeover: bool,
+    /// §7.1.2.1: the LZ77 window our compressor uses (8..=15).
+    pub server_max_window_bits: u8,
+    /// §7.1.2.2: the largest window the client's compressor may use (8..=15).
+    pub client_max_window_bits: u8,
+    pub min_size: usize,
+    /// The `Sec-WebSocket-Extensions` value of the 101 response.
+    pub response: String,
+}
+
+/// Parameters of one permessage-deflate offer, validated (§7.1).
+#[derive(Default)]
+struct DeflateOffer {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// Present without a value: `Some(None)` (the server may pick the client's window).
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+/// §7.1.2.1/§7.1.2.2: a window size is 8..15 written without leading zeros.
+fn parse_window_bits(value: &str) -> Option<u8> {
+    if value.starts_with('0') {
+        return None;
+    }
+    value.parse::<u8>().ok().filter(|b| (8..=15).contains(b))
+}
+
+impl DeflateOffer {
+    /// `None` when the offer must be declined (§7.1): an unknown parameter, a
+    /// duplicate one, or a value that is missing, unexpected or out of range.
+    fn parse(params: &[(String, Option<String>)]) -> Option<DeflateOffer> {
+        let mut offer = DeflateOffer::default();
+        let mut seen = [false; 4];
+        for (name, value) in params {
+            let index = match name.to_ascii_lowercase().as_str() {
+                "server_no_context_takeover" => 0,
+                "client_no_context_takeover" => 1,
+                "server_max_window_bits" => 2,
+                "client_max_window_bits" => 3,
+                _ => return None,
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return None;
+            }
+            match (index, value.as_deref()) {
+                (0, None) => offer.server_no_context_takeover = true,
+                (1, None) => offer.client_no_context_takeover = true,
+                (2, Some(v)) => offer.server_max_window_bits = Some(parse_window_bits(v)?),
+                (3, None) => offer.client_max_window_bits = Some(None),
+                (3, Some(v)) => offer.client_max_window_bits = Some(Some(parse_window_bits(v)?)),
+                _ => return None,
+            }
+        }
+        Some(offer)
+    }
+
+    /// Our answer to an acceptable offer, under `policy`.
+    fn agree(&self, policy: &DeflatePolicy) -> DeflateAgreement {
+        let shared = policy.mode == DeflateMode::Shared;
+        let our_bits = policy.window_bits.clamp(9, 15);
+        // §7.1.1.1/§7.1.1.2: the server may impose no context takeover in either
+        // direction even when the offer did not ask for it; `Shared` mode does.
+        let server_nct = self.server_no_context_takeover || shared;
+        let client_nct = self.client_no_context_takeover || shared;
+        // §7.1.2.1: our window is at most what the client asked for.
+        let server_bits = self
+            .server_max_window_bits
+            .map_or(our_bits, |b| b.min(our_bits));
+        // §7.1.2.2: the client's window is what it announced, or, if it lets us choose,
+        // ours in `Dedicated` mode (a smaller inflate window per connection); without
+        // the parameter in the offer, we must not name one and it may use 15.
+        let client_bits = match self.client_max_window_bits {
+            None => 15,
+            Some(None) if shared => 15,
+            Some(None) => our_bits,
+            Some(Some(b)) if shared => b,
+            Some(Some(b)) => b.min(our_bits),
+        };
+        let mut response = PERMESSAGE_DEFLATE.to_string();
+        if server_nct {
+            response.push_str("; server_no_context_takeover");
+        }
+        if client_nct {
+            response.push_str("; client_no_context_takeover");
+        }
+        if self.server_max_window_bits.is_some() || server_bits < 15 {
+            response.push_str(&format!("; server_max_window_bits={server_bits}"));
+        }
+        if self.client_max_window_bits.is_some() && client_bits < 15 {
+            response.push_str(&format!("; client_max_window_bits={client_bits}"));
+        }
+        DeflateAgreement {
+            server_no_context_takeover: server_nct,
+            client_no_context_takeover: client_nct,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+            min_size: policy.min_size,
+            response,
+        }
+    }
+}
+
+/// Negotiates permessage-deflate: the first acceptable offer wins (RFC 7692 §5: the
+/// client lists offers in order of preference); malformed ones are declined, not
+/// fatal (§7.1). `None`: no compression on this connection.
+pub fn negotiate_deflate(
+    offers: &[ExtensionOffer],
+    policy: &DeflatePolicy,
+) -> Option<DeflateAgreement> {
+    if policy.mode == DeflateMode::Off {
+        return None;
+    }
+    offers
+        .iter()
+        .filter(|o| o.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
+        .find_map(|o| DeflateOffer::parse(&o.params))
+        .map(|offer| offer.agree(policy))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! file and cites the RFC section it comes from.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod extensions;
 pub mod frame;
