@@ -412,4 +412,184 @@ mod tests {
             );
         }
     }
+
+    fn negotiate(header: &str, policy: DeflatePolicy) -> Option<DeflateAgreement> {
+        negotiate_deflate(&parse_extensions([header]).unwrap(), &policy)
+    }
+
+    fn response(header: &str, mode: DeflateMode, bits: u8) -> Option<String> {
+        let policy = DeflatePolicy {
+            mode,
+            window_bits: bits,
+            min_size: 0,
+        };
+        negotiate(header, policy).map(|a| a.response)
+    }
+
+    const PMD: &str = "permessage-deflate";
+
+    #[test]
+    fn negotiation_table_in_shared_mode() {
+        // RFC 7692 §7.1: (offer, response). Shared mode always asks no context
+        // takeover of both sides (§7.1.1.1, §7.1.1.2 allow it without an offer).
+        let both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+        let table: &[(&str, Option<String>)] = &[
+            (PMD, Some(both.into())),
+            (
+                "permessage-deflate; client_max_window_bits",
+                Some(both.into()),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=10",
+                Some(format!("{both}; client_max_window_bits=10")),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=12",
+                Some(format!("{both}; server_max_window_bits=12")),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=8",
+                Some(format!("{both}; server_max_window_bits=8")),
+            ),
+            (
+                "permessage-deflate; server_no_context_takeover",
+                Some(both.into()),
+            ),
+            (
+                "PerMessage-Deflate; Client_No_Context_Takeover",
+                Some(both.into()),
+            ),
+            ("x-webkit-deflate-frame", None),
+            ("", None),
+        ];
+        for (offer, expected) in table {
+            let got = if offer.is_empty() {
+                negotiate_deflate(&[], &DeflatePolicy::DEFAULT).map(|a| a.response)
+            } else {
+                response(offer, DeflateMode::Shared, 15)
+            };
+            assert_eq!(&got, expected, "{offer}");
+        }
+    }
+
+    #[test]
+    fn negotiation_table_in_dedicated_mode() {
+        let table: &[(&str, u8, &str)] = &[
+            (PMD, 15, PMD),
+            // §7.1.2.2: a bare client_max_window_bits lets the server pick it.
+            ("permessage-deflate; client_max_window_bits", 15, PMD),
+            (
+                "permessage-deflate; client_max_window_bits",
+                10,
+                "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10",
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=9",
+                12,
+                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=9",
+            ),
+            // §7.1.2.1: our window is at most the offer's, and the response names it.
+            (
+                "permessage-deflate; server_max_window_bits=11",
+                15,
+                "permessage-deflate; server_max_window_bits=11",
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=13",
+                10,
+                "permessage-deflate; server_max_window_bits=10",
+            ),
+            // §7.1.1: asked-for no context takeover is granted.
+            (
+                "permessage-deflate; server_no_context_takeover",
+                15,
+                "permessage-deflate; server_no_context_takeover",
+            ),
+            (
+                "permessage-deflate; client_no_context_takeover",
+                15,
+                "permessage-deflate; client_no_context_takeover",
+            ),
+        ];
+        for (offer, bits, expected) in table {
+            assert_eq!(
+                response(offer, DeflateMode::Dedicated, *bits).as_deref(),
+                Some(*expected),
+                "{offer} with {bits} bits"
+            );
+        }
+        let a = negotiate(
+            "permessage-deflate; client_max_window_bits=9; server_max_window_bits=10",
+            DeflatePolicy {
+                mode: DeflateMode::Dedicated,
+                window_bits: 15,
+                min_size: 7,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                a.server_max_window_bits,
+                a.client_max_window_bits,
+                a.min_size
+            ),
+            (10, 9, 7)
+        );
+        assert!(!a.server_no_context_takeover && !a.client_no_context_takeover);
+    }
+
+    #[test]
+    fn malformed_or_duplicate_parameters_decline_the_offer() {
+        // RFC 7692 §7.1: an offer with an unknown, duplicated or invalid parameter is
+        // declined; the handshake goes on without compression.
+        for offer in [
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=7",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=010",
+            "permessage-deflate; server_max_window_bits=1a",
+            "permessage-deflate; client_max_window_bits=0",
+            "permessage-deflate; client_max_window_bits=\"08\"",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_no_context_takeover=true",
+            "permessage-deflate; x_unknown",
+            "permessage-deflate; mux",
+        ] {
+            for mode in [DeflateMode::Shared, DeflateMode::Dedicated] {
+                assert_eq!(response(offer, mode, 15), None, "{offer}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_acceptable_offer_wins() {
+        // RFC 7692 §5: offers are in the client's order of preference; declined ones
+        // are skipped.
+        let got = response(
+            "permessage-deflate; bogus, permessage-deflate; server_max_window_bits=10, permessage-deflate",
+            DeflateMode::Dedicated,
+            15,
+        );
+        assert_eq!(
+            got.as_deref(),
+            Some("permessage-deflate; server_max_window_bits=10")
+        );
+        // A quoted value is the same value (§9.1).
+        let got = response(
+            "permessage-deflate; server_max_window_bits=\"9\"",
+            DeflateMode::Dedicated,
+            15,
+        );
+        assert_eq!(
+            got.as_deref(),
+            Some("permessage-deflate; server_max_window_bits=9")
+        );
+    }
+
+    #[test]
+    fn off_declines_every_offer() {
+        assert_eq!(response(PMD, DeflateMode::Off, 15), None);
+    }
 }

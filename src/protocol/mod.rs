@@ -16,6 +16,9 @@ pub mod reader;
 pub mod server_connection;
 pub mod utf8;
 
+#[cfg(test)]
+mod deflate_conn_tests;
+
 pub use close::CloseCode;
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode};
