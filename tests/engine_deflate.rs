@@ -136,7 +136,10 @@ fn broadcast_reaches_compressed_and_plain_recipients() {
     let mut plain = WsClient::connect(addr(&server));
     expect_open(&server);
     let payload = json(64 * 1024);
-    assert_eq!(server.broadcast(MessageKind::Text, &payload, None).unwrap(), 4);
+    assert_eq!(
+        server.broadcast(MessageKind::Text, &payload, None).unwrap(),
+        4
+    );
     for c in &mut with {
         let f = c.read_frame();
         assert_eq!(f.rsv, 0b100);
