@@ -180,16 +180,6 @@ typedef uint32_t wsq_result_t;
 #endif // __cplusplus
 
 /**
- * How a server runs permessage-deflate.
- */
-typedef struct DeflateMode DeflateMode;
-
-/**
- * The server's permessage-deflate policy (from the engine's configuration).
- */
-typedef struct DeflatePolicy DeflatePolicy;
-
-/**
  * Opaque server handle (`wsq_server_t *` in C).
  */
 typedef struct wsq_server_t wsq_server_t;
