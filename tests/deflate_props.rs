@@ -18,6 +18,7 @@ fn agreement(server_nct: bool, client_nct: bool, sbits: u8, cbits: u8) -> Deflat
         server_max_window_bits: sbits,
         client_max_window_bits: cbits,
         min_size: 0,
+        level: 6,
         response: String::new(),
     }
 }

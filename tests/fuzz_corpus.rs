@@ -1300,6 +1300,7 @@ fn check_inflate(data: &[u8], context: &str) {
         server_max_window_bits: 15,
         client_max_window_bits: 15,
         min_size: 0,
+        level: 6,
         response: String::new(),
     };
     let (sizes, stream) = chunking::split(data);
@@ -1370,6 +1371,7 @@ fn inflate_seeds_reach_a_message_1007_and_1009() {
             server_max_window_bits: 15,
             client_max_window_bits: 15,
             min_size: 0,
+            level: 6,
             response: String::new(),
         };
         let r = MessageInflater::new(&agreement).inflate(stream, limit);

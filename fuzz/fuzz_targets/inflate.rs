@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         server_max_window_bits: 15,
         client_max_window_bits: 15,
         min_size: 0,
+        level: 6,
         response: String::new(),
     };
     let (sizes, stream) = chunking::split(data);

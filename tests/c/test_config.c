@@ -258,6 +258,9 @@ static void deflate_modes_answer_the_offer_and_bad_values_are_refused(void)
     CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
     cfg.deflate_window_bits = 16;
     CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+    cfg.deflate_window_bits = 15;
+    cfg.deflate_level = 10;
+    CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
 }
 
 static void static_dir_serves_files_to_plain_http(void)

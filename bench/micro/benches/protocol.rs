@@ -199,6 +199,7 @@ fn agreement(context_takeover: bool) -> DeflateAgreement {
         server_max_window_bits: 15,
         client_max_window_bits: 15,
         min_size: 0,
+        level: 6,
         response: String::new(),
     }
 }
