@@ -107,11 +107,11 @@ impl ConnState {
         if self.socket.is_none() || self.broken {
             return Err(Error::Closed);
         }
-        let mut frame = Vec::with_capacity(header.len() + payload.len());
-        frame.extend_from_slice(header);
-        frame.extend_from_slice(payload);
-        Counters::add(&stats.send_queue_bytes, frame.len() as u64);
-        self.queue.push_owned(frame, ChunkKind::Message);
+        Counters::add(
+            &stats.send_queue_bytes,
+            (header.len() + payload.len()) as u64,
+        );
+        self.queue.push_message(header, payload);
         Ok(!std::mem::replace(&mut self.corked, true))
     }
 
