@@ -26,6 +26,12 @@
  */
 #define CORK_MAX_MESSAGE (16 * 1024)
 
+/**
+ * Buffers at most this large are recycled; larger messages keep their own buffer
+ * (copying them would cost more than the allocation saved).
+ */
+#define RECYCLED_MAX 512
+
 
 
 

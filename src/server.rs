@@ -180,6 +180,14 @@ impl Server {
         self.engine.uncork()
     }
 
+    /// Hands back the buffer of a message event the caller is done with (its `data`),
+    /// so that the engine can carry a later small message in it. Optional: dropping it
+    /// is fine. Returning buffers from the thread that polls keeps small messages free
+    /// of cross-thread allocator traffic.
+    pub fn recycle(data: Vec<u8>) {
+        crate::engine::recycle_buffer(data)
+    }
+
     /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.
     pub fn stop(&self, timeout: Duration) {
         self.engine.stop(timeout)

@@ -13,7 +13,9 @@ mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
+mod id_map;
 mod reactor;
+mod recycle;
 mod registry;
 mod send_queue;
 mod shared;
@@ -34,6 +36,7 @@ use parking_lot::Mutex;
 pub use config::{Config, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
+pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
 use conn::ConnShared;

@@ -12,7 +12,6 @@ mod deadlines;
 mod finish;
 mod input;
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::conn::ConnShared;
 use super::event::RequestInfo;
 use super::event_queue::Entry;
+use super::id_map::IdMap;
 use super::shared::{Command, EngineShared};
 use super::stats::Counters;
 use super::sys::{self, Epoll};
@@ -71,7 +71,7 @@ pub struct Reactor {
     epoll: Epoll,
     listeners: Option<Arc<Vec<TcpListener>>>,
     listeners_paused_until: Option<Instant>,
-    conns: HashMap<u64, Local>,
+    conns: IdMap<Local>,
     scratch: Vec<u8>,
     /// Connections with unread input left after their turn.
     ready: Vec<u64>,
@@ -99,7 +99,7 @@ impl Reactor {
             epoll,
             listeners: Some(listeners),
             listeners_paused_until: None,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             scratch: vec![0; SCRATCH_SIZE],
             ready: Vec::new(),
             paused: Vec::new(),
