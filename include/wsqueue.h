@@ -20,18 +20,6 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/**
- * A message larger than this is written at once even while corked: copying it into
- * the queue would cost more than the system call it saves.
- */
-#define CORK_MAX_MESSAGE (16 * 1024)
-
-/**
- * Buffers at most this large are recycled; larger messages keep their own buffer
- * (copying them would cost more than the allocation saved).
- */
-#define RECYCLED_MAX 512
-
 
 
 

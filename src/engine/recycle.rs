@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 /// Buffers at most this large are recycled; larger messages keep their own buffer
 /// (copying them would cost more than the allocation saved).
-pub const RECYCLED_MAX: usize = 512;
+pub(crate) const RECYCLED_MAX: usize = 512;
 /// Buffers move between a thread and the shared list this many at a time.
 const BATCH: usize = 64;
 /// The shared list holds at most this many (4096 x 512 B = 2 MiB at worst).
