@@ -242,7 +242,9 @@ impl Reactor {
                 local.announced = true;
                 let info = Box::new(RequestInfo {
                     target: head.target,
-                    remote: local.remote,
+                    // Asked of the socket now rather than kept from the accept: every
+                    // idle connection is 32 bytes smaller.
+                    remote: sys::peer_addr(local.fd),
                     subprotocol: upgrade.subprotocol.clone(),
                     offered_subprotocols: upgrade.offered_subprotocols.clone(),
                     headers: head.headers,

@@ -12,7 +12,7 @@ mod deadlines;
 mod finish;
 mod input;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +47,6 @@ struct Local {
     /// A copy of the socket's descriptor for reading; the socket itself is owned by
     /// the shared state and only this reactor closes it.
     fd: RawFd,
-    remote: Option<SocketAddr>,
     /// Kept from the upgrade request until the Open event (manual accept).
     info: Option<Box<RequestInfo>>,
     last_input_ms: u64,
@@ -231,10 +230,10 @@ impl Reactor {
         let engine = self.engine.clone();
         for _ in 0..64 {
             match listeners[listener].accept() {
-                Ok((stream, addr)) => {
+                Ok((stream, _)) => {
                     Counters::add(&engine.stats.tcp_accepted, 1);
                     let shared = engine.new_conn(self.index);
-                    self.register(shared, stream, Some(addr), Vec::new());
+                    self.register(shared, stream, Vec::new());
                 }
                 Err(e) if sys::would_block(&e) => break,
                 Err(e) => {
@@ -269,22 +268,15 @@ impl Reactor {
         if self.shutdown_deadline.is_some() {
             return; // dropped (closed): the server is stopping
         }
-        let remote = stream.peer_addr().ok();
         let id = shared.id.0;
-        self.register(shared, stream, remote, initial);
+        self.register(shared, stream, initial);
         // Edge-triggered: bytes already in the socket must be read now.
         if self.conns.contains_key(&id) {
             self.read_turn(id, false);
         }
     }
 
-    fn register(
-        &mut self,
-        shared: Arc<ConnShared>,
-        stream: TcpStream,
-        remote: Option<SocketAddr>,
-        initial: Vec<u8>,
-    ) {
+    fn register(&mut self, shared: Arc<ConnShared>, stream: TcpStream, initial: Vec<u8>) {
         let _ = stream.set_nodelay(true);
         if stream.set_nonblocking(true).is_err() {
             return;
@@ -303,7 +295,6 @@ impl Reactor {
             Local {
                 shared,
                 fd,
-                remote,
                 info: None,
                 last_input_ms: now,
                 last_write_ms: now,
