@@ -60,6 +60,7 @@ impl Chunk {
     /// `written` (a message cut short mid-frame reached the peer in part).
     fn unstarted_messages(&self, written: usize) -> usize {
         match (&self.bytes, self.kind) {
+            (Bytes::Gathered { ends, .. }, _) if ends.is_empty() => usize::from(written == 0),
             (Bytes::Gathered { ends, .. }, _) => {
                 // A message starts where the previous one ends.
                 let starts = std::iter::once(0).chain(ends.iter().copied());
@@ -73,7 +74,7 @@ impl Chunk {
     /// Frames this chunk holds.
     fn frames(&self) -> usize {
         match &self.bytes {
-            Bytes::Gathered { ends, .. } => ends.len(),
+            Bytes::Gathered { ends, .. } => ends.len().max(1),
             _ => 1,
         }
     }
@@ -141,6 +142,9 @@ impl SendQueue {
         }) = self.chunks.back_mut()
         {
             if buf.len() + len <= GATHER_MAX {
+                if ends.is_empty() {
+                    ends.push(buf.len());
+                }
                 buf.extend_from_slice(header);
                 buf.extend_from_slice(payload);
                 ends.push(buf.len());
@@ -153,7 +157,7 @@ impl SendQueue {
         self.chunks.push_back(Chunk {
             bytes: Bytes::Gathered {
                 buf,
-                ends: vec![len],
+                ends: Vec::new(),
             },
             kind: ChunkKind::Message,
         });
@@ -355,6 +359,16 @@ mod tests {
         q.push_message(b"", b"aaaa");
         q.push_message(b"", b"bbbb");
         assert_eq!(q.clear(), 2);
+    }
+
+    #[test]
+    fn a_single_gathered_message_counts_as_one_until_started() {
+        let mut q = SendQueue::new();
+        q.push_message(b"h", b"only");
+        assert_eq!(q.clear(), 1);
+        q.push_message(b"h", b"only");
+        q.consume(1);
+        assert_eq!(q.clear(), 0, "a started message reached the peer in part");
     }
 
     #[test]
