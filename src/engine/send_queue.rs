@@ -35,7 +35,9 @@ enum Bytes {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
     /// Several small application messages in one buffer (corked sends: one allocation
-    /// per batch, not per message), with the offset where each one ends.
+    /// per batch, not per message), with the offset where each one ends. A buffer
+    /// with one message leaves `ends` empty: one reply per connection per batch (the
+    /// 1-in-flight echo) then costs one allocation, not two.
     Gathered {
         buf: Vec<u8>,
         ends: Vec<usize>,
