@@ -95,6 +95,25 @@
 #define WSQ_SLOW_CONSUMER_CLOSE 1
 
 /**
+ * wsq_config_t.deflate: decline permessage-deflate (no compression).
+ */
+#define WSQ_DEFLATE_OFF 0
+
+/**
+ * wsq_config_t.deflate: permessage-deflate without context takeover, one compressor
+ * and inflater per thread shared by every connection (no zlib memory per
+ * connection). The default.
+ */
+#define WSQ_DEFLATE_SHARED 1
+
+/**
+ * wsq_config_t.deflate: permessage-deflate with context takeover where the client
+ * allows it: a compressor and an inflater per connection (created on first use),
+ * with deflate_window_bits windows. Better ratios, more memory per connection.
+ */
+#define WSQ_DEFLATE_DEDICATED 2
+
+/**
  * The result of every wsq_ function: a uint32_t holding one of these values. The
  * numbers are stable across versions. WSQ_OK and WSQ_BACKPRESSURE are successes;
  * every WSQ_ERR_* is a failure that did nothing (unless its text says otherwise).
@@ -159,6 +178,16 @@ typedef enum wsq_result_t wsq_result_t;
 typedef uint32_t wsq_result_t;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * How a server runs permessage-deflate.
+ */
+typedef struct DeflateMode DeflateMode;
+
+/**
+ * The server's permessage-deflate policy (from the engine's configuration).
+ */
+typedef struct DeflatePolicy DeflatePolicy;
 
 /**
  * Opaque server handle (`wsq_server_t *` in C).
@@ -280,6 +309,20 @@ typedef struct {
    * Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
    */
   const char *static_dir;
+  /**
+   * permessage-deflate (RFC 7692) with clients that offer it: WSQ_DEFLATE_SHARED
+   * (default), WSQ_DEFLATE_DEDICATED or WSQ_DEFLATE_OFF.
+   */
+  uint32_t deflate;
+  /**
+   * Base-2 logarithm of the compressor's window, 9-15 (WSQ_DEFLATE_DEDICATED also
+   * asks it of clients that let the server choose theirs). Default 15.
+   */
+  uint32_t deflate_window_bits;
+  /**
+   * Messages shorter than this many bytes are sent uncompressed. Default 64.
+   */
+  uint64_t deflate_min_size;
 } wsq_config_t;
 
 /**
@@ -464,6 +507,8 @@ typedef struct {
   const void *data;
   size_t len;
 } wsq_send_item_t;
+
+
 
 
 

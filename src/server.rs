@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SendStatus,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,
     SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;

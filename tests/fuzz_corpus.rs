@@ -515,7 +515,7 @@ fn check_head(head: &wsqueue::protocol::http::RequestHead, input: &[u8], context
                     fail(format!("negotiated {p:?}, not offered or not supported"));
                 }
             }
-            let response = render_accept(&up.accept, up.subprotocol.as_deref(), &[]);
+            let response = render_accept(&up.accept, up.subprotocol.as_deref(), None, &[]);
             if !response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n")
                 || !response.ends_with(b"\r\n\r\n")
             {

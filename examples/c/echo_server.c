@@ -2,7 +2,11 @@
  * echo_server: sends every WebSocket message back to its sender, unchanged (text as
  * text, binary as binary). The reference peer for the interop tests and benchmarks.
  *
- *   echo_server [port=9002] [static_dir]
+ *   echo_server [port=9002] [--deflate off|shared|dedicated] [static_dir]
+ *
+ * --deflate picks the permessage-deflate mode (RFC 7692; default: the library's,
+ * shared): "dedicated" keeps a compression context per connection, "off" declines
+ * every offer.
  *
  * Listens on 127.0.0.1 (port 0 picks a free port), prints
  * "listening on 127.0.0.1:PORT" once ready, and runs until SIGINT or SIGTERM, then
@@ -29,6 +33,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "example_common.h"
 #include "wsqueue.h"
@@ -77,15 +82,41 @@ static void handle(void *ctx, const wsq_server_t *srv, const wsq_event_t *ev)
     /* open, close, drain (the library resumes reading by itself): nothing to do */
 }
 
+/* "--deflate MODE" right after the port: the mode, and the option removed from argv.
+ * Returns 0 on a bad mode (the usage is printed). */
+static int take_deflate_option(int *argc, char **argv, uint32_t *mode)
+{
+    if (*argc < 3 || strcmp(argv[2], "--deflate") != 0)
+        return 1;
+    const char *m = *argc > 3 ? argv[3] : "";
+    if (strcmp(m, "off") == 0)
+        *mode = WSQ_DEFLATE_OFF;
+    else if (strcmp(m, "shared") == 0)
+        *mode = WSQ_DEFLATE_SHARED;
+    else if (strcmp(m, "dedicated") == 0)
+        *mode = WSQ_DEFLATE_DEDICATED;
+    else {
+        fprintf(stderr, "usage: %s [port=%u] [--deflate off|shared|dedicated] [static_dir]\n",
+                argv[0], (unsigned)DEFAULT_PORT);
+        return 0;
+    }
+    for (int i = 4; i <= *argc; i++) /* argv[argc] is NULL: moved too */
+        argv[i - 2] = argv[i];
+    *argc -= 2;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     uint16_t port;
     const char *static_dir;
+    wsq_config_t cfg;
+    wsq_config_init(&cfg);
+    if (!take_deflate_option(&argc, argv, &cfg.deflate))
+        return 2;
     if (!example_parse_args(argc, argv, DEFAULT_PORT, "static_dir", NULL, &port, &static_dir))
         return 2;
 
-    wsq_config_t cfg;
-    wsq_config_init(&cfg);
     cfg.max_connections = MAX_CONNECTIONS;
     cfg.max_frame_size = MAX_MESSAGE_SIZE;
     cfg.max_message_size = MAX_MESSAGE_SIZE;

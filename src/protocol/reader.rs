@@ -5,6 +5,7 @@
 //! (fewer than [`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes).
 
 use super::close::{parse_close_payload, CloseCode};
+use super::deflate::{InflateError, MessageInflater};
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use super::mask::{apply_mask, extend_unmasked};
@@ -49,12 +50,15 @@ struct PayloadState {
 #[derive(Debug)]
 pub struct Reader {
     limits: Limits,
-    /// RSV bits a negotiated extension allows (none yet: permessage-deflate would set
-    /// RSV1 here).
-    allowed_rsv: u8,
+    /// Set when permessage-deflate was negotiated (RFC 7692): RSV1 then marks a
+    /// compressed message.
+    inflater: Option<MessageInflater>,
     frame: Option<PayloadState>,
     /// The kind of the (possibly fragmented) message in progress.
     message: Option<MessageKind>,
+    /// The message in progress is compressed: its frames are collected as they are and
+    /// inflated (and UTF-8 checked) once the last one is in.
+    compressed: bool,
     buffer: Vec<u8>,
     utf8: Utf8Validator,
     control: [u8; MAX_CONTROL_PAYLOAD],
@@ -66,15 +70,21 @@ impl Reader {
     pub fn new(limits: Limits) -> Self {
         Reader {
             limits,
-            allowed_rsv: 0,
+            inflater: None,
             frame: None,
             message: None,
+            compressed: false,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
             control: [0; MAX_CONTROL_PAYLOAD],
             control_len: 0,
             finished: false,
         }
+    }
+
+    /// Accepts compressed messages from now on (permessage-deflate was negotiated).
+    pub fn enable_inflate(&mut self, inflater: MessageInflater) {
+        self.inflater = Some(inflater);
     }
 
     /// Consumes as much of `input` as possible and appends what it completes to `events`.
@@ -113,6 +123,7 @@ impl Reader {
                 extend_unmasked(&mut self.buffer, piece, frame.key, frame.offset);
                 // §8.1 fail fast: validate each piece as it arrives.
                 if self.message == Some(MessageKind::Text)
+                    && !self.compressed
                     && self.utf8.feed(&self.buffer[start..]).is_err()
                 {
                     pos += take;
@@ -142,7 +153,11 @@ impl Reader {
         // §5.1: the server MUST fail the connection on an unmasked client frame.
         let key = h.mask.ok_or(ProtocolError::UnmaskedFrame)?;
         // §5.2: non-zero RSV bits without a negotiated meaning fail the connection.
-        if h.rsv & !self.allowed_rsv != 0 {
+        // RFC 7692 §6.1: RSV1 means "compressed" on the first frame of a data message
+        // only; on a continuation or control frame it is still a reserved bit.
+        let rsv1 = h.rsv & 0b100 != 0;
+        let compressible = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv & 0b011 != 0 || rsv1 && (self.inflater.is_none() || !compressible) {
             return Err(ProtocolError::ReservedBitsSet);
         }
         if h.opcode.is_control() {
@@ -167,6 +182,9 @@ impl Reader {
                 OpCode::Text => self.message = Some(MessageKind::Text),
                 OpCode::Binary => self.message = Some(MessageKind::Binary),
                 _ => {}
+            }
+            if compressible {
+                self.compressed = rsv1;
             }
             self.buffer
                 .reserve(h.payload_len.min(MAX_UPFRONT_RESERVE) as usize);
@@ -205,16 +223,37 @@ impl Reader {
                     .message
                     .take()
                     .expect("a data frame belongs to a message");
-                if kind == MessageKind::Text && self.utf8.finish().is_err() {
+                let mut payload = std::mem::take(&mut self.buffer);
+                if std::mem::take(&mut self.compressed) {
+                    match self.inflate(&payload, kind) {
+                        Ok(inflated) => payload = inflated,
+                        Err(e) => return self.fail(e, events),
+                    }
+                } else if kind == MessageKind::Text && self.utf8.finish().is_err() {
                     self.fail(ProtocolError::InvalidUtf8, events);
                     return;
                 }
-                events.push(Incoming::Message {
-                    kind,
-                    payload: std::mem::take(&mut self.buffer),
-                });
+                events.push(Incoming::Message { kind, payload });
             }
         }
+    }
+
+    /// RFC 7692 §7.2.2: the inflated size counts against the message limit (§10.4),
+    /// and a text message's UTF-8 is checked on the inflated bytes (§8.1).
+    fn inflate(&mut self, compressed: &[u8], kind: MessageKind) -> Result<Vec<u8>, ProtocolError> {
+        let limit = usize::try_from(self.limits.max_message_size).unwrap_or(usize::MAX);
+        let inflater = self
+            .inflater
+            .as_mut()
+            .expect("RSV1 is accepted only with an inflater");
+        let inflated = inflater.inflate(compressed, limit).map_err(|e| match e {
+            InflateError::TooLarge => ProtocolError::MessageTooLarge,
+            InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+        })?;
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&inflated).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(inflated)
     }
 
     fn fail(&mut self, error: ProtocolError, events: &mut Vec<Incoming>) {

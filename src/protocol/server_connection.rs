@@ -16,7 +16,9 @@
 //! close frame does (see [`ConnEvent::Barrier`]).
 
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
+use super::deflate::{Compressed, MessageDeflater, MessageInflater};
 use super::error::{ProtocolError, SendError};
+use super::extensions::{negotiate_deflate, DeflatePolicy};
 use super::frame::{
     encode_frame, server_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN,
 };
@@ -42,6 +44,8 @@ pub struct Settings {
     pub head_limits: HeadLimits,
     pub limits: Limits,
     pub policy: HandshakePolicy,
+    /// permessage-deflate (RFC 7692): negotiated in [`ServerConnection::accept`].
+    pub deflate: DeflatePolicy,
 }
 
 /// Something the I/O layer must act on or report.
@@ -165,6 +169,8 @@ pub struct ServerConnection {
     half_closed: bool,
     awaiting_pong: bool,
     discarded: usize,
+    /// Set when permessage-deflate was negotiated: compresses outgoing messages.
+    deflater: Option<MessageDeflater>,
 }
 
 impl ServerConnection {
@@ -193,6 +199,7 @@ impl ServerConnection {
             half_closed: false,
             awaiting_pong: false,
             discarded: 0,
+            deflater: None,
         }
     }
 
@@ -404,7 +411,17 @@ impl ServerConnection {
             Some(p) if upgrade.offered_subprotocols.iter().any(|o| o == p) => Some(p.to_string()),
             Some(_) => return Err(HandshakeAnswerError::SubprotocolNotOffered),
         };
-        let response = handshake::render_accept(&upgrade.accept, chosen.as_deref(), headers);
+        let deflate = negotiate_deflate(&upgrade.extensions, &self.settings.deflate);
+        let response = handshake::render_accept(
+            &upgrade.accept,
+            chosen.as_deref(),
+            deflate.as_ref().map(|d| d.response.as_str()),
+            headers,
+        );
+        if let Some(agreement) = &deflate {
+            self.reader.enable_inflate(MessageInflater::new(agreement));
+            self.deflater = Some(MessageDeflater::new(agreement));
+        }
         self.output.extend_from_slice(&response);
         self.state = State::Open;
         Ok(chosen)
@@ -462,6 +479,41 @@ impl ServerConnection {
             return Err(SendError::Closing);
         }
         Ok(server_header(kind_opcode(kind), true, len as u64))
+    }
+
+    /// Whether permessage-deflate was negotiated (RFC 7692).
+    pub fn deflate_negotiated(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    /// Encodes one whole message as a frame, compressed if permessage-deflate was
+    /// negotiated and the message is big enough (the one place outgoing data frames
+    /// are made). Call it only once the message will be written: with context
+    /// takeover the compressor remembers it.
+    pub fn encode_message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<EncodedMessage, SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closing);
+        }
+        Ok(encode_with(self.deflater.as_mut(), kind, payload))
+    }
+
+    /// The key under which a broadcast can share this connection's frame: connections
+    /// with the same key get the same bytes for the same message.
+    pub fn frame_sharing(&self) -> FrameSharing {
+        match &self.deflater {
+            None => FrameSharing::Plain,
+            Some(d) => match d.stateless_window() {
+                Some(bits) => FrameSharing::Stateless {
+                    window_bits: bits,
+                    min_size: d.min_size(),
+                },
+                None => FrameSharing::PerConnection,
+            },
+        }
     }
 
     /// Queues a ping (payload at most 125 bytes, §5.5) to the output.
@@ -626,6 +678,120 @@ impl ServerConnection {
 pub enum HandshakeAnswerError {
     NotAwaitingAnswer,
     SubprotocolNotOffered,
+}
+
+/// A whole message encoded as one frame (see [`ServerConnection::encode_message`]).
+#[derive(Debug)]
+pub enum EncodedMessage {
+    /// The header; the payload goes out unchanged after it.
+    Plain([u8; MAX_SERVER_HEADER_LEN], usize),
+    /// The complete frame (RSV1 set, compressed payload) is `bytes[start..]`.
+    Compressed { bytes: Vec<u8>, start: usize },
+}
+
+impl EncodedMessage {
+    /// The frame's two parts to write, in order: header, then body.
+    pub fn parts<'a>(&'a self, payload: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+        match self {
+            EncodedMessage::Plain(h, n) => (&h[..*n], payload),
+            EncodedMessage::Compressed { bytes, start } => (&bytes[*start..], &[]),
+        }
+    }
+
+    /// The frame's length on the wire.
+    pub fn wire_len(&self, payload: &[u8]) -> usize {
+        let (h, b) = self.parts(payload);
+        h.len() + b.len()
+    }
+}
+
+/// Frames `payload`, compressing it with `deflater` when it takes it (RFC 7692 §6:
+/// RSV1 on the single frame of a compressed message).
+fn encode_with(
+    deflater: Option<&mut MessageDeflater>,
+    kind: MessageKind,
+    payload: &[u8],
+) -> EncodedMessage {
+    if let Some(d) = deflater {
+        // Room for the longest header in front, so the frame is built in place.
+        let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
+        if d.compress(payload, &mut bytes) == Compressed::Yes {
+            let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
+            let (mut h, n) = server_header(kind_opcode(kind), true, body);
+            h[0] |= RSV1;
+            let start = MAX_SERVER_HEADER_LEN - n;
+            bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
+            return EncodedMessage::Compressed { bytes, start };
+        }
+    }
+    let (h, n) = server_header(kind_opcode(kind), true, payload.len() as u64);
+    EncodedMessage::Plain(h, n)
+}
+
+/// RFC 7692 §6: the "Per-Message Compressed" bit is RSV1, the first byte's 0x40.
+const RSV1: u8 = 0x40;
+
+/// Which connections can share one encoded frame of a broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameSharing {
+    /// No compression: everyone gets the plain frame.
+    Plain,
+    /// Compression without context takeover: the frame depends only on these.
+    Stateless { window_bits: u8, min_size: usize },
+    /// Context takeover: the frame depends on the connection's history.
+    PerConnection,
+}
+
+/// One broadcast message, encoded at most once per [`FrameSharing`] class: a
+/// broadcast to many connections in the shared-compressor mode compresses once.
+pub struct BroadcastFrames<'a> {
+    kind: MessageKind,
+    payload: &'a [u8],
+    frames: Vec<(FrameSharing, std::sync::Arc<[u8]>)>,
+}
+
+/// A broadcast frame for one connection.
+pub enum BroadcastFrame {
+    Shared(std::sync::Arc<[u8]>),
+    Own(EncodedMessage),
+}
+
+impl<'a> BroadcastFrames<'a> {
+    pub fn new(kind: MessageKind, payload: &'a [u8]) -> Self {
+        BroadcastFrames {
+            kind,
+            payload,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The bytes a frame for this message takes at most on `conn`'s wire (for the
+    /// send-queue limits, checked before anything is compressed).
+    pub fn max_wire_len(&self) -> usize {
+        server_header(kind_opcode(self.kind), true, self.payload.len() as u64).1
+            + self.payload.len()
+    }
+
+    /// The frame for `conn` (which must be able to send: see
+    /// [`ServerConnection::can_send`]).
+    pub fn frame_for(&mut self, conn: &mut ServerConnection) -> BroadcastFrame {
+        let sharing = conn.frame_sharing();
+        if sharing == FrameSharing::PerConnection {
+            return BroadcastFrame::Own(encode_with(
+                conn.deflater.as_mut(),
+                self.kind,
+                self.payload,
+            ));
+        }
+        if let Some((_, f)) = self.frames.iter().find(|(s, _)| *s == sharing) {
+            return BroadcastFrame::Shared(f.clone());
+        }
+        let encoded = encode_with(conn.deflater.as_mut(), self.kind, self.payload);
+        let (h, b) = encoded.parts(self.payload);
+        let frame: std::sync::Arc<[u8]> = [h, b].concat().into();
+        self.frames.push((sharing, frame.clone()));
+        BroadcastFrame::Shared(frame)
+    }
 }
 
 /// The opcode of a data message's frame (§5.6).
