@@ -48,7 +48,7 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, reactor: usize, settings: Settings) -> Arc<ConnShared> {
+    pub fn new(id: ConnId, reactor: usize, settings: Arc<Settings>) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             id,
             reactor,

@@ -119,7 +119,7 @@ impl Engine {
         }
         let listeners = Arc::new(listeners);
         let shared = Arc::new(EngineShared {
-            settings: Settings {
+            settings: Arc::new(Settings {
                 head_limits: HeadLimits {
                     max_head_bytes: config.max_head_bytes,
                     max_headers: config.max_headers,
@@ -137,7 +137,7 @@ impl Engine {
                     window_bits: config.deflate_window_bits,
                     min_size: config.deflate_min_size,
                 },
-            },
+            }),
             events: EventQueue::new(config.event_queue_capacity)?,
             registry: Registry::new(),
             stats: Counters::default(),

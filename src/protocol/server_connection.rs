@@ -15,6 +15,8 @@
 //! failure or a close reach the application (and its replies the wire) before our
 //! close frame does (see [`ConnEvent::Barrier`]).
 
+use std::sync::Arc;
+
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
 use super::deflate::{Compressed, MessageDeflater, MessageInflater};
 use super::error::{ProtocolError, SendError};
@@ -137,25 +139,32 @@ pub enum Keepalive {
 
 #[derive(Debug)]
 enum State {
-    Handshake(RequestParser),
+    // Boxed so that an open connection does not carry the parser's size.
+    Handshake(Box<RequestParser>),
     AwaitingAccept(Box<UpgradeRequest>),
     Open,
     /// The peer closed or failed; our close frame (and the outcome) wait for the
     /// application to pass the barrier.
-    Deferred {
-        close: Vec<u8>,
-        outcome: Outcome,
-    },
+    Deferred(Box<DeferredClose>),
     /// Our close frame is queued; the peer's is awaited. Its data is discarded.
     CloseSent,
     /// Nothing more to say: flush, half-close, wait for EOF.
-    Finished(Option<Outcome>),
+    Finished(Option<Box<Outcome>>),
+}
+
+/// What `State::Deferred` holds (boxed: the state of every idle connection is only as
+/// large as its largest variant).
+#[derive(Debug)]
+struct DeferredClose {
+    close: Vec<u8>,
+    outcome: Outcome,
 }
 
 /// The sans-I/O server side of one WebSocket connection.
 #[derive(Debug)]
 pub struct ServerConnection {
-    settings: Settings,
+    /// Shared by every connection of a server (one allocation, not one per connection).
+    settings: Arc<Settings>,
     state: State,
     reader: Reader,
     /// Input not consumed yet: an incomplete frame header, or the bytes after the
@@ -175,17 +184,18 @@ pub struct ServerConnection {
 
 impl ServerConnection {
     /// A connection whose first bytes will be the HTTP request head.
-    pub fn new(settings: Settings) -> Self {
-        let parser = RequestParser::new(settings.head_limits);
+    pub fn new(settings: impl Into<Arc<Settings>>) -> Self {
+        let settings = settings.into();
+        let parser = Box::new(RequestParser::new(settings.head_limits));
         Self::with_state(settings, State::Handshake(parser))
     }
 
     /// A connection past its handshake (for tests and fuzzing of the frame path).
-    pub fn new_open(settings: Settings) -> Self {
-        Self::with_state(settings, State::Open)
+    pub fn new_open(settings: impl Into<Arc<Settings>>) -> Self {
+        Self::with_state(settings.into(), State::Open)
     }
 
-    fn with_state(settings: Settings, state: State) -> Self {
+    fn with_state(settings: Arc<Settings>, state: State) -> Self {
         ServerConnection {
             reader: Reader::new(settings.limits),
             settings,
@@ -237,7 +247,7 @@ impl ServerConnection {
             },
             State::AwaitingAccept(_) => self.input.extend_from_slice(data),
             State::Finished(_) => self.discarded += data.len(),
-            State::Deferred { .. } => {} // the reader is finished: nothing after the error
+            State::Deferred(_) => {} // the reader is finished: nothing after the error
             State::Open | State::CloseSent => self.receive_frames(data, events),
         }
     }
@@ -320,7 +330,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // Our close was sent first: the closing handshake is complete.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
             Incoming::Error(error) => {
@@ -338,7 +348,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // One close frame per side: ours is out already.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
         }
@@ -347,7 +357,7 @@ impl ServerConnection {
     fn defer_close(&mut self, payload: Vec<u8>, outcome: Outcome, events: &mut Vec<ConnEvent>) {
         let mut close = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut close);
-        self.state = State::Deferred { close, outcome };
+        self.state = State::Deferred(Box::new(DeferredClose { close, outcome }));
         events.push(ConnEvent::Barrier);
     }
 
@@ -359,22 +369,23 @@ impl ServerConnection {
         }
         self.flush_pong_before_close();
         let placeholder = State::Finished(None);
-        if let State::Deferred { close, outcome } = std::mem::replace(&mut self.state, placeholder)
-        {
+        if let State::Deferred(deferred) = std::mem::replace(&mut self.state, placeholder) {
+            let DeferredClose { close, outcome } = *deferred;
             self.close_frame = Some(close);
-            self.state = State::Finished(Some(outcome));
+            self.state = State::Finished(Some(Box::new(outcome)));
         }
     }
 
     /// True while our close frame waits for [`release_barrier`](Self::release_barrier).
     pub fn is_deferred(&self) -> bool {
-        matches!(self.state, State::Deferred { .. })
+        matches!(self.state, State::Deferred(_))
     }
 
     /// The peer closed TCP (or it failed): how the connection ended.
     pub fn receive_eof(&mut self, fallback: &str) -> Outcome {
         match std::mem::replace(&mut self.state, State::Finished(None)) {
-            State::Finished(Some(o)) | State::Deferred { outcome: o, .. } => o,
+            State::Finished(Some(o)) => *o,
+            State::Deferred(d) => d.outcome,
             _ => Outcome::lost(fallback),
         }
     }
@@ -383,7 +394,7 @@ impl ServerConnection {
     /// handshake keeps its clean report; anything else is `lost(reason)` (or `code`).
     pub fn outcome_if_dropped(&self, code: CloseCode, reason: &str) -> Outcome {
         match &self.state {
-            State::Finished(Some(o)) => o.clone(),
+            State::Finished(Some(o)) => Outcome::clone(o),
             _ => Outcome {
                 code: code.0,
                 reason: reason.to_string(),
@@ -434,7 +445,7 @@ impl ServerConnection {
         }
         self.input = Vec::new();
         self.finish_with_response(handshake::text_response(status, body));
-        self.state = State::Finished(Some(Outcome::lost("upgrade rejected")));
+        self.state = State::Finished(Some(Box::new(Outcome::lost("upgrade rejected"))));
         Ok(())
     }
 
@@ -454,7 +465,7 @@ impl ServerConnection {
 
     /// Whether data frames may be sent now (open, or open with our close deferred).
     pub fn can_send(&self) -> bool {
-        matches!(self.state, State::Open | State::Deferred { .. })
+        matches!(self.state, State::Open | State::Deferred(_))
     }
 
     /// Input held back: an incomplete frame header, or what followed the request head
@@ -536,7 +547,7 @@ impl ServerConnection {
         }
         match self.state {
             State::Open => {}
-            State::Deferred { .. } => {
+            State::Deferred(_) => {
                 self.release_barrier();
                 return Ok(());
             }
@@ -623,7 +634,7 @@ impl ServerConnection {
             State::Handshake(_) | State::AwaitingAccept(_) => Some(Timer::Handshake),
             State::Open if self.awaiting_pong => Some(Timer::PongDue),
             State::Open => Some(Timer::Keepalive),
-            State::Deferred { .. } => Some(Timer::FailureGrace),
+            State::Deferred(_) => Some(Timer::FailureGrace),
             State::CloseSent if self.close_written => Some(Timer::CloseAck),
             State::CloseSent => Some(Timer::CloseFlush),
             State::Finished(_) if self.half_closed => Some(Timer::PeerEof),
