@@ -15,6 +15,7 @@
 //! failure or a close reach the application (and its replies the wire) before our
 //! close frame does (see [`ConnEvent::Barrier`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
@@ -170,16 +171,33 @@ pub struct ServerConnection {
     /// Input not consumed yet: an incomplete frame header, or the bytes after the
     /// request head while the upgrade awaits an answer.
     input: Vec<u8>,
-    output: Vec<u8>,
-    pongs: std::collections::VecDeque<Vec<u8>>,
+    /// What waits to be written; allocated only while something does.
+    outbox: Option<Box<Outbox>>,
     pongs_coalesced: u64,
-    close_frame: Option<Vec<u8>>,
     close_written: bool,
     half_closed: bool,
     awaiting_pong: bool,
     discarded: usize,
     /// Set when permessage-deflate was negotiated: compresses outgoing messages.
     deflater: Option<MessageDeflater>,
+}
+
+/// Bytes the connection wants written, held only while there are some: an idle
+/// connection carries one empty pointer instead of three empty buffers.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Engine-made bytes (HTTP responses, pings), in order.
+    output: Vec<u8>,
+    /// Payloads of the pings still owed a pong (at most [`MAX_PENDING_PONGS`]).
+    pongs: VecDeque<Vec<u8>>,
+    /// Our close frame, once it is to be written.
+    close_frame: Option<Vec<u8>>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.output.is_empty() && self.pongs.is_empty() && self.close_frame.is_none()
+    }
 }
 
 impl ServerConnection {
@@ -201,10 +219,8 @@ impl ServerConnection {
             settings,
             state,
             input: Vec::new(),
-            output: Vec::new(),
-            pongs: std::collections::VecDeque::new(),
+            outbox: None,
             pongs_coalesced: 0,
-            close_frame: None,
             close_written: false,
             half_closed: false,
             awaiting_pong: false,
@@ -306,11 +322,12 @@ impl ServerConnection {
                 if open {
                     // §5.5.3: answering only the most recent pings is allowed, so a
                     // peer that pings and never reads costs a few pongs of memory.
-                    if self.pongs.len() == MAX_PENDING_PONGS {
-                        self.pongs.pop_front();
+                    let outbox = self.outbox.get_or_insert_with(Box::default);
+                    if outbox.pongs.len() == MAX_PENDING_PONGS {
+                        outbox.pongs.pop_front();
                         self.pongs_coalesced += 1;
                     }
-                    self.pongs.push_back(payload.clone());
+                    outbox.pongs.push_back(payload.clone());
                 }
                 events.push(ConnEvent::Ping(payload));
             }
@@ -371,7 +388,7 @@ impl ServerConnection {
         let placeholder = State::Finished(None);
         if let State::Deferred(deferred) = std::mem::replace(&mut self.state, placeholder) {
             let DeferredClose { close, outcome } = *deferred;
-            self.close_frame = Some(close);
+            self.outbox().close_frame = Some(close);
             self.state = State::Finished(Some(Box::new(outcome)));
         }
     }
@@ -433,7 +450,7 @@ impl ServerConnection {
             self.reader.enable_inflate(MessageInflater::new(agreement));
             self.deflater = Some(MessageDeflater::new(agreement));
         }
-        self.output.extend_from_slice(&response);
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Open;
         Ok(chosen)
     }
@@ -452,12 +469,12 @@ impl ServerConnection {
     /// Answers the request of a [`ConnEvent::HttpRequest`] with `response` (a complete
     /// HTTP response), then finishes.
     pub fn respond(&mut self, response: &[u8]) {
-        self.output.extend_from_slice(response);
+        self.outbox().output.extend_from_slice(response);
         self.state = State::Finished(None);
     }
 
     fn finish_with_response(&mut self, response: Vec<u8>) {
-        self.output.extend_from_slice(&response);
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Finished(None);
     }
 
@@ -535,7 +552,7 @@ impl ServerConnection {
         if !self.can_send() {
             return Err(SendError::Closing);
         }
-        encode_frame(OpCode::Ping, true, payload, &mut self.output);
+        encode_frame(OpCode::Ping, true, payload, &mut self.outbox().output);
         Ok(())
     }
 
@@ -558,15 +575,28 @@ impl ServerConnection {
         let mut frame = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut frame);
         self.flush_pong_before_close();
-        self.close_frame = Some(frame);
+        self.outbox().close_frame = Some(frame);
         self.state = State::CloseSent;
         Ok(())
     }
 
     /// A pong still owed goes out before our close frame; none may follow it (§5.5.1).
     fn flush_pong_before_close(&mut self) {
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut self.output);
+        if let Some(outbox) = self.outbox.as_deref_mut() {
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut outbox.output);
+            }
+        }
+    }
+
+    fn outbox(&mut self) -> &mut Outbox {
+        self.outbox.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the outbox once everything in it was taken.
+    fn tidy_outbox(&mut self) {
+        if self.outbox.as_ref().is_some_and(|o| o.is_empty()) {
+            self.outbox = None;
         }
     }
 
@@ -574,27 +604,34 @@ impl ServerConnection {
 
     /// Engine-made bytes to write (HTTP responses, pings), in order.
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
-        (!self.output.is_empty()).then(|| std::mem::take(&mut self.output))
+        let outbox = self.outbox.as_deref_mut()?;
+        let output = (!outbox.output.is_empty()).then(|| std::mem::take(&mut outbox.output));
+        self.tidy_outbox();
+        output
     }
 
     /// Whether any slot holds bytes to write.
     pub fn has_output(&self) -> bool {
-        !self.output.is_empty() || !self.pongs.is_empty() || self.close_frame.is_some()
+        self.outbox.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// The pending pong frames, if any, in one buffer. Take them only when they can be
     /// written now: while they wait, later pings replace the oldest instead of
     /// queueing more pongs.
     pub fn take_pong(&mut self) -> Option<Vec<u8>> {
-        if self.pongs.is_empty() || !self.can_send() {
-            self.pongs.clear();
-            return None;
+        let can_send = self.can_send();
+        let outbox = self.outbox.as_deref_mut()?;
+        let mut frames = None;
+        if can_send && !outbox.pongs.is_empty() {
+            let mut bytes = Vec::new();
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut bytes);
+            }
+            frames = Some(bytes);
         }
-        let mut frames = Vec::new();
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut frames);
-        }
-        Some(frames)
+        outbox.pongs.clear();
+        self.tidy_outbox();
+        frames
     }
 
     /// Pings left unanswered because more recent ones were pending.
@@ -604,7 +641,9 @@ impl ServerConnection {
 
     /// Our close frame, once it is to be written (after everything queued before it).
     pub fn take_close_frame(&mut self) -> Option<Vec<u8>> {
-        self.close_frame.take()
+        let frame = self.outbox.as_deref_mut()?.close_frame.take();
+        self.tidy_outbox();
+        frame
     }
 
     /// The I/O layer wrote our close frame completely: the close timeout starts now.
@@ -618,8 +657,10 @@ impl ServerConnection {
     pub fn wants_half_close(&self) -> bool {
         matches!(self.state, State::Finished(_))
             && !self.half_closed
-            && self.output.is_empty()
-            && self.close_frame.is_none()
+            && !self
+                .outbox
+                .as_ref()
+                .is_some_and(|o| !o.output.is_empty() || o.close_frame.is_some())
     }
 
     pub fn on_half_closed(&mut self) {
@@ -651,10 +692,12 @@ impl ServerConnection {
         match timer {
             Timer::Handshake => {
                 if matches!(self.state, State::Handshake(_)) {
-                    self.output.extend_from_slice(&handshake::text_response(
-                        408,
-                        b"handshake timed out\n",
-                    ));
+                    self.outbox()
+                        .output
+                        .extend_from_slice(&handshake::text_response(
+                            408,
+                            b"handshake timed out\n",
+                        ));
                 }
                 TimerAction::Drop(Outcome::lost("handshake timed out"))
             }
