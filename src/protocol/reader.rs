@@ -52,7 +52,7 @@ pub struct Reader {
     limits: Limits,
     /// Set when permessage-deflate was negotiated (RFC 7692): RSV1 then marks a
     /// compressed message.
-    inflater: Option<MessageInflater>,
+    inflater: Option<Box<MessageInflater>>,
     frame: Option<PayloadState>,
     /// The kind of the (possibly fragmented) message in progress.
     message: Option<MessageKind>,
@@ -84,7 +84,7 @@ impl Reader {
 
     /// Accepts compressed messages from now on (permessage-deflate was negotiated).
     pub fn enable_inflate(&mut self, inflater: MessageInflater) {
-        self.inflater = Some(inflater);
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// Consumes as much of `input` as possible and appends what it completes to `events`.

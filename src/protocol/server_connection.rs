@@ -179,7 +179,8 @@ pub struct ServerConnection {
     awaiting_pong: bool,
     discarded: usize,
     /// Set when permessage-deflate was negotiated: compresses outgoing messages.
-    deflater: Option<MessageDeflater>,
+    /// (Boxed: a connection without compression carries a pointer, not the state.)
+    deflater: Option<Box<MessageDeflater>>,
 }
 
 /// Bytes the connection wants written, held only while there are some: an idle
@@ -448,7 +449,7 @@ impl ServerConnection {
         );
         if let Some(agreement) = &deflate {
             self.reader.enable_inflate(MessageInflater::new(agreement));
-            self.deflater = Some(MessageDeflater::new(agreement));
+            self.deflater = Some(Box::new(MessageDeflater::new(agreement)));
         }
         self.outbox().output.extend_from_slice(&response);
         self.state = State::Open;
@@ -526,7 +527,7 @@ impl ServerConnection {
         if !self.can_send() {
             return Err(SendError::Closing);
         }
-        Ok(encode_with(self.deflater.as_mut(), kind, payload))
+        Ok(encode_with(self.deflater.as_deref_mut(), kind, payload))
     }
 
     /// The key under which a broadcast can share this connection's frame: connections
@@ -832,7 +833,7 @@ impl<'a> BroadcastFrames<'a> {
         let sharing = conn.frame_sharing();
         if sharing == FrameSharing::PerConnection {
             return BroadcastFrame::Own(encode_with(
-                conn.deflater.as_mut(),
+                conn.deflater.as_deref_mut(),
                 self.kind,
                 self.payload,
             ));
@@ -840,7 +841,7 @@ impl<'a> BroadcastFrames<'a> {
         if let Some((_, f)) = self.frames.iter().find(|(s, _)| *s == sharing) {
             return BroadcastFrame::Shared(f.clone());
         }
-        let encoded = encode_with(conn.deflater.as_mut(), self.kind, self.payload);
+        let encoded = encode_with(conn.deflater.as_deref_mut(), self.kind, self.payload);
         let (h, b) = encoded.parts(self.payload);
         let frame: std::sync::Arc<[u8]> = [h, b].concat().into();
         self.frames.push((sharing, frame.clone()));
