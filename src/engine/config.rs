@@ -110,6 +110,9 @@ pub struct Config {
     /// Messages shorter than this many bytes are sent uncompressed (deflate gains
     /// little on them and costs time). Default 64.
     pub deflate_min_size: usize,
+    /// zlib compression level, 0-9: 1 compresses JSON several times faster than 6 for
+    /// about 1.5x the bytes (see bench/RESULTS.md). Default 6 (zlib's default).
+    pub deflate_level: u32,
 }
 
 impl Default for Config {
@@ -142,6 +145,7 @@ impl Default for Config {
             deflate: DeflateMode::Shared,
             deflate_window_bits: 15,
             deflate_min_size: 64,
+            deflate_level: 6,
         }
     }
 }

@@ -136,6 +136,7 @@ impl Engine {
                     mode: config.deflate,
                     window_bits: config.deflate_window_bits,
                     min_size: config.deflate_min_size,
+                    level: config.deflate_level,
                 },
             }),
             events: EventQueue::new(config.event_queue_capacity)?,
@@ -540,6 +541,9 @@ fn validate_config(c: &Config) -> Result<(), Error> {
         return Err(Error::InvalidArgument(
             "deflate_window_bits must be 9..=15 (RFC 7692 §7.1.2)",
         ));
+    }
+    if c.deflate_level > 9 {
+        return Err(Error::InvalidArgument("deflate_level must be 0..=9"));
     }
     if c.reactor_threads > 1024 {
         return Err(Error::InvalidArgument(

@@ -172,6 +172,7 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             deflate: deflate_mode_to_c(d.deflate),
             deflate_window_bits: d.deflate_window_bits as u32,
             deflate_min_size: d.deflate_min_size as u64,
+            deflate_level: d.deflate_level,
         };
         // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
         unsafe { config.write(c) };
@@ -248,6 +249,7 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
         // Out-of-range values are refused by the engine's validation.
         deflate_window_bits: u8::try_from(c.deflate_window_bits).unwrap_or(u8::MAX),
         deflate_min_size: usize::try_from(c.deflate_min_size).unwrap_or(usize::MAX),
+        deflate_level: c.deflate_level,
     })
 }
 

@@ -22,8 +22,8 @@ use super::extensions::DeflateAgreement;
 const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// zlib's default trade-off between speed and ratio (what `ws` and Python
-/// `websockets` use), so benchmarks against them compare like with like.
-const LEVEL: u32 = 6;
+/// `websockets` use); the server's `deflate_level` overrides it.
+pub const DEFAULT_LEVEL: u32 = 6;
 
 /// zlib's raw deflate does not support an 8-bit window; a compressor limited to 8
 /// bits (a client's `server_max_window_bits=8`) emits stored blocks instead, which
@@ -39,11 +39,11 @@ pub enum InflateError {
     Corrupt,
 }
 
-fn new_compressor(window_bits: u8) -> Compress {
+fn new_compressor(window_bits: u8, level: u32) -> Compress {
     if window_bits < MIN_ZLIB_WINDOW_BITS {
         Compress::new_with_window_bits(Compression::none(), false, MIN_ZLIB_WINDOW_BITS)
     } else {
-        Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits)
+        Compress::new_with_window_bits(Compression::new(level.min(9)), false, window_bits)
     }
 }
 
@@ -52,10 +52,11 @@ fn new_inflater(window_bits: u8) -> Decompress {
     Decompress::new_with_window_bits(false, window_bits.max(MIN_ZLIB_WINDOW_BITS))
 }
 
-/// One compressor per window size (8..=15) and one inflater, per thread.
+/// One compressor per (window size, level) in use and one inflater, per thread (a
+/// server uses one level, and clients rarely ask for more than one or two windows).
 #[derive(Default)]
 struct ThreadContexts {
-    compressors: [Option<Compress>; 8],
+    compressors: Vec<((u8, u32), Compress)>,
     inflater: Option<Decompress>,
 }
 
@@ -65,18 +66,26 @@ thread_local! {
 
 /// Runs `f` with this thread's compressor for `window_bits`, reset to an empty window;
 /// a fresh one while the thread is being torn down.
-fn with_shared_compressor<R>(window_bits: u8, f: impl FnOnce(&mut Compress) -> R) -> R {
+fn with_shared_compressor<R>(window_bits: u8, level: u32, f: impl FnOnce(&mut Compress) -> R) -> R {
     let mut f = Some(f);
+    let key = (window_bits, level);
     let shared = CONTEXTS.try_with(|ctx| {
         let mut ctx = ctx.borrow_mut();
-        let slot = &mut ctx.compressors[(window_bits.clamp(8, 15) - 8) as usize];
-        let c = slot.get_or_insert_with(|| new_compressor(window_bits));
+        let index = match ctx.compressors.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                ctx.compressors
+                    .push((key, new_compressor(window_bits, level)));
+                ctx.compressors.len() - 1
+            }
+        };
+        let c = &mut ctx.compressors[index].1;
         c.reset();
         (f.take().expect("called once"))(c)
     });
     match shared {
         Ok(r) => r,
-        Err(_) => (f.take().expect("called once"))(&mut new_compressor(window_bits)),
+        Err(_) => (f.take().expect("called once"))(&mut new_compressor(window_bits, level)),
     }
 }
 
@@ -121,9 +130,9 @@ fn compress_into(c: &mut Compress, payload: &[u8], out: &mut Vec<u8>) -> Result<
 /// Compresses one message with no context takeover: the output depends only on the
 /// payload and the window, so a broadcast compresses once per window size.
 /// Appends to `out`; `false` when compression failed (send the message plain).
-pub fn compress_stateless(window_bits: u8, payload: &[u8], out: &mut Vec<u8>) -> bool {
+pub fn compress_stateless(window_bits: u8, level: u32, payload: &[u8], out: &mut Vec<u8>) -> bool {
     let mark = out.len();
-    let ok = with_shared_compressor(window_bits, |c| compress_into(c, payload, out)).is_ok();
+    let ok = with_shared_compressor(window_bits, level, |c| compress_into(c, payload, out)).is_ok();
     if !ok {
         out.truncate(mark);
     }
@@ -134,6 +143,7 @@ pub fn compress_stateless(window_bits: u8, payload: &[u8], out: &mut Vec<u8>) ->
 #[derive(Debug)]
 pub struct MessageDeflater {
     window_bits: u8,
+    level: u32,
     context_takeover: bool,
     min_size: usize,
     /// With context takeover: this connection's compressor, created on first use.
@@ -153,16 +163,17 @@ impl MessageDeflater {
     pub fn new(agreement: &DeflateAgreement) -> Self {
         MessageDeflater {
             window_bits: agreement.server_max_window_bits,
+            level: agreement.level,
             context_takeover: !agreement.server_no_context_takeover,
             min_size: agreement.min_size,
             own: None,
         }
     }
 
-    /// With no context takeover, the window size that alone determines the output
-    /// (the key under which a broadcast shares one compressed frame).
-    pub fn stateless_window(&self) -> Option<u8> {
-        (!self.context_takeover).then_some(self.window_bits)
+    /// With no context takeover, the window size and level that alone determine the
+    /// output (the key under which a broadcast shares one compressed frame).
+    pub fn stateless_window(&self) -> Option<(u8, u32)> {
+        (!self.context_takeover).then_some((self.window_bits, self.level))
     }
 
     pub fn min_size(&self) -> usize {
@@ -183,7 +194,7 @@ impl MessageDeflater {
         if !self.context_takeover {
             // §6: a message may go out uncompressed; without shared history it costs
             // nothing to send the raw bytes when deflate did not make them smaller.
-            if compress_stateless(self.window_bits, payload, out)
+            if compress_stateless(self.window_bits, self.level, payload, out)
                 && out.len() - mark < payload.len()
             {
                 return Compressed::Yes;
@@ -191,10 +202,10 @@ impl MessageDeflater {
             out.truncate(mark);
             return Compressed::No;
         }
-        let bits = self.window_bits;
+        let (bits, level) = (self.window_bits, self.level);
         let c = self
             .own
-            .get_or_insert_with(|| Box::new(new_compressor(bits)));
+            .get_or_insert_with(|| Box::new(new_compressor(bits, level)));
         // With context takeover the peer's window must see every byte we compressed,
         // so the compressed form is sent even when it is not smaller.
         if compress_into(c, payload, out).is_ok() {
@@ -303,6 +314,7 @@ pub(crate) mod tests {
             server_max_window_bits: sbits,
             client_max_window_bits: cbits,
             min_size: 0,
+            level: DEFAULT_LEVEL,
             response: String::new(),
         }
     }
@@ -418,6 +430,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_level_trades_size_for_speed_and_every_level_inflates() {
+        let msg = text(64 * 1024);
+        let mut sizes = Vec::new();
+        for level in [0, 1, 6, 9] {
+            let mut a = agreement(true, true, 15, 15);
+            a.level = level;
+            let mut out = Vec::new();
+            let mut c = MessageDeflater::new(&a);
+            // Level 0 (stored blocks) does not shrink: sent plain without takeover.
+            let expected = if level == 0 {
+                Compressed::No
+            } else {
+                Compressed::Yes
+            };
+            assert_eq!(c.compress(&msg, &mut out), expected, "level {level}");
+            if level > 0 {
+                assert_eq!(client_inflate(&mut new_inflater(15), &out), msg);
+            }
+            sizes.push(out.len());
+        }
+        assert!(sizes[1] >= sizes[2] && sizes[2] >= sizes[3], "{sizes:?}");
+    }
+
+    #[test]
     fn messages_under_the_minimum_size_are_not_compressed() {
         let mut a = agreement(true, true, 15, 15);
         a.min_size = 100;
@@ -452,7 +488,7 @@ pub(crate) mod tests {
     #[test]
     fn bomb_stops_at_the_limit() {
         // 16 MiB of zeros compress to about 16 KiB; a 1 MiB limit stops it there.
-        let mut c = new_compressor(15);
+        let mut c = new_compressor(15, DEFAULT_LEVEL);
         let zeros = vec![0u8; 16 << 20];
         let bomb = client_compress(&mut c, &zeros);
         assert!(bomb.len() < 100_000);
@@ -461,13 +497,13 @@ pub(crate) mod tests {
             assert_eq!(d.inflate(&bomb, 1 << 20), Err(InflateError::TooLarge));
         }
         let mut d = MessageInflater::new(&agreement(true, true, 15, 15));
-        let small = client_compress(&mut new_compressor(15), &zeros[..1000]);
+        let small = client_compress(&mut new_compressor(15, DEFAULT_LEVEL), &zeros[..1000]);
         assert_eq!(
             d.inflate(&small, 1000).unwrap().len(),
             1000,
             "exactly the limit"
         );
-        let small = client_compress(&mut new_compressor(15), &zeros[..1001]);
+        let small = client_compress(&mut new_compressor(15, DEFAULT_LEVEL), &zeros[..1001]);
         assert_eq!(d.inflate(&small, 1000), Err(InflateError::TooLarge));
     }
 
@@ -495,7 +531,7 @@ pub(crate) mod tests {
     #[test]
     fn truncated_streams_inflate_what_they_hold() {
         // A message cut inside a block is the sender's bug; it must not hang or panic.
-        let mut c = new_compressor(15);
+        let mut c = new_compressor(15, DEFAULT_LEVEL);
         let full = client_compress(&mut c, &text(5000));
         let mut d = MessageInflater::new(&agreement(true, true, 15, 15));
         for cut in [1, full.len() / 2, full.len() - 1] {

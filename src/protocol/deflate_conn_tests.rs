@@ -31,6 +31,7 @@ fn open_with(offer: &str, mode: DeflateMode, limits: Limits) -> (ServerConnectio
             mode,
             window_bits: 15,
             min_size: 16,
+            ..DeflatePolicy::DEFAULT
         },
         ..Settings::default()
     };

@@ -125,6 +125,8 @@ pub struct DeflatePolicy {
     pub window_bits: u8,
     /// Messages shorter than this go out uncompressed (RSV1 clear, §6).
     pub min_size: usize,
+    /// zlib compression level of our compressor, 0 (stored) to 9 (smallest).
+    pub level: u32,
 }
 
 impl DeflatePolicy {
@@ -132,6 +134,7 @@ impl DeflatePolicy {
         mode: DeflateMode::Shared,
         window_bits: 15,
         min_size: 64,
+        level: super::deflate::DEFAULT_LEVEL,
     };
 }
 
@@ -153,6 +156,8 @@ pub struct DeflateAgreement {
     /// §7.1.2.2: the largest window the client's compressor may use (8..=15).
     pub client_max_window_bits: u8,
     pub min_size: usize,
+    /// zlib level of our compressor (the policy's).
+    pub level: u32,
     /// The `Sec-WebSocket-Extensions` value of the 101 response.
     pub response: String,
 }
@@ -245,6 +250,7 @@ impl DeflateOffer {
             server_max_window_bits: server_bits,
             client_max_window_bits: client_bits,
             min_size: policy.min_size,
+            level: policy.level,
             response,
         }
     }
@@ -422,6 +428,7 @@ mod tests {
             mode,
             window_bits: bits,
             min_size: 0,
+            ..DeflatePolicy::DEFAULT
         };
         negotiate(header, policy).map(|a| a.response)
     }
@@ -524,6 +531,7 @@ mod tests {
                 mode: DeflateMode::Dedicated,
                 window_bits: 15,
                 min_size: 7,
+                level: 6,
             },
         )
         .unwrap();

@@ -536,8 +536,9 @@ impl ServerConnection {
         match &self.deflater {
             None => FrameSharing::Plain,
             Some(d) => match d.stateless_window() {
-                Some(bits) => FrameSharing::Stateless {
-                    window_bits: bits,
+                Some((window_bits, level)) => FrameSharing::Stateless {
+                    window_bits,
+                    level,
                     min_size: d.min_size(),
                 },
                 None => FrameSharing::PerConnection,
@@ -792,7 +793,11 @@ pub enum FrameSharing {
     /// No compression: everyone gets the plain frame.
     Plain,
     /// Compression without context takeover: the frame depends only on these.
-    Stateless { window_bits: u8, min_size: usize },
+    Stateless {
+        window_bits: u8,
+        level: u32,
+        min_size: usize,
+    },
     /// Context takeover: the frame depends on the connection's history.
     PerConnection,
 }
