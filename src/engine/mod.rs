@@ -9,10 +9,13 @@
 
 pub mod config;
 mod conn;
+mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
+mod id_map;
 mod reactor;
+mod recycle;
 mod registry;
 mod send_queue;
 mod shared;
@@ -33,6 +36,7 @@ use parking_lot::Mutex;
 pub use config::{Config, DeflateMode, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
+pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
 use conn::ConnShared;
@@ -60,8 +64,15 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
+/// The calling thread has handled its last batch: writes what it corked (every
+/// server), then releases the barriers it holds.
+pub fn end_batch() {
+    cork::uncork(None);
+    release_held_barriers();
+}
+
 /// Releases the barriers the calling thread holds (see `HELD_BARRIERS`).
-pub fn release_held_barriers() {
+fn release_held_barriers() {
     let held = HELD_BARRIERS
         .try_with(|h| std::mem::take(&mut *h.borrow_mut()))
         .unwrap_or_default();
@@ -108,7 +119,7 @@ impl Engine {
         }
         let listeners = Arc::new(listeners);
         let shared = Arc::new(EngineShared {
-            settings: Settings {
+            settings: Arc::new(Settings {
                 head_limits: HeadLimits {
                     max_head_bytes: config.max_head_bytes,
                     max_headers: config.max_headers,
@@ -127,7 +138,7 @@ impl Engine {
                     min_size: config.deflate_min_size,
                     level: config.deflate_level,
                 },
-            },
+            }),
             events: EventQueue::new(config.event_queue_capacity)?,
             registry: Registry::new(),
             stats: Counters::default(),
@@ -171,7 +182,9 @@ impl Engine {
     /// Calling it again means the caller has handled the previous batch: barriers
     /// taken with that batch are released first (see `ConnEvent::Barrier`).
     pub fn poll_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> usize {
-        release_held_barriers();
+        // The previous batch is handled: what it corked goes out before its barriers
+        // release any close frame.
+        end_batch();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut barriers = Vec::new();
         loop {
@@ -243,9 +256,24 @@ impl Engine {
             .encode_message(kind, payload)
             .map_err(|_| Error::Closed)?;
         let (head, body) = frame.parts(payload);
-        st.write_message(head, body, &self.shared.stats)?;
+        let corking = cork::is_corked(&self.shared);
+        if st.send_message(head, body, corking, &self.shared.stats)? {
+            cork::remember(&self.shared, conn.clone());
+        }
         Counters::add(&self.shared.stats.messages_out, 1);
         Ok(self.shared.status_after_send(&mut st))
+    }
+
+    /// Corks the calling thread's sends to this server until [`Engine::uncork`] (or
+    /// its next poll): small messages are queued, and each connection is written once
+    /// at the uncork (see `cork.rs`).
+    pub fn cork(&self) {
+        cork::cork(&self.shared);
+    }
+
+    /// Writes what the calling thread corked for this server and ends its cork.
+    pub fn uncork(&self) {
+        cork::uncork(Some(&self.shared));
     }
 
     /// Bytes accepted for `id` and not yet written to its socket.
@@ -322,6 +350,7 @@ impl Engine {
                 .filter_map(|id| self.shared.registry.get(*id))
                 .collect(),
         };
+        let corking = cork::is_corked(&self.shared);
         let mut delivered = 0;
         for conn in conns {
             let mut st = conn.state.lock();
@@ -336,15 +365,21 @@ impl Engine {
                 continue;
             }
             let written = match frames.frame_for(&mut st.ws) {
-                BroadcastFrame::Shared(frame) => st.write_shared(&frame, &self.shared.stats),
+                BroadcastFrame::Shared(frame) => {
+                    st.write_shared(&frame, corking, &self.shared.stats)
+                }
                 BroadcastFrame::Own(frame) => {
                     let (head, body) = frame.parts(payload);
-                    st.write_message(head, body, &self.shared.stats)
+                    st.send_message(head, body, corking, &self.shared.stats)
                 }
             };
-            if written.is_ok() {
+            if let Ok(newly_corked) = written {
                 delivered += 1;
                 let _ = self.shared.status_after_send(&mut st);
+                if newly_corked {
+                    drop(st);
+                    cork::remember(&self.shared, conn.clone());
+                }
             }
         }
         Counters::add(&self.shared.stats.messages_out, delivered as u64);

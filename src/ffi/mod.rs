@@ -419,6 +419,10 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
 /// Each returned event owns library memory: pass it to wsq_events_release when done
 /// (pointers inside stay valid until then, on any thread). Any number of threads may
 /// poll the same server at once; each event goes to exactly one of them.
+/// Corking: when events are returned, the calling thread's sends to this server are
+/// corked (see wsq_cork) until it calls wsq_events_release or wsq_poll again, so that
+/// the replies to a batch go out with one system call per connection. Release each
+/// batch once it is handled: until then, small messages the thread sent wait.
 #[no_mangle]
 pub extern "C" fn wsq_poll(
     server: *const wsq_server_t,
@@ -442,6 +446,9 @@ pub extern "C" fn wsq_poll(
         let mut batch = Vec::with_capacity(capacity.min(1024));
         s.poll_into(&mut batch, capacity, timeout);
         let n = batch.len();
+        if n > 0 {
+            s.cork();
+        }
         for (i, ev) in batch.into_iter().enumerate() {
             // SAFETY: i < n <= capacity, and `events` holds `capacity` entries.
             unsafe { events.add(i).write(event::to_c(ev)) };
@@ -454,7 +461,8 @@ pub extern "C" fn wsq_poll(
 
 /// Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
 /// pointers become invalid. It also tells the library that the calling thread has
-/// handled them (as does its next wsq_poll): a connection that failed or closed right
+/// handled them (as does its next wsq_poll): what the thread's sends corked is written
+/// (wsq_uncork on every server), and a connection that failed or closed right
 /// after its last messages sends its close frame only then (or after
 /// failure_grace_ms), so that replies to those messages go out first. Releasing an already released (zeroed) event is harmless.
 /// NULL is ignored. Pass only events that wsq_poll filled.
@@ -544,6 +552,38 @@ pub extern "C" fn wsq_send_batch(
         for item in items {
             item.result = send_one(&s, item.conn, item.kind, item.data, item.len) as u32;
         }
+        Ok(())
+    })
+}
+
+/// Corks the calling thread's sends to `server` until wsq_uncork, wsq_events_release
+/// or the thread's next wsq_poll: messages of up to 16 KiB (wsq_send, wsq_send_batch,
+/// wsq_broadcast) are accepted and queued instead of written, and each connection is
+/// written once, with one vectored write of everything queued for it, at the uncork.
+/// Sends from other threads are not delayed (they write what a cork queued for the
+/// same connection first, so order holds). wsq_poll corks by itself; call this around
+/// sends made outside a poll batch (for example from an event loop's callback).
+/// Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE / WSQ_ERR_INVALID_ARGUMENT for a freed or NULL
+/// server.
+#[no_mangle]
+pub extern "C" fn wsq_cork(server: *const wsq_server_t) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.cork();
+        Ok(())
+    })
+}
+
+/// Writes what the calling thread's sends to `server` corked (see wsq_cork) and ends
+/// its cork. Harmless when nothing is corked. Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE /
+/// WSQ_ERR_INVALID_ARGUMENT for a freed or NULL server.
+#[no_mangle]
+pub extern "C" fn wsq_uncork(server: *const wsq_server_t) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.uncork();
         Ok(())
     })
 }

@@ -7,8 +7,8 @@
 use super::close::{parse_close_payload, CloseCode};
 use super::deflate::{InflateError, MessageInflater};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use super::mask::{apply_mask, extend_unmasked};
+use super::frame::{FrameHeader, OpCode};
+use super::mask::extend_unmasked;
 use super::utf8::Utf8Validator;
 use super::{Limits, MessageKind};
 
@@ -52,7 +52,7 @@ pub struct Reader {
     limits: Limits,
     /// Set when permessage-deflate was negotiated (RFC 7692): RSV1 then marks a
     /// compressed message.
-    inflater: Option<MessageInflater>,
+    inflater: Option<Box<MessageInflater>>,
     frame: Option<PayloadState>,
     /// The kind of the (possibly fragmented) message in progress.
     message: Option<MessageKind>,
@@ -61,8 +61,9 @@ pub struct Reader {
     compressed: bool,
     buffer: Vec<u8>,
     utf8: Utf8Validator,
-    control: [u8; MAX_CONTROL_PAYLOAD],
-    control_len: usize,
+    /// A control frame's payload (at most 125 bytes, §5.5), allocated only while one
+    /// is in progress and handed on whole: an idle connection holds none.
+    control: Vec<u8>,
     finished: bool,
 }
 
@@ -76,15 +77,14 @@ impl Reader {
             compressed: false,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: [0; MAX_CONTROL_PAYLOAD],
-            control_len: 0,
+            control: Vec::new(),
             finished: false,
         }
     }
 
     /// Accepts compressed messages from now on (permessage-deflate was negotiated).
     pub fn enable_inflate(&mut self, inflater: MessageInflater) {
-        self.inflater = Some(inflater);
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// Consumes as much of `input` as possible and appends what it completes to `events`.
@@ -114,10 +114,7 @@ impl Reader {
             let take = (frame.remaining.min((input.len() - pos) as u64)) as usize;
             let piece = &input[pos..pos + take];
             if frame.opcode.is_control() {
-                let dst = &mut self.control[self.control_len..self.control_len + take];
-                dst.copy_from_slice(piece);
-                apply_mask(dst, frame.key, frame.offset);
-                self.control_len += take;
+                extend_unmasked(&mut self.control, piece, frame.key, frame.offset);
             } else {
                 let start = self.buffer.len();
                 extend_unmasked(&mut self.buffer, piece, frame.key, frame.offset);
@@ -161,7 +158,7 @@ impl Reader {
             return Err(ProtocolError::ReservedBitsSet);
         }
         if h.opcode.is_control() {
-            self.control_len = 0;
+            self.control.clear();
         } else {
             // §5.4: fragments of one message are not interleaved with another message.
             match (h.opcode, self.message) {
@@ -200,11 +197,11 @@ impl Reader {
     }
 
     fn finish_frame(&mut self, frame: PayloadState, events: &mut Vec<Incoming>) {
-        let control = &self.control[..self.control_len];
+        let control = std::mem::take(&mut self.control);
         match frame.opcode {
-            OpCode::Ping => events.push(Incoming::Ping(control.to_vec())),
-            OpCode::Pong => events.push(Incoming::Pong(control.to_vec())),
-            OpCode::Close => match parse_close_payload(control) {
+            OpCode::Ping => events.push(Incoming::Ping(control)),
+            OpCode::Pong => events.push(Incoming::Pong(control)),
+            OpCode::Close => match parse_close_payload(&control) {
                 Ok(parsed) => {
                     let (code, reason) = match parsed {
                         Some((c, r)) => (Some(c), r.to_string()),
@@ -267,6 +264,7 @@ impl Reader {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::protocol::mask::apply_mask;
 
     /// A masked client frame.
     pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {

@@ -15,6 +15,9 @@
 //! failure or a close reach the application (and its replies the wire) before our
 //! close frame does (see [`ConnEvent::Barrier`]).
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
 use super::deflate::{Compressed, MessageDeflater, MessageInflater};
 use super::error::{ProtocolError, SendError};
@@ -137,64 +140,88 @@ pub enum Keepalive {
 
 #[derive(Debug)]
 enum State {
-    Handshake(RequestParser),
+    // Boxed so that an open connection does not carry the parser's size.
+    Handshake(Box<RequestParser>),
     AwaitingAccept(Box<UpgradeRequest>),
     Open,
     /// The peer closed or failed; our close frame (and the outcome) wait for the
     /// application to pass the barrier.
-    Deferred {
-        close: Vec<u8>,
-        outcome: Outcome,
-    },
+    Deferred(Box<DeferredClose>),
     /// Our close frame is queued; the peer's is awaited. Its data is discarded.
     CloseSent,
     /// Nothing more to say: flush, half-close, wait for EOF.
-    Finished(Option<Outcome>),
+    Finished(Option<Box<Outcome>>),
+}
+
+/// What `State::Deferred` holds (boxed: the state of every idle connection is only as
+/// large as its largest variant).
+#[derive(Debug)]
+struct DeferredClose {
+    close: Vec<u8>,
+    outcome: Outcome,
 }
 
 /// The sans-I/O server side of one WebSocket connection.
 #[derive(Debug)]
 pub struct ServerConnection {
-    settings: Settings,
+    /// Shared by every connection of a server (one allocation, not one per connection).
+    settings: Arc<Settings>,
     state: State,
     reader: Reader,
     /// Input not consumed yet: an incomplete frame header, or the bytes after the
     /// request head while the upgrade awaits an answer.
     input: Vec<u8>,
-    output: Vec<u8>,
-    pongs: std::collections::VecDeque<Vec<u8>>,
+    /// What waits to be written; allocated only while something does.
+    outbox: Option<Box<Outbox>>,
     pongs_coalesced: u64,
-    close_frame: Option<Vec<u8>>,
     close_written: bool,
     half_closed: bool,
     awaiting_pong: bool,
     discarded: usize,
     /// Set when permessage-deflate was negotiated: compresses outgoing messages.
-    deflater: Option<MessageDeflater>,
+    /// (Boxed: a connection without compression carries a pointer, not the state.)
+    deflater: Option<Box<MessageDeflater>>,
+}
+
+/// Bytes the connection wants written, held only while there are some: an idle
+/// connection carries one empty pointer instead of three empty buffers.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Engine-made bytes (HTTP responses, pings), in order.
+    output: Vec<u8>,
+    /// Payloads of the pings still owed a pong (at most [`MAX_PENDING_PONGS`]).
+    pongs: VecDeque<Vec<u8>>,
+    /// Our close frame, once it is to be written.
+    close_frame: Option<Vec<u8>>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.output.is_empty() && self.pongs.is_empty() && self.close_frame.is_none()
+    }
 }
 
 impl ServerConnection {
     /// A connection whose first bytes will be the HTTP request head.
-    pub fn new(settings: Settings) -> Self {
-        let parser = RequestParser::new(settings.head_limits);
+    pub fn new(settings: impl Into<Arc<Settings>>) -> Self {
+        let settings = settings.into();
+        let parser = Box::new(RequestParser::new(settings.head_limits));
         Self::with_state(settings, State::Handshake(parser))
     }
 
     /// A connection past its handshake (for tests and fuzzing of the frame path).
-    pub fn new_open(settings: Settings) -> Self {
-        Self::with_state(settings, State::Open)
+    pub fn new_open(settings: impl Into<Arc<Settings>>) -> Self {
+        Self::with_state(settings.into(), State::Open)
     }
 
-    fn with_state(settings: Settings, state: State) -> Self {
+    fn with_state(settings: Arc<Settings>, state: State) -> Self {
         ServerConnection {
             reader: Reader::new(settings.limits),
             settings,
             state,
             input: Vec::new(),
-            output: Vec::new(),
-            pongs: std::collections::VecDeque::new(),
+            outbox: None,
             pongs_coalesced: 0,
-            close_frame: None,
             close_written: false,
             half_closed: false,
             awaiting_pong: false,
@@ -237,7 +264,7 @@ impl ServerConnection {
             },
             State::AwaitingAccept(_) => self.input.extend_from_slice(data),
             State::Finished(_) => self.discarded += data.len(),
-            State::Deferred { .. } => {} // the reader is finished: nothing after the error
+            State::Deferred(_) => {} // the reader is finished: nothing after the error
             State::Open | State::CloseSent => self.receive_frames(data, events),
         }
     }
@@ -296,11 +323,12 @@ impl ServerConnection {
                 if open {
                     // §5.5.3: answering only the most recent pings is allowed, so a
                     // peer that pings and never reads costs a few pongs of memory.
-                    if self.pongs.len() == MAX_PENDING_PONGS {
-                        self.pongs.pop_front();
+                    let outbox = self.outbox.get_or_insert_with(Box::default);
+                    if outbox.pongs.len() == MAX_PENDING_PONGS {
+                        outbox.pongs.pop_front();
                         self.pongs_coalesced += 1;
                     }
-                    self.pongs.push_back(payload.clone());
+                    outbox.pongs.push_back(payload.clone());
                 }
                 events.push(ConnEvent::Ping(payload));
             }
@@ -320,7 +348,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // Our close was sent first: the closing handshake is complete.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
             Incoming::Error(error) => {
@@ -338,7 +366,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // One close frame per side: ours is out already.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
         }
@@ -347,7 +375,7 @@ impl ServerConnection {
     fn defer_close(&mut self, payload: Vec<u8>, outcome: Outcome, events: &mut Vec<ConnEvent>) {
         let mut close = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut close);
-        self.state = State::Deferred { close, outcome };
+        self.state = State::Deferred(Box::new(DeferredClose { close, outcome }));
         events.push(ConnEvent::Barrier);
     }
 
@@ -359,22 +387,23 @@ impl ServerConnection {
         }
         self.flush_pong_before_close();
         let placeholder = State::Finished(None);
-        if let State::Deferred { close, outcome } = std::mem::replace(&mut self.state, placeholder)
-        {
-            self.close_frame = Some(close);
-            self.state = State::Finished(Some(outcome));
+        if let State::Deferred(deferred) = std::mem::replace(&mut self.state, placeholder) {
+            let DeferredClose { close, outcome } = *deferred;
+            self.outbox().close_frame = Some(close);
+            self.state = State::Finished(Some(Box::new(outcome)));
         }
     }
 
     /// True while our close frame waits for [`release_barrier`](Self::release_barrier).
     pub fn is_deferred(&self) -> bool {
-        matches!(self.state, State::Deferred { .. })
+        matches!(self.state, State::Deferred(_))
     }
 
     /// The peer closed TCP (or it failed): how the connection ended.
     pub fn receive_eof(&mut self, fallback: &str) -> Outcome {
         match std::mem::replace(&mut self.state, State::Finished(None)) {
-            State::Finished(Some(o)) | State::Deferred { outcome: o, .. } => o,
+            State::Finished(Some(o)) => *o,
+            State::Deferred(d) => d.outcome,
             _ => Outcome::lost(fallback),
         }
     }
@@ -383,7 +412,7 @@ impl ServerConnection {
     /// handshake keeps its clean report; anything else is `lost(reason)` (or `code`).
     pub fn outcome_if_dropped(&self, code: CloseCode, reason: &str) -> Outcome {
         match &self.state {
-            State::Finished(Some(o)) => o.clone(),
+            State::Finished(Some(o)) => Outcome::clone(o),
             _ => Outcome {
                 code: code.0,
                 reason: reason.to_string(),
@@ -420,9 +449,9 @@ impl ServerConnection {
         );
         if let Some(agreement) = &deflate {
             self.reader.enable_inflate(MessageInflater::new(agreement));
-            self.deflater = Some(MessageDeflater::new(agreement));
+            self.deflater = Some(Box::new(MessageDeflater::new(agreement)));
         }
-        self.output.extend_from_slice(&response);
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Open;
         Ok(chosen)
     }
@@ -434,19 +463,19 @@ impl ServerConnection {
         }
         self.input = Vec::new();
         self.finish_with_response(handshake::text_response(status, body));
-        self.state = State::Finished(Some(Outcome::lost("upgrade rejected")));
+        self.state = State::Finished(Some(Box::new(Outcome::lost("upgrade rejected"))));
         Ok(())
     }
 
     /// Answers the request of a [`ConnEvent::HttpRequest`] with `response` (a complete
     /// HTTP response), then finishes.
     pub fn respond(&mut self, response: &[u8]) {
-        self.output.extend_from_slice(response);
+        self.outbox().output.extend_from_slice(response);
         self.state = State::Finished(None);
     }
 
     fn finish_with_response(&mut self, response: Vec<u8>) {
-        self.output.extend_from_slice(&response);
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Finished(None);
     }
 
@@ -454,7 +483,7 @@ impl ServerConnection {
 
     /// Whether data frames may be sent now (open, or open with our close deferred).
     pub fn can_send(&self) -> bool {
-        matches!(self.state, State::Open | State::Deferred { .. })
+        matches!(self.state, State::Open | State::Deferred(_))
     }
 
     /// Input held back: an incomplete frame header, or what followed the request head
@@ -498,7 +527,7 @@ impl ServerConnection {
         if !self.can_send() {
             return Err(SendError::Closing);
         }
-        Ok(encode_with(self.deflater.as_mut(), kind, payload))
+        Ok(encode_with(self.deflater.as_deref_mut(), kind, payload))
     }
 
     /// The key under which a broadcast can share this connection's frame: connections
@@ -525,7 +554,7 @@ impl ServerConnection {
         if !self.can_send() {
             return Err(SendError::Closing);
         }
-        encode_frame(OpCode::Ping, true, payload, &mut self.output);
+        encode_frame(OpCode::Ping, true, payload, &mut self.outbox().output);
         Ok(())
     }
 
@@ -537,7 +566,7 @@ impl ServerConnection {
         }
         match self.state {
             State::Open => {}
-            State::Deferred { .. } => {
+            State::Deferred(_) => {
                 self.release_barrier();
                 return Ok(());
             }
@@ -548,15 +577,28 @@ impl ServerConnection {
         let mut frame = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut frame);
         self.flush_pong_before_close();
-        self.close_frame = Some(frame);
+        self.outbox().close_frame = Some(frame);
         self.state = State::CloseSent;
         Ok(())
     }
 
     /// A pong still owed goes out before our close frame; none may follow it (§5.5.1).
     fn flush_pong_before_close(&mut self) {
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut self.output);
+        if let Some(outbox) = self.outbox.as_deref_mut() {
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut outbox.output);
+            }
+        }
+    }
+
+    fn outbox(&mut self) -> &mut Outbox {
+        self.outbox.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the outbox once everything in it was taken.
+    fn tidy_outbox(&mut self) {
+        if self.outbox.as_ref().is_some_and(|o| o.is_empty()) {
+            self.outbox = None;
         }
     }
 
@@ -564,27 +606,34 @@ impl ServerConnection {
 
     /// Engine-made bytes to write (HTTP responses, pings), in order.
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
-        (!self.output.is_empty()).then(|| std::mem::take(&mut self.output))
+        let outbox = self.outbox.as_deref_mut()?;
+        let output = (!outbox.output.is_empty()).then(|| std::mem::take(&mut outbox.output));
+        self.tidy_outbox();
+        output
     }
 
     /// Whether any slot holds bytes to write.
     pub fn has_output(&self) -> bool {
-        !self.output.is_empty() || !self.pongs.is_empty() || self.close_frame.is_some()
+        self.outbox.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// The pending pong frames, if any, in one buffer. Take them only when they can be
     /// written now: while they wait, later pings replace the oldest instead of
     /// queueing more pongs.
     pub fn take_pong(&mut self) -> Option<Vec<u8>> {
-        if self.pongs.is_empty() || !self.can_send() {
-            self.pongs.clear();
-            return None;
+        let can_send = self.can_send();
+        let outbox = self.outbox.as_deref_mut()?;
+        let mut frames = None;
+        if can_send && !outbox.pongs.is_empty() {
+            let mut bytes = Vec::new();
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut bytes);
+            }
+            frames = Some(bytes);
         }
-        let mut frames = Vec::new();
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut frames);
-        }
-        Some(frames)
+        outbox.pongs.clear();
+        self.tidy_outbox();
+        frames
     }
 
     /// Pings left unanswered because more recent ones were pending.
@@ -594,7 +643,9 @@ impl ServerConnection {
 
     /// Our close frame, once it is to be written (after everything queued before it).
     pub fn take_close_frame(&mut self) -> Option<Vec<u8>> {
-        self.close_frame.take()
+        let frame = self.outbox.as_deref_mut()?.close_frame.take();
+        self.tidy_outbox();
+        frame
     }
 
     /// The I/O layer wrote our close frame completely: the close timeout starts now.
@@ -608,8 +659,10 @@ impl ServerConnection {
     pub fn wants_half_close(&self) -> bool {
         matches!(self.state, State::Finished(_))
             && !self.half_closed
-            && self.output.is_empty()
-            && self.close_frame.is_none()
+            && !self
+                .outbox
+                .as_ref()
+                .is_some_and(|o| !o.output.is_empty() || o.close_frame.is_some())
     }
 
     pub fn on_half_closed(&mut self) {
@@ -624,7 +677,7 @@ impl ServerConnection {
             State::Handshake(_) | State::AwaitingAccept(_) => Some(Timer::Handshake),
             State::Open if self.awaiting_pong => Some(Timer::PongDue),
             State::Open => Some(Timer::Keepalive),
-            State::Deferred { .. } => Some(Timer::FailureGrace),
+            State::Deferred(_) => Some(Timer::FailureGrace),
             State::CloseSent if self.close_written => Some(Timer::CloseAck),
             State::CloseSent => Some(Timer::CloseFlush),
             State::Finished(_) if self.half_closed => Some(Timer::PeerEof),
@@ -641,10 +694,12 @@ impl ServerConnection {
         match timer {
             Timer::Handshake => {
                 if matches!(self.state, State::Handshake(_)) {
-                    self.output.extend_from_slice(&handshake::text_response(
-                        408,
-                        b"handshake timed out\n",
-                    ));
+                    self.outbox()
+                        .output
+                        .extend_from_slice(&handshake::text_response(
+                            408,
+                            b"handshake timed out\n",
+                        ));
                 }
                 TimerAction::Drop(Outcome::lost("handshake timed out"))
             }
@@ -783,7 +838,7 @@ impl<'a> BroadcastFrames<'a> {
         let sharing = conn.frame_sharing();
         if sharing == FrameSharing::PerConnection {
             return BroadcastFrame::Own(encode_with(
-                conn.deflater.as_mut(),
+                conn.deflater.as_deref_mut(),
                 self.kind,
                 self.payload,
             ));
@@ -791,7 +846,7 @@ impl<'a> BroadcastFrames<'a> {
         if let Some((_, f)) = self.frames.iter().find(|(s, _)| *s == sharing) {
             return BroadcastFrame::Shared(f.clone());
         }
-        let encoded = encode_with(conn.deflater.as_mut(), self.kind, self.payload);
+        let encoded = encode_with(conn.deflater.as_deref_mut(), self.kind, self.payload);
         let (h, b) = encoded.parts(self.payload);
         let frame: std::sync::Arc<[u8]> = [h, b].concat().into();
         self.frames.push((sharing, frame.clone()));
