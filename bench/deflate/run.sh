@@ -9,7 +9,8 @@
 #
 # Needs `make examples` and the interop clients (tests/interop/install.sh: .venv with
 # websockets, tests/interop/node/node_modules with ws).
-# Environment: SERVERS [wsqueue-c ws websockets], SIZES [1024 65536], CONNS [20],
+# Environment: SERVERS [wsqueue-c ws websockets; also wsqueue-c-level1: the C echo
+# example with --deflate-level 1], SIZES [1024 65536], CONNS [20],
 # WINDOW [4], REPEAT [1].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +34,7 @@ for round in $(seq "$REPEAT"); do
         for server in $SERVERS; do
             case $server in
                 wsqueue-c) cmd=(./build/echo_server 0) ;;
+                wsqueue-c-level1) cmd=(./build/echo_server 0 --deflate-level 1) ;;
                 ws) cmd=(node bench/deflate/ws_echo.mjs) ;;
                 websockets) cmd=("$py" bench/deflate/websockets_echo.py) ;;
                 *) echo "unknown server $server" >&2; exit 2 ;;
