@@ -128,7 +128,7 @@ fn compress_into(c: &mut Compress, payload: &[u8], out: &mut Vec<u8>) -> Result<
 }
 
 /// Compresses one message with no context takeover: the output depends only on the
-/// payload and the window, so a broadcast compresses once per window size.
+/// payload, the window and the level, so a broadcast compresses once per such pair.
 /// Appends to `out`; `false` when compression failed (send the message plain).
 pub fn compress_stateless(window_bits: u8, level: u32, payload: &[u8], out: &mut Vec<u8>) -> bool {
     let mark = out.len();
