@@ -31,6 +31,10 @@ type Config struct {
 	IdleTimeoutMs      uint32
 	PingIntervalMs     uint32
 	CloseTimeoutMs     uint32
+	// Deflate chooses how permessage-deflate (RFC 7692) is answered to clients
+	// that offer it on Listen (Upgrade decides per request, by
+	// Upgrader.EnableCompression, on an engine with the default).
+	Deflate DeflateMode
 	// MaxBufferedBytes bounds the bytes queued for writing over all
 	// connections (default 1 GiB); over it sends wait like at the hard limit.
 	MaxBufferedBytes uint64
@@ -58,6 +62,22 @@ type Config struct {
 }
 
 const defaultMaxQueuedReadBytes = 64 << 20
+
+// DeflateMode is Config.Deflate: wsq_config_t.deflate.
+type DeflateMode uint32
+
+const (
+	// DeflateDefault is the engine's default, DeflateShared.
+	DeflateDefault DeflateMode = iota
+	// DeflateOff declines permessage-deflate.
+	DeflateOff
+	// DeflateShared compresses without context takeover, with one compressor
+	// shared per reactor: little memory per connection.
+	DeflateShared
+	// DeflateDedicated keeps a compression context per connection where the
+	// client allows it: better ratios, more memory.
+	DeflateDedicated
+)
 
 // resultError is a failed wsq_ call: the engine's code and its detail text.
 type resultError struct {
@@ -152,6 +172,14 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 	setU32(&c.ping_interval_ms, cfg.PingIntervalMs)
 	setU32(&c.close_timeout_ms, cfg.CloseTimeoutMs)
 	setU64(&c.max_buffered_bytes, cfg.MaxBufferedBytes)
+	switch cfg.Deflate {
+	case DeflateOff:
+		c.deflate = C.WSQ_DEFLATE_OFF
+	case DeflateShared:
+		c.deflate = C.WSQ_DEFLATE_SHARED
+	case DeflateDedicated:
+		c.deflate = C.WSQ_DEFLATE_DEDICATED
+	}
 	if cfg.SlowConsumerClose {
 		c.slow_consumer = C.WSQ_SLOW_CONSUMER_CLOSE
 	}

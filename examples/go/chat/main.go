@@ -136,6 +136,9 @@ func encode(m message) []byte {
 var upgrader = wsqueue.Upgrader{
 	// The page may be opened from a file or another host: any origin.
 	CheckOrigin: func(*http.Request) bool { return true },
+	// Chat lines are JSON: permessage-deflate with browsers that offer it,
+	// as the C chat does.
+	EnableCompression: true,
 }
 
 func (r *room) serveWS(w http.ResponseWriter, req *http.Request) {
