@@ -36,7 +36,13 @@ fn client_compress(c: &mut Compress, data: &[u8]) -> Vec<u8> {
         }
         out.reserve(out.capacity());
     }
-    out.truncate(out.len() - 4);
+    if out.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    } else if out.is_empty() {
+        // Nothing pending and nothing new (an empty message after a flush): §7.2.3.6
+        // allows a single 0x00 byte, an empty stored block without its tail.
+        out.push(0x00);
+    }
     out
 }
 
