@@ -14,8 +14,11 @@ import (
 	"unsafe"
 )
 
-// Config mirrors the engine's wsq_config_t (docs/CONFIG.md); durations are in
-// milliseconds, 0 meaning off, as in C. Zero fields take the engine's defaults.
+// Config mirrors the engine's wsq_config_t (docs/CONFIG.md, include/wsqueue.h);
+// durations are in milliseconds. Zero fields take the engine's defaults (so a
+// setting whose C value 0 means "off" cannot be set to 0 here, except through
+// its default). An out-of-range value makes Listen (or the first Upgrade) fail
+// with the engine's explanation.
 type Config struct {
 	// Listen is a comma-separated list of addresses ("127.0.0.1:0" picks a free
 	// port). Only Listen uses it; the engine behind Upgrade listens on a private
@@ -30,7 +33,15 @@ type Config struct {
 	HandshakeTimeoutMs uint32
 	IdleTimeoutMs      uint32
 	PingIntervalMs     uint32
+	PongTimeoutMs      uint32
 	CloseTimeoutMs     uint32
+	FailureGraceMs     uint32
+	MaxHeadBytes       uint32
+	MaxHeaders         uint32
+	EventQueueCapacity uint32
+	DeflateWindowBits  uint32
+	DeflateMinSize     uint64
+	DeflateLevel       uint32
 	// Deflate chooses how permessage-deflate (RFC 7692) is answered to clients
 	// that offer it on Listen (Upgrade decides per request, by
 	// Upgrader.EnableCompression, on an engine with the default).
@@ -171,6 +182,14 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 	setU32(&c.idle_timeout_ms, cfg.IdleTimeoutMs)
 	setU32(&c.ping_interval_ms, cfg.PingIntervalMs)
 	setU32(&c.close_timeout_ms, cfg.CloseTimeoutMs)
+	setU32(&c.pong_timeout_ms, cfg.PongTimeoutMs)
+	setU32(&c.failure_grace_ms, cfg.FailureGraceMs)
+	setU32(&c.max_head_bytes, cfg.MaxHeadBytes)
+	setU32(&c.max_headers, cfg.MaxHeaders)
+	setU32(&c.event_queue_capacity, cfg.EventQueueCapacity)
+	setU32(&c.deflate_window_bits, cfg.DeflateWindowBits)
+	setU64(&c.deflate_min_size, cfg.DeflateMinSize)
+	setU32(&c.deflate_level, cfg.DeflateLevel)
 	setU64(&c.max_buffered_bytes, cfg.MaxBufferedBytes)
 	switch cfg.Deflate {
 	case DeflateOff:

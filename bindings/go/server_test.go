@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,5 +226,22 @@ func TestListenNegotiatesSubprotocolAndChecksOrigin(t *testing.T) {
 	_, resp, err := gorilla.DefaultDialer.Dial(wsURL(s, "/"), http.Header{"Origin": {"http://evil.example"}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign origin: %v %v, want HTTP 403", err, resp)
+	}
+}
+
+func TestListenAppliesHeadLimitsAndRefusesBadSettings(t *testing.T) {
+	s := listenForTest(t, Config{MaxHeadBytes: 1024})
+	acceptLoop(s, echoLoop)
+	big := http.Header{"X-Padding": {strings.Repeat("p", 2000)}}
+	_, resp, err := gorilla.DefaultDialer.Dial(wsURL(s, "/"), big)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("2 KB head against MaxHeadBytes 1024: %v %v, want HTTP 431", err, resp)
+	}
+	dial(t, wsURL(s, "/")) // a normal head still passes
+	for _, cfg := range []Config{{DeflateWindowBits: 20}, {DeflateLevel: 10}, {SendQueueSoftLimit: 2 << 20, SendQueueHardLimit: 1 << 20}} {
+		if s2, err := Listen("127.0.0.1:0", cfg); err == nil {
+			s2.Close()
+			t.Errorf("Listen with %+v succeeded", cfg)
+		}
 	}
 }
