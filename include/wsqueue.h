@@ -608,7 +608,10 @@ wsq_result_t wsq_stats(const wsq_server_t *server, wsq_stats_t *out);
  * Corking: when events are returned, the calling thread's sends to this server are
  * corked (see wsq_cork) until it calls wsq_events_release or wsq_poll again, so that
  * the replies to a batch go out with one system call per connection. Release each
- * batch once it is handled: until then, small messages the thread sent wait.
+ * batch once it is handled: until then, small messages the thread sent wait. The cork
+ * belongs to the calling OS thread: a runtime that moves tasks between threads (Go's
+ * goroutines) must keep the polling task on its thread from wsq_poll to
+ * wsq_events_release, or another task's sends on that thread wait for its next poll.
  */
 wsq_result_t wsq_poll(const wsq_server_t *server,
                       wsq_event_t *events,
