@@ -48,11 +48,11 @@ else
     SERVER_CPU=()
     LOADGEN_CPU=()
 fi
+echo "== building (release)" >&2
+# Before CARGO_TARGET_DIR is set: the library and examples build in the root's target/.
+make -s examples >&2
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/bench/target}
 BIN=$CARGO_TARGET_DIR/release
-
-echo "== building (release)" >&2
-make -s examples >&2
 for project in bench/loadgen bench/peers/tokio-echo bench/peers/wsqueue-echo; do
     (cd "$project" && cargo build --release -q)
 done
