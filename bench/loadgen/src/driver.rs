@@ -502,7 +502,7 @@ fn poll_once(
             }
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            read_all(ctx, c);
+            read_all(ctx, c, ev.is_read_closed() || ev.is_error());
         }
         if c.state != State::Done {
             flush(ctx, c);
@@ -554,8 +554,12 @@ fn flush(ctx: &mut Ctx, c: &mut Conn) {
     c.wpos = 0;
 }
 
-/// Reads until the socket would block (edge-triggered), handling every complete unit.
-fn read_all(ctx: &mut Ctx, c: &mut Conn) {
+/// Reads until the socket is drained (edge-triggered), handling every complete unit.
+/// A read that does not fill the free space emptied the socket; later bytes raise a new
+/// edge, so no extra read is spent just to hear that it would block. Unless the event
+/// said the peer closed (`closed`): its EOF, already there, raises no new edge, so then
+/// reading goes on until EOF or would-block.
+fn read_all(ctx: &mut Ctx, c: &mut Conn, closed: bool) {
     loop {
         if c.rstart == c.rend {
             c.rstart = 0;
@@ -576,6 +580,7 @@ fn read_all(ctx: &mut Ctx, c: &mut Conn) {
                 return;
             }
             Ok(n) => {
+                let drained = n < c.rbuf.len() - end;
                 c.rend += n;
                 let now = Instant::now();
                 let r = if ctx.raw {
@@ -585,6 +590,9 @@ fn read_all(ctx: &mut Ctx, c: &mut Conn) {
                 };
                 if let Err(why) = r {
                     fail(ctx, c, why);
+                    return;
+                }
+                if drained && !closed {
                     return;
                 }
             }

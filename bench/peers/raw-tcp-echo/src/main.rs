@@ -50,17 +50,26 @@ impl Conn {
         Ok(true)
     }
 
-    /// Echoes until the socket would block either way (edge-triggered epoll).
-    fn pump(&mut self) -> Step {
+    /// Echoes until the socket is drained (edge-triggered epoll). A read shorter than
+    /// the buffer emptied the socket: any byte arriving later raises a new edge, so
+    /// there is no need to pay a second read just to see it would block. Unless the
+    /// event said the peer closed (`closed`): its EOF, already there, raises no new
+    /// edge, so then reading goes on until EOF.
+    fn pump(&mut self, closed: bool) -> Step {
+        let mut drained = false;
         loop {
             match self.flush() {
+                Ok(true) if drained => return Step::Wait,
                 Ok(true) => {}
                 Ok(false) => return Step::Wait, // the writable event resumes us
                 Err(()) => return Step::Gone,
             }
             match self.stream.read(&mut self.buf) {
                 Ok(0) => return Step::Gone,
-                Ok(n) => self.len = n,
+                Ok(n) => {
+                    self.len = n;
+                    drained = n < self.buf.len() && !closed;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Step::Gone,
@@ -132,7 +141,7 @@ fn main() {
             let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
-            if let Step::Gone = conn.pump() {
+            if let Step::Gone = conn.pump(ev.is_read_closed() || ev.is_error()) {
                 let mut conn = conns[slot].take().unwrap();
                 let _ = poll.registry().deregister(&mut conn.stream);
                 free.push(slot);
