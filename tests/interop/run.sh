@@ -161,9 +161,10 @@ run_python() {
     start_server python-echo "$echo_bin" || { record 0 1 python; return; }
     local pid="$server_pid" url="ws://127.0.0.1:$server_port/"
     echo "python: websockets against echo_server at $url"
-    WSQ_ECHO_URL="$url" PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
+    WSQ_ECHO_URL="$url" WSQ_ECHO_SERVER="$echo_bin" PYTHONDONTWRITEBYTECODE=1 \
+        timeout -k 10 "$suite_timeout" \
         python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/python.xml" \
-        "$here/python/test_interop.py"
+        "$here/python/test_interop.py" "$here/python/test_echo_server_options.py"
     local rc=$?
     local counts
     counts="$(python3 - "$tmp/python.xml" <<'EOF'
