@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds bench/peers/uws-echo (echo.cpp) against uWebSockets and uSockets, from their
-# sources at pinned commits, into $OUT (bench/target/uws). Nothing of theirs is kept in
-# this repository: the sources are cloned at bench time.
+# sources at pinned commits, into $UWS_BUILD_DIR (bench/target/uws). Nothing of theirs
+# is kept in this repository: the sources are cloned at bench time.
 #
 #   bash bench/peers/uws-echo/build.sh      -> bench/target/uws/uws-echo
 #
@@ -11,7 +11,7 @@
 #                   (either may be a local git directory, e.g. a mirror)
 #   UWS_COMMIT, USOCKETS_COMMIT   the commits built (USOCKETS_COMMIT is the one
 #                   uWebSockets' uSockets submodule points at)
-#   OUT             build directory [bench/target/uws]
+#   UWS_BUILD_DIR   build directory [bench/target/uws]
 #
 # Needs git, a C compiler and a C++20 compiler (g++ or clang++). Built the way their
 # own build (build.c, uSockets' Makefile) does it: -O3, LTO, -march=native, no TLS;
@@ -25,7 +25,7 @@ UWS_REPO=${UWS_REPO:-https://github.com/uNetworking/uWebSockets.git}
 USOCKETS_REPO=${USOCKETS_REPO:-https://github.com/uNetworking/uSockets.git}
 UWS_COMMIT=${UWS_COMMIT:-66dcff3dd48f0c19dd1703426365d062039321d0}
 USOCKETS_COMMIT=${USOCKETS_COMMIT:-86097c490263ab662d62e8e7b541390bdec7d149}
-OUT=${OUT:-$ROOT/bench/target/uws}
+UWS_BUILD_DIR=${UWS_BUILD_DIR:-$ROOT/bench/target/uws}
 CC=${CC:-cc}
 CXX=${CXX:-g++}
 
@@ -39,20 +39,25 @@ checkout() {
     git -C "$dir" -c advice.detachedHead=false checkout -q "$commit"
 }
 
-mkdir -p "$OUT"
-stamp=$OUT/uws-echo.built-from
+mkdir -p "$UWS_BUILD_DIR"
+stamp=$UWS_BUILD_DIR/uws-echo.built-from
 want="$UWS_COMMIT $USOCKETS_COMMIT $(sha1sum echo.cpp build.sh | cut -c1-40 | tr '\n' ' ')"
-if [ -x "$OUT/uws-echo" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+if [ -x "$UWS_BUILD_DIR/uws-echo" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi
-checkout "$UWS_REPO" "$OUT/uWebSockets" "$UWS_COMMIT"
-checkout "$USOCKETS_REPO" "$OUT/uSockets" "$USOCKETS_COMMIT"
+checkout "$UWS_REPO" "$UWS_BUILD_DIR/uWebSockets" "$UWS_COMMIT"
+checkout "$USOCKETS_REPO" "$UWS_BUILD_DIR/uSockets" "$USOCKETS_COMMIT"
 
 # uSockets' own Makefile: its default target compiles every .c file with -O3 and LTO,
 # without TLS, into object files in its directory.
-make -s -C "$OUT/uSockets" default CC="$CC" >/dev/null
+# (Its Makefile tries Windows' lib.exe before ar: that message is expected, so the
+# log is shown only if the build fails.)
+if ! make -s -C "$UWS_BUILD_DIR/uSockets" default CC="$CC" > "$UWS_BUILD_DIR/uSockets.log" 2>&1; then
+    cat "$UWS_BUILD_DIR/uSockets.log" >&2
+    exit 1
+fi
 "$CXX" -w -march=native -O3 -flto=auto -std=c++2b -DUWS_NO_ZLIB -DLIBUS_NO_SSL \
-    -I"$OUT/uWebSockets/src" -I"$OUT/uSockets/src" \
-    "$HERE/echo.cpp" "$OUT"/uSockets/*.o -o "$OUT/uws-echo"
+    -I"$UWS_BUILD_DIR/uWebSockets/src" -I"$UWS_BUILD_DIR/uSockets/src" \
+    "$HERE/echo.cpp" "$UWS_BUILD_DIR"/uSockets/*.o -o "$UWS_BUILD_DIR/uws-echo"
 echo "$want" > "$stamp"
-echo "built $OUT/uws-echo (uWebSockets $UWS_COMMIT, uSockets $USOCKETS_COMMIT)" >&2
+echo "built $UWS_BUILD_DIR/uws-echo (uWebSockets $UWS_COMMIT, uSockets $USOCKETS_COMMIT)" >&2
