@@ -77,6 +77,9 @@ trap cleanup EXIT
 # Starts a server that prints "listening on 127.0.0.1:PORT"; sets PORT and server_pid.
 start_server() {
     local log=$work/server.log
+    # Emptied here, not by the redirection below: that runs in the background child,
+    # maybe after the loop has read the previous server's line from the old log.
+    : > "$log"
     "${SERVER_CPU[@]}" "$@" > "$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do

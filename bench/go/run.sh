@@ -33,6 +33,7 @@ trap cleanup EXIT
 (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/wsqueue-go-echo" .)
 
 start_server() {
+    : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
     taskset -c 0 env GOMAXPROCS=1 "$1" 0 > "$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do

@@ -36,6 +36,7 @@ for round in $(seq "$REPEAT"); do
             wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
+        : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
         "$bin" 0 > "$work/server.log" 2>&1 &
         server_pid=$!
         port=
