@@ -11,7 +11,9 @@
 # Environment (defaults in brackets):
 #   SERVERS    [raw-tcp uws tokio-tungstenite fastwebsockets wsqueue-c]; also
 #              wsqueue-rust, gorilla, python-websockets (needs `websockets` in .venv/),
-#              and wsqueue-c-before (build/echo_server of another checkout, BEFORE_DIR).
+#              and wsqueue-c-before / wsqueue-c-other: build/echo_server of another
+#              checkout (BEFORE_DIR / OTHER_DIR, where `make examples` has run), for
+#              before/after comparisons in one sitting.
 #              raw-tcp is the raw TCP echo fed the same bytes (the physical limit).
 #   WORKLOADS  [p1 p16 c1000 m64k m1m hold latency]
 #              p1, p16   100 conns x 32 B, 1 / 16 messages in flight per connection
@@ -145,6 +147,8 @@ start_named() {
         wsqueue-c)         start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" ./build/echo_server 0 ;;
         wsqueue-c-before)  start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
                                "${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server" 0 ;;
+        wsqueue-c-other)   start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
+                               "${OTHER_DIR:?set OTHER_DIR}/build/echo_server" 0 ;;
         wsqueue-rust)      start_server "$BIN/wsqueue-echo" 0 1 ;;
         gorilla)           start_server env GOMAXPROCS=1 "$BIN/gorilla-echo" 0 ;;
         python-websockets) start_server "$PYTHON" bench/peers/python-echo/echo.py 0 ;;
