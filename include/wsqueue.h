@@ -95,6 +95,25 @@
 #define WSQ_SLOW_CONSUMER_CLOSE 1
 
 /**
+ * wsq_config_t.deflate: decline permessage-deflate (no compression).
+ */
+#define WSQ_DEFLATE_OFF 0
+
+/**
+ * wsq_config_t.deflate: permessage-deflate without context takeover, one compressor
+ * and inflater per thread shared by every connection (no zlib memory per
+ * connection). The default.
+ */
+#define WSQ_DEFLATE_SHARED 1
+
+/**
+ * wsq_config_t.deflate: permessage-deflate with context takeover where the client
+ * allows it: a compressor and an inflater per connection (created on first use),
+ * with deflate_window_bits windows. Better ratios, more memory per connection.
+ */
+#define WSQ_DEFLATE_DEDICATED 2
+
+/**
  * The result of every wsq_ function: a uint32_t holding one of these values. The
  * numbers are stable across versions. WSQ_OK and WSQ_BACKPRESSURE are successes;
  * every WSQ_ERR_* is a failure that did nothing (unless its text says otherwise).
@@ -280,6 +299,25 @@ typedef struct {
    * Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
    */
   const char *static_dir;
+  /**
+   * permessage-deflate (RFC 7692) with clients that offer it: WSQ_DEFLATE_SHARED
+   * (default), WSQ_DEFLATE_DEDICATED or WSQ_DEFLATE_OFF.
+   */
+  uint32_t deflate;
+  /**
+   * Base-2 logarithm of the compressor's window, 9-15 (WSQ_DEFLATE_DEDICATED also
+   * asks it of clients that let the server choose theirs). Default 15.
+   */
+  uint32_t deflate_window_bits;
+  /**
+   * Messages shorter than this many bytes are sent uncompressed. Default 64.
+   */
+  uint64_t deflate_min_size;
+  /**
+   * zlib compression level, 0-9 (1 is several times faster than 6 on JSON, for
+   * about 1.5x the bytes). Default 6.
+   */
+  uint32_t deflate_level;
 } wsq_config_t;
 
 /**
@@ -567,6 +605,10 @@ wsq_result_t wsq_stats(const wsq_server_t *server, wsq_stats_t *out);
  * Each returned event owns library memory: pass it to wsq_events_release when done
  * (pointers inside stay valid until then, on any thread). Any number of threads may
  * poll the same server at once; each event goes to exactly one of them.
+ * Corking: when events are returned, the calling thread's sends to this server are
+ * corked (see wsq_cork) until it calls wsq_events_release or wsq_poll again, so that
+ * the replies to a batch go out with one system call per connection. Release each
+ * batch once it is handled: until then, small messages the thread sent wait.
  */
 wsq_result_t wsq_poll(const wsq_server_t *server,
                       wsq_event_t *events,
@@ -577,7 +619,8 @@ wsq_result_t wsq_poll(const wsq_server_t *server,
 /**
  * Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
  * pointers become invalid. It also tells the library that the calling thread has
- * handled them (as does its next wsq_poll): a connection that failed or closed right
+ * handled them (as does its next wsq_poll): what the thread's sends corked is written
+ * (wsq_uncork on every server), and a connection that failed or closed right
  * after its last messages sends its close frame only then (or after
  * failure_grace_ms), so that replies to those messages go out first. Releasing an already released (zeroed) event is harmless.
  * NULL is ignored. Pass only events that wsq_poll filled.
@@ -610,6 +653,26 @@ wsq_result_t wsq_send(const wsq_server_t *server,
  * `items` is NULL with a non-zero count, WSQ_ERR_BAD_HANDLE for a freed server.
  */
 wsq_result_t wsq_send_batch(const wsq_server_t *server, wsq_send_item_t *items, size_t count);
+
+/**
+ * Corks the calling thread's sends to `server` until wsq_uncork, wsq_events_release
+ * or the thread's next wsq_poll: messages of up to 16 KiB (wsq_send, wsq_send_batch,
+ * wsq_broadcast) are accepted and queued instead of written, and each connection is
+ * written once, with one vectored write of everything queued for it, at the uncork.
+ * Sends from other threads are not delayed (they write what a cork queued for the
+ * same connection first, so order holds). wsq_poll corks by itself; call this around
+ * sends made outside a poll batch (for example from an event loop's callback).
+ * Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE / WSQ_ERR_INVALID_ARGUMENT for a freed or NULL
+ * server.
+ */
+wsq_result_t wsq_cork(const wsq_server_t *server);
+
+/**
+ * Writes what the calling thread's sends to `server` corked (see wsq_cork) and ends
+ * its cork. Harmless when nothing is corked. Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE /
+ * WSQ_ERR_INVALID_ARGUMENT for a freed or NULL server.
+ */
+wsq_result_t wsq_uncork(const wsq_server_t *server);
 
 /**
  * Writes to `*bytes` how many bytes are accepted for `conn` and not yet written to

@@ -4,7 +4,9 @@
 //! use wsqueue::{Config, EventKind, Server};
 //! let server = Server::start(Config::default()).unwrap();
 //! loop {
-//!     for event in server.poll_batch(64, None) {
+//!     let batch = server.poll_batch(64, None);
+//!     server.cork(); // the replies go out at the next poll, one write per connection
+//!     for event in batch {
 //!         if let EventKind::Message { kind, data } = &event.kind {
 //!             let _ = server.send(event.conn, *kind, data); // echo
 //!         }
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SendStatus,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,
     SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;
@@ -157,8 +159,33 @@ impl Server {
     /// `poll*` call (polling again says the same). Only needed by callers that hand
     /// events to other threads: a failing connection's close frame waits for it (at
     /// most `Config::failure_grace`), so that replies to its last messages go first.
+    ///
+    /// It also ends the calling thread's cork on every server (see [`Server::cork`]).
     pub fn batch_done() {
-        crate::engine::release_held_barriers();
+        crate::engine::end_batch();
+    }
+
+    /// Corks the calling thread's sends to this server: messages of up to 16 KiB
+    /// (`send`, `broadcast`) are queued instead of written, and each connection gets
+    /// one vectored write of everything queued for it at [`Server::uncork`],
+    /// [`Server::batch_done`] or this thread's next `poll*`. Sends from other threads
+    /// are not delayed. Cork around the handling of a poll batch, so that many replies
+    /// to one connection cost one system call.
+    pub fn cork(&self) {
+        self.engine.cork()
+    }
+
+    /// Writes what the calling thread corked for this server and ends its cork.
+    pub fn uncork(&self) {
+        self.engine.uncork()
+    }
+
+    /// Hands back the buffer of a message event the caller is done with (its `data`),
+    /// so that the engine can carry a later small message in it. Optional: dropping it
+    /// is fine. Returning buffers from the thread that polls keeps small messages free
+    /// of cross-thread allocator traffic.
+    pub fn recycle(data: Vec<u8>) {
+        crate::engine::recycle_buffer(data)
     }
 
     /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.

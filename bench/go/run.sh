@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Go echo benchmark: the same load generator (bench/loadgen) against gorilla's echo
-# (bench/peers/gorilla-echo) and the same code on the wsqueue Go binding
-# (bench/go/wsqueue-go-echo, only the import changed), interleaved round by round.
-# Prints one JSON line per run, then the median msg/s per scenario and the ratio.
+# (bench/peers/gorilla-echo), gws's echo (bench/peers/gws-echo), the gorilla code on the
+# wsqueue Go binding (bench/go/wsqueue-go-echo, only the import changed) and the
+# binding's event style (examples/go/echo: a Handler on ListenHandler, callbacks on the
+# dispatcher; wsqueue-go-events-pool: the same on a worker pool), interleaved
+# round by round. Prints one JSON line per run, then the median msg/s per scenario
+# and each server's ratio to gorilla.
 # Not part of any test suite.
 #
 #   bash bench/go/run.sh [SECS=5]     env: ROUNDS [3] CONNS [100] SIZE [32] WINDOWS [1 16]
+#                                           SERVERS [gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events
+#                                                    wsqueue-go-events-pool]
 #
-# Pinned like bench/run.sh: server on CPU 0, load generator on CPU 1. gorilla runs with
-# GOMAXPROCS=1; the binding with GOMAXPROCS=1 plus the engine's reactor threads (the
-# engine counts the cores it may run on: one when pinned) and its dispatcher.
+# Pinned like bench/run.sh: server on CPU 0, load generator on CPU 1. gorilla and gws
+# run with GOMAXPROCS=1; the binding with GOMAXPROCS=1 plus the engine's reactor threads
+# (the engine counts the cores it may run on: one when pinned) and its dispatcher.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -31,6 +36,13 @@ cleanup() {
 trap cleanup EXIT
 (cd bench/peers/gorilla-echo && go build -o "$work/gorilla-echo" .)
 (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/wsqueue-go-echo" .)
+(cd bench/peers/gws-echo && go build -o "$work/gws-echo" .)
+(cd examples/go && go build -o "$work/wsqueue-go-events" ./echo)
+# The same event-style echo with its callbacks on a worker pool instead of the
+# dispatcher (exec keeps the pid that the load generator samples).
+printf '#!/bin/sh\nWSQUEUE_ECHO_WORKERS=0 exec "%s" "$@"\n' "$work/wsqueue-go-events" > "$work/wsqueue-go-events-pool"
+chmod +x "$work/wsqueue-go-events-pool"
+SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool}
 
 start_server() {
     : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
@@ -47,7 +59,7 @@ start_server() {
 
 failed=0
 for round in $(seq "$ROUNDS"); do
-    for server in gorilla-echo wsqueue-go-echo; do
+    for server in $SERVERS; do
         start_server "$work/$server"
         for window in $WINDOWS; do
             taskset -c 1 "$BIN/wsq-loadgen" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
@@ -64,8 +76,14 @@ med = {}
 for r in rows:
     med.setdefault((r["label"], r["window"]), []).append(r["msgs_per_sec"])
 for w in sorted({k[1] for k in med}):
-    g = statistics.median(med[("gorilla-echo", w)])
-    q = statistics.median(med[("wsqueue-go-echo", w)])
-    print(f"window {w}: gorilla {g:,.0f} msg/s, wsqueue-go {q:,.0f} msg/s, ratio {q/g:.2f} (medians of {len(med[('gorilla-echo', w)])})")
+    g = statistics.median(med[("gorilla-echo", w)]) if ("gorilla-echo", w) in med else None
+    parts = []
+    for label in dict.fromkeys(k[0] for k in med):
+        if (label, w) not in med:
+            continue
+        m = statistics.median(med[(label, w)])
+        ratio = f" ({m / g:.2f}x gorilla)" if g else ""
+        parts.append(f"{label} {m:,.0f}{ratio}")
+    print(f"window {w}, msg/s, medians of {len(next(iter(med.values())))}: " + ", ".join(parts))
 PY
 exit $failed

@@ -8,8 +8,15 @@
 # Environment:
 #   SERVERS  [wsqueue-c]  which servers; wsqueue-c-before is the same C echo example
 #            built from another checkout (BEFORE_DIR, where `make examples` has run),
-#            for before/after comparisons in one sitting.
+#            for before/after comparisons in one sitting. Go servers (built here):
+#            gorilla-go (bench/peers/gorilla-echo), gws-go (bench/peers/gws-echo),
+#            wsqueue-go (gorilla's echo on the binding, bench/go/wsqueue-go-echo),
+#            wsqueue-go-events (the binding's event style, examples/go/echo).
 #   REPEAT   [3] rounds over all servers.
+#   HOLD_ARGS  [] extra hold.py options, e.g. "--deflate --message 1024" to offer
+#            permessage-deflate and exchange one message per connection; with the
+#            servers wsqueue-c-deflate-{off,shared,dedicated} (the C echo example with
+#            that --deflate mode) this compares compression's memory cost.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${1:-10000}
@@ -28,16 +35,26 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+for server in $SERVERS; do
+    case $server in
+        gorilla-go)        (cd bench/peers/gorilla-echo && go build -o "$work/$server" .) ;;
+        gws-go)            (cd bench/peers/gws-echo && go build -o "$work/$server" .) ;;
+        wsqueue-go)        (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/$server" .) ;;
+        wsqueue-go-events) (cd examples/go && go build -o "$work/$server" ./echo) ;;
+    esac
+done
 
 for round in $(seq "$REPEAT"); do
     for server in $SERVERS; do
         case $server in
-            wsqueue-c)        bin=./build/echo_server ;;
-            wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server ;;
+            wsqueue-c)        bin=./build/echo_server; args=() ;;
+            wsqueue-c-deflate-*) bin=./build/echo_server; args=(--deflate "${server#wsqueue-c-deflate-}") ;;
+            wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server; args=() ;;
+            gorilla-go | gws-go | wsqueue-go | wsqueue-go-events) bin=$work/$server; args=() ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
         : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
-        "$bin" 0 > "$work/server.log" 2>&1 &
+        "$bin" 0 "${args[@]}" > "$work/server.log" 2>&1 &
         server_pid=$!
         port=
         for _ in $(seq 200); do
@@ -48,7 +65,7 @@ for round in $(seq "$REPEAT"); do
         [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
         echo "== round $round: $server" >&2
         line=$(python3 bench/idle/hold.py "$port" "$server_pid" --conns "$CONNS" --secs "$SECS" \
-            --label "$server")
+            --label "$server" ${HOLD_ARGS:-})
         echo "{\"round\":$round,${line#\{}"
         kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
         server_pid=

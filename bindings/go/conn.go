@@ -44,6 +44,10 @@ var (
 	// ErrReadLimit is returned when a message is larger than SetReadLimit's
 	// limit (the connection is closed with 1009).
 	ErrReadLimit = errors.New("websocket: read limit exceeded")
+	// ErrWriteQueueFull is returned by a write from a callback that runs on
+	// the dispatcher (HandlerWorkers < 0) when the connection is at its hard
+	// send limit: such a write cannot wait for the queue to drain.
+	ErrWriteQueueFull = errors.New("wsqueue: send queue full")
 	// errConnClosed is returned by every operation after Close.
 	errConnClosed = errors.New("websocket: use of closed connection")
 	errBadMsgType = errors.New("websocket: bad message type")
@@ -173,9 +177,13 @@ type Conn struct {
 	gone        bool          // the engine's WSQ_EVENT_CLOSE was queued
 	subprotocol string
 	path        string
-	header      map[string][]string
 	remote      net.Addr
 	local       net.Addr
+
+	// Event style (Handler): set once by attach, before any worker runs.
+	pool      *workerPool
+	handler   Handler
+	scheduled bool // in pool's run queue or being run (guarded by mu)
 
 	closed      chan struct{} // closed by Close: wakes every blocked reader and writer
 	closeOnce   sync.Once
@@ -209,16 +217,32 @@ func (c *Conn) push(ev inEvent) bool {
 	c.mu.Lock()
 	if ev.typ == evClose {
 		c.gone = true
+	} else if c.isClosed() {
+		// Closed by the application: nobody will read it.
+		c.mu.Unlock()
+		return true
 	} else if c.queuedBytes+len(ev.data) > c.eng.maxQueue && len(c.queue) > 0 {
 		c.mu.Unlock()
 		return false
 	}
 	c.queue = append(c.queue, ev)
 	c.queuedBytes += len(ev.data)
+	pool := c.pool
+	inline := pool != nil && pool.inline
+	schedule := pool != nil && !inline && !c.scheduled
+	if schedule {
+		c.scheduled = true
+	}
 	c.mu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
+	if inline {
+		c.runEvents() // on the dispatcher, inside the poll batch
+	} else if schedule {
+		pool.schedule(c)
+	} else if pool == nil {
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
 	}
 	if ev.typ == evClose {
 		// Writers waiting for a drain that will never come.
@@ -240,6 +264,10 @@ func (c *Conn) next(deadline time.Time) (inEvent, error) {
 	var timeout <-chan time.Time
 	for {
 		c.mu.Lock()
+		if c.pool != nil {
+			c.mu.Unlock()
+			return inEvent{}, errHandlerConn
+		}
 		if len(c.queue) > 0 {
 			ev := c.queue[0]
 			c.queue[0] = inEvent{}
@@ -460,8 +488,18 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	for {
 		c.mu.Lock()
 		drain := c.drainCh
+		inline := c.pool != nil && c.pool.inline
 		c.mu.Unlock()
 		bp, code := c.eng.send(c.id, messageType, data)
+		if inline {
+			// A callback on the dispatcher must not wait for a drain that only
+			// the dispatcher can deliver: the message is accepted (the engine
+			// stops reading the peer meanwhile), or refused at the hard limit.
+			if code == resQueueFull {
+				return ErrWriteQueueFull
+			}
+			return c.sendError(code)
+		}
 		if code == resQueueFull {
 			if err := c.waitDrain(drain, dl); err != nil {
 				return err
@@ -482,7 +520,7 @@ func (c *Conn) sendError(code uint32) error {
 	if code == resOK {
 		return nil
 	}
-	if code == resClosed || code == resNotFound || code == resStopped {
+	if code == resClosed || code == resNotFound || code == resStopped || code == resBadHandle {
 		if c.isClosed() {
 			return errConnClosed
 		}
@@ -581,7 +619,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 		c.closeSent = true
 		return nil
 	}
-	if r == resClosed || r == resNotFound || r == resStopped {
+	if r == resClosed || r == resNotFound || r == resStopped || r == resBadHandle {
 		c.closeSent = true
 		return ErrCloseSent
 	}
@@ -602,8 +640,10 @@ func (c *Conn) Close() error {
 	}
 	_ = c.sendClose(CloseNormalClosure, "")
 	c.mu.Lock()
-	c.queue = nil
-	c.queuedBytes = 0
+	if c.pool == nil {
+		c.queue = nil
+		c.queuedBytes = 0
+	} // else a worker delivers what is queued: OnClose is still due
 	c.mu.Unlock()
 	return nil
 }

@@ -10,11 +10,15 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
-// Config mirrors the engine's wsq_config_t (docs/CONFIG.md); durations are in
-// milliseconds, 0 meaning off, as in C. Zero fields take the engine's defaults.
+// Config mirrors the engine's wsq_config_t (docs/CONFIG.md, include/wsqueue.h);
+// durations are in milliseconds. Zero fields take the engine's defaults (so a
+// setting whose C value 0 means "off" cannot be set to 0 here, except through
+// its default). An out-of-range value makes Listen (or the first Upgrade) fail
+// with the engine's explanation.
 type Config struct {
 	// Listen is a comma-separated list of addresses ("127.0.0.1:0" picks a free
 	// port). Only Listen uses it; the engine behind Upgrade listens on a private
@@ -29,11 +33,38 @@ type Config struct {
 	HandshakeTimeoutMs uint32
 	IdleTimeoutMs      uint32
 	PingIntervalMs     uint32
+	PongTimeoutMs      uint32
 	CloseTimeoutMs     uint32
+	FailureGraceMs     uint32
+	MaxHeadBytes       uint32
+	MaxHeaders         uint32
+	EventQueueCapacity uint32
+	DeflateWindowBits  uint32
+	DeflateMinSize     uint64
+	DeflateLevel       uint32
+	// Deflate chooses how permessage-deflate (RFC 7692) is answered to clients
+	// that offer it on Listen (Upgrade decides per request, by
+	// Upgrader.EnableCompression, on an engine with the default).
+	Deflate DeflateMode
+	// MaxBufferedBytes bounds the bytes queued for writing over all
+	// connections (default 1 GiB); over it sends wait like at the hard limit.
+	MaxBufferedBytes uint64
+	// SlowConsumerClose closes (1008) a connection whose send would pass
+	// SendQueueHardLimit, instead of only refusing the send.
+	SlowConsumerClose bool
+	// StaticDir is served to plain HTTP GET requests (Listen only); "" answers 404.
+	StaticDir string
 	// Subprotocols and AllowedOrigins are comma-separated (Listen only; Upgrade
 	// decides both in Go through the Upgrader).
 	Subprotocols   string
 	AllowedOrigins string
+	// HandlerWorkers is the number of goroutines that run a Handler's
+	// callbacks (ListenHandler, UpgradeHandler); 0: 2 x GOMAXPROCS, at least 4.
+	// Negative (ListenHandler only): no workers, the dispatcher runs the
+	// callbacks itself, inside its poll batch, so that replies are corked and
+	// written once per connection per batch. Callbacks must then never block,
+	// and writes do not wait for a drain (ErrWriteQueueFull at the hard limit).
+	HandlerWorkers int
 	// MaxQueuedReadBytes bounds the bytes of received messages waiting for a
 	// connection's reader in Go. A connection over it is closed with 1008: the
 	// dispatcher serves every connection and must never wait for one reader.
@@ -42,6 +73,22 @@ type Config struct {
 }
 
 const defaultMaxQueuedReadBytes = 64 << 20
+
+// DeflateMode is Config.Deflate: wsq_config_t.deflate.
+type DeflateMode uint32
+
+const (
+	// DeflateDefault is the engine's default, DeflateShared.
+	DeflateDefault DeflateMode = iota
+	// DeflateOff declines permessage-deflate.
+	DeflateOff
+	// DeflateShared compresses without context takeover, with one compressor
+	// shared per reactor: little memory per connection.
+	DeflateShared
+	// DeflateDedicated keeps a compression context per connection where the
+	// client allows it: better ratios, more memory.
+	DeflateDedicated
+)
 
 // resultError is a failed wsq_ call: the engine's code and its detail text.
 type resultError struct {
@@ -75,10 +122,12 @@ type engine struct {
 	mu    sync.RWMutex // guards conns; held for writing around wsq_adopt
 	conns map[uint64]*Conn
 
-	// onUnknown receives OPEN events of connections the engine accepted on its
-	// own listeners (Listen); nil for the Upgrade engine.
+	// onOpen receives connections the engine accepted on its own listeners
+	// (Listen), on the dispatcher (it must not block); nil for the Upgrade engine.
 	onOpen func(c *Conn)
 
+	events   *eventWaiter
+	stopping atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{} // closed when the dispatcher has returned
 }
@@ -86,6 +135,12 @@ type engine struct {
 const pollBatch = 256
 
 func startEngine(cfg Config, manualAccept bool) (*engine, error) {
+	return startEngineWith(cfg, manualAccept, nil)
+}
+
+// startEngineWith starts an engine whose dispatcher hands every connection the
+// engine opened on its own (not adopted) to onOpen, from the dispatcher.
+func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engine, error) {
 	var c C.wsq_config_t
 	if err := check(C.wsq_config_init(&c)); err != nil {
 		return nil, err
@@ -127,6 +182,29 @@ func startEngine(cfg Config, manualAccept bool) (*engine, error) {
 	setU32(&c.idle_timeout_ms, cfg.IdleTimeoutMs)
 	setU32(&c.ping_interval_ms, cfg.PingIntervalMs)
 	setU32(&c.close_timeout_ms, cfg.CloseTimeoutMs)
+	setU32(&c.pong_timeout_ms, cfg.PongTimeoutMs)
+	setU32(&c.failure_grace_ms, cfg.FailureGraceMs)
+	setU32(&c.max_head_bytes, cfg.MaxHeadBytes)
+	setU32(&c.max_headers, cfg.MaxHeaders)
+	setU32(&c.event_queue_capacity, cfg.EventQueueCapacity)
+	setU32(&c.deflate_window_bits, cfg.DeflateWindowBits)
+	setU64(&c.deflate_min_size, cfg.DeflateMinSize)
+	setU32(&c.deflate_level, cfg.DeflateLevel)
+	setU64(&c.max_buffered_bytes, cfg.MaxBufferedBytes)
+	switch cfg.Deflate {
+	case DeflateOff:
+		c.deflate = C.WSQ_DEFLATE_OFF
+	case DeflateShared:
+		c.deflate = C.WSQ_DEFLATE_SHARED
+	case DeflateDedicated:
+		c.deflate = C.WSQ_DEFLATE_DEDICATED
+	}
+	if cfg.SlowConsumerClose {
+		c.slow_consumer = C.WSQ_SLOW_CONSUMER_CLOSE
+	}
+	if cfg.StaticDir != "" {
+		c.static_dir = str(cfg.StaticDir)
+	}
 	if cfg.Subprotocols != "" {
 		c.subprotocols = str(cfg.Subprotocols)
 	}
@@ -149,11 +227,23 @@ func startEngine(cfg Config, manualAccept bool) (*engine, error) {
 		softLim:  uint64(c.send_queue_soft_limit),
 		maxQueue: cfg.MaxQueuedReadBytes,
 		conns:    make(map[uint64]*Conn),
+		onOpen:   onOpen,
 		done:     make(chan struct{}),
 	}
 	if e.maxQueue <= 0 {
 		e.maxQueue = defaultMaxQueuedReadBytes
 	}
+	var fd C.int
+	if err := check(C.wsq_server_event_fd(srv, &fd)); err != nil {
+		C.wsq_server_free(srv)
+		return nil, err
+	}
+	w, err := newEventWaiter(int(fd))
+	if err != nil {
+		C.wsq_server_free(srv)
+		return nil, err
+	}
+	e.events = w
 	go e.dispatch()
 	return e, nil
 }
@@ -172,8 +262,13 @@ func (e *engine) localAddr() string {
 func (e *engine) stop(timeoutMs uint32) {
 	e.stopOnce.Do(func() {
 		C.wsq_server_stop(e.srv, C.uint32_t(timeoutMs))
+		// The last events (every connection's close) are queued now: the
+		// dispatcher drains them, sees the flag and returns.
+		e.stopping.Store(true)
+		e.events.wake()
 		<-e.done
 		C.wsq_server_free(e.srv)
+		e.events.close()
 	})
 }
 
@@ -185,21 +280,37 @@ func (e *engine) dispatch() {
 	evs := (*[pollBatch]C.wsq_event_t)(C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.wsq_event_t{}))))
 	defer C.free(unsafe.Pointer(evs))
 	for {
-		var n C.size_t
-		r := C.wsq_poll(e.srv, &evs[0], pollBatch, -1, &n)
-		if r != C.WSQ_OK {
-			return // stopped and freed, or a bad handle: nothing more will come
+		if e.pollOnce(evs) > 0 {
+			continue
 		}
-		if n == 0 {
-			// A poll without a timeout comes back empty only once the server
-			// was stopped and drained (or freed).
+		if e.stopping.Load() {
+			// The flag was set once the last events were queued: an empty poll
+			// from before it may have missed them, one from now on cannot.
+			for e.pollOnce(evs) > 0 {
+			}
 			return
 		}
-		for i := 0; i < int(n); i++ {
-			e.route(&evs[i])
-		}
-		C.wsq_events_release(&evs[0], n)
+		e.events.wait()
 	}
+}
+
+// pollOnce routes one batch of waiting events, without waiting for any.
+func (e *engine) pollOnce(evs *[pollBatch]C.wsq_event_t) int {
+	// The engine corks the sends of the thread that polled until that thread
+	// releases the batch. Holding the thread from poll to release keeps every
+	// other goroutine off it meanwhile, so their sends are never caught in the
+	// cork, and the release comes from the thread that polled.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	if C.wsq_poll(e.srv, &evs[0], pollBatch, 0, &n) != C.WSQ_OK || n == 0 {
+		return 0
+	}
+	for i := 0; i < int(n); i++ {
+		e.route(&evs[i])
+	}
+	C.wsq_events_release(&evs[0], n)
+	return int(n)
 }
 
 func (e *engine) route(ev *C.wsq_event_t) {
@@ -390,14 +501,6 @@ func (c *Conn) fillOpen(ev *C.wsq_event_t) {
 	if c.path == "" && ev.path != nil {
 		c.path = C.GoString(ev.path)
 	}
-	if c.header == nil && ev.header_count > 0 {
-		hs := unsafe.Slice(ev.headers, int(ev.header_count))
-		c.header = make(map[string][]string, len(hs))
-		for _, h := range hs {
-			k := canonicalHeaderKey(C.GoString(h.name))
-			c.header[k] = append(c.header[k], C.GoString(h.value))
-		}
-	}
 }
 
 // Version is the engine library's version.
@@ -407,7 +510,7 @@ func codeError(code uint32) error {
 	switch code {
 	case C.WSQ_OK, C.WSQ_BACKPRESSURE:
 		return nil
-	case C.WSQ_ERR_CLOSED, C.WSQ_ERR_NOT_FOUND, C.WSQ_ERR_STOPPED:
+	case C.WSQ_ERR_CLOSED, C.WSQ_ERR_NOT_FOUND, C.WSQ_ERR_STOPPED, C.WSQ_ERR_BAD_HANDLE:
 		return ErrCloseSent
 	}
 	return &resultError{code: code}
@@ -418,6 +521,7 @@ const (
 	resClosed    = uint32(C.WSQ_ERR_CLOSED)
 	resNotFound  = uint32(C.WSQ_ERR_NOT_FOUND)
 	resStopped   = uint32(C.WSQ_ERR_STOPPED)
+	resBadHandle = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
 	resOK        = uint32(C.WSQ_OK)
 
 	evOpen    = uint32(C.WSQ_EVENT_OPEN)

@@ -39,9 +39,11 @@ type Upgrader struct {
 	// CheckOrigin returns true to accept the request's Origin (default: same
 	// host as the request, as in gorilla).
 	CheckOrigin func(r *http.Request) bool
-	// EnableCompression is accepted for compatibility: the engine does not
-	// negotiate permessage-deflate yet, so messages go uncompressed (which
-	// every client must accept, RFC 7692 §5).
+	// EnableCompression lets the engine negotiate permessage-deflate (RFC
+	// 7692) with a client that offers it, by the engine's policy
+	// (SetUpgradeConfig's Deflate: by default without context takeover, as
+	// gorilla does); without it the offer is not passed on and messages go
+	// uncompressed, as with gorilla.
 	EnableCompression bool
 }
 
@@ -74,7 +76,7 @@ func upgradeEngine() (*engine, error) {
 	// The engine needs one listener; this one is on a loopback port nobody is
 	// told about. Origins and subprotocols are the Upgrader's business.
 	cfg.Listen = "127.0.0.1:0"
-	cfg.AllowedOrigins, cfg.Subprotocols = "", ""
+	cfg.AllowedOrigins, cfg.Subprotocols, cfg.StaticDir = "", "", ""
 	e, err := startEngine(cfg, true)
 	if err != nil {
 		return nil, err
@@ -168,7 +170,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		return u.returnError(w, r, http.StatusInternalServerError, err.Error())
 	}
 	remote, local := netConn.RemoteAddr(), netConn.LocalAddr()
-	initial := requestHead(r)
+	initial := requestHead(r, u.EnableCompression)
 	if n := brw.Reader.Buffered(); n > 0 {
 		// Bytes the client sent after its request head (its first frames).
 		b, _ := brw.Reader.Peek(n)
@@ -224,7 +226,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 // requestHead rebuilds the request head net/http parsed, for the engine to
 // validate and answer.
-func requestHead(r *http.Request) []byte {
+func requestHead(r *http.Request, offerExtensions bool) []byte {
 	var b strings.Builder
 	b.WriteString("GET ")
 	b.WriteString(r.RequestURI)
@@ -232,6 +234,9 @@ func requestHead(r *http.Request) []byte {
 	b.WriteString(r.Host)
 	b.WriteString("\r\n")
 	for k, vs := range r.Header {
+		if !offerExtensions && strings.EqualFold(k, "Sec-Websocket-Extensions") {
+			continue // the engine then declines compression for this one
+		}
 		for _, v := range vs {
 			b.WriteString(k)
 			b.WriteString(": ")

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::cork::CORK_MAX_MESSAGE;
 use super::error::Error;
 use super::event::ConnId;
 use super::send_queue::{ChunkKind, SendQueue};
@@ -32,6 +33,9 @@ pub struct ConnState {
     pub broken: bool,
     /// The slow-consumer policy asked for this connection to be dropped.
     pub abort_requested: bool,
+    /// A corking thread holds frames for this connection in its queue (see `cork.rs`)
+    /// and will write them when it uncorks.
+    pub corked: bool,
     /// Pongs coalesced already added to the server's counter.
     pongs_counted: u64,
 }
@@ -44,7 +48,7 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, reactor: usize, settings: Settings) -> Arc<ConnShared> {
+    pub fn new(id: ConnId, reactor: usize, settings: Arc<Settings>) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             id,
             reactor,
@@ -57,6 +61,7 @@ impl ConnShared {
                 drain_wanted: false,
                 broken: false,
                 abort_requested: false,
+                corked: false,
                 pongs_counted: 0,
             }),
         })
@@ -91,18 +96,75 @@ impl ConnState {
         self.write(header, payload, ChunkKind::Message, stats)
     }
 
-    /// Queues a pre-encoded message frame shared with other connections (broadcast).
-    pub fn write_shared(&mut self, frame: &Arc<[u8]>, stats: &Counters) -> Result<(), Error> {
+    /// Sends one application message frame (`header` + `payload`): queued for the
+    /// uncork when the sending thread is `corking` and the frame is small (see
+    /// `cork.rs`), written at once otherwise. Returns true when the connection was
+    /// not yet corked (the caller remembers it for the uncork).
+    pub fn send_message(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        corking: bool,
+        stats: &Counters,
+    ) -> Result<bool, Error> {
+        if corking && header.len() + payload.len() <= CORK_MAX_MESSAGE {
+            self.cork_message(header, payload, stats)
+        } else {
+            self.write_message(header, payload, stats).map(|()| false)
+        }
+    }
+
+    /// Queues one application message without writing it: the corking thread writes
+    /// the connection's queue when it uncorks. Returns true when the connection was
+    /// not yet corked (the caller remembers it for the uncork).
+    pub fn cork_message(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        stats: &Counters,
+    ) -> Result<bool, Error> {
         if self.socket.is_none() || self.broken {
             return Err(Error::Closed);
         }
-        if self.queue.is_empty() && !self.blocked {
-            // Same direct path as a single send: usually the whole frame goes out now.
-            return self.write(frame, &[], ChunkKind::Message, stats);
+        Counters::add(
+            &stats.send_queue_bytes,
+            (header.len() + payload.len()) as u64,
+        );
+        self.queue.push_message(header, payload);
+        Ok(!std::mem::replace(&mut self.corked, true))
+    }
+
+    /// Queues a pre-encoded message frame shared with other connections (broadcast).
+    /// `corking`: the sending thread has the server corked, so the frame waits in the
+    /// queue for the uncork; returns true when the connection was not yet corked.
+    pub fn write_shared(
+        &mut self,
+        frame: &Arc<[u8]>,
+        corking: bool,
+        stats: &Counters,
+    ) -> Result<bool, Error> {
+        if self.socket.is_none() || self.broken {
+            return Err(Error::Closed);
+        }
+        if !corking {
+            self.flush_queue_unless_blocked(stats);
+            if self.queue.is_empty() && !self.blocked {
+                // Same direct path as a single send: usually the whole frame goes out now.
+                self.write(frame, &[], ChunkKind::Message, stats)?;
+                return Ok(false);
+            }
         }
         Counters::add(&stats.send_queue_bytes, frame.len() as u64);
         self.queue.push_shared(frame.clone(), ChunkKind::Message);
-        Ok(())
+        Ok(corking && !std::mem::replace(&mut self.corked, true))
+    }
+
+    /// Frames a corking thread queued are written before anything sent outside the
+    /// cork, so that order holds; a blocked socket waits for the reactor instead.
+    fn flush_queue_unless_blocked(&mut self, stats: &Counters) {
+        if !self.blocked && !self.queue.is_empty() {
+            self.flush_queue(stats);
+        }
     }
 
     /// Writes `header` + `payload` directly when nothing is queued and the socket is
@@ -122,6 +184,7 @@ impl ConnState {
         if self.broken {
             return Err(Error::Closed);
         }
+        self.flush_queue_unless_blocked(stats);
         let total = header.len() + payload.len();
         let mut written = 0;
         if self.queue.is_empty() && !self.blocked {
@@ -179,6 +242,16 @@ impl ConnState {
     /// Writes queued frames until the queue is empty or the socket blocks, then what
     /// the protocol has waiting. Returns the bytes written from the queue.
     pub fn flush(&mut self, stats: &Counters) -> usize {
+        let written = self.flush_queue(stats);
+        if !self.blocked && self.ws.has_output() {
+            self.pump(stats);
+        }
+        written
+    }
+
+    /// Writes queued frames until the queue is empty or the socket blocks; returns the
+    /// bytes written.
+    fn flush_queue(&mut self, stats: &Counters) -> usize {
         let Some(fd) = self.fd() else {
             return 0;
         };
@@ -194,9 +267,6 @@ impl ConnState {
                 }
             }
             Err(_) => self.broken = true,
-        }
-        if !self.blocked && self.ws.has_output() {
-            self.pump(stats);
         }
         written
     }

@@ -9,10 +9,13 @@
 
 pub mod config;
 mod conn;
+mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
+mod id_map;
 mod reactor;
+mod recycle;
 mod registry;
 mod send_queue;
 mod shared;
@@ -30,9 +33,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub use config::{Config, SlowConsumerPolicy};
+pub use config::{Config, DeflateMode, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
+pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
 use conn::ConnShared;
@@ -44,9 +48,12 @@ use sys::EventFd;
 
 use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
 use crate::protocol::error::SendError;
+use crate::protocol::extensions::DeflatePolicy;
 use crate::protocol::handshake::HandshakePolicy;
 use crate::protocol::http::HeadLimits;
-use crate::protocol::server_connection::{kind_opcode, HandshakeAnswerError, Settings};
+use crate::protocol::server_connection::{
+    BroadcastFrame, BroadcastFrames, HandshakeAnswerError, Settings,
+};
 use crate::protocol::{Limits, MessageKind};
 
 thread_local! {
@@ -57,8 +64,15 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
+/// The calling thread has handled its last batch: writes what it corked (every
+/// server), then releases the barriers it holds.
+pub fn end_batch() {
+    cork::uncork(None);
+    release_held_barriers();
+}
+
 /// Releases the barriers the calling thread holds (see `HELD_BARRIERS`).
-pub fn release_held_barriers() {
+fn release_held_barriers() {
     let held = HELD_BARRIERS
         .try_with(|h| std::mem::take(&mut *h.borrow_mut()))
         .unwrap_or_default();
@@ -105,7 +119,7 @@ impl Engine {
         }
         let listeners = Arc::new(listeners);
         let shared = Arc::new(EngineShared {
-            settings: Settings {
+            settings: Arc::new(Settings {
                 head_limits: HeadLimits {
                     max_head_bytes: config.max_head_bytes,
                     max_headers: config.max_headers,
@@ -118,7 +132,13 @@ impl Engine {
                     allowed_origins: config.allowed_origins.clone(),
                     subprotocols: config.subprotocols.clone(),
                 },
-            },
+                deflate: DeflatePolicy {
+                    mode: config.deflate,
+                    window_bits: config.deflate_window_bits,
+                    min_size: config.deflate_min_size,
+                    level: config.deflate_level,
+                },
+            }),
             events: EventQueue::new(config.event_queue_capacity)?,
             registry: Registry::new(),
             stats: Counters::default(),
@@ -162,7 +182,9 @@ impl Engine {
     /// Calling it again means the caller has handled the previous batch: barriers
     /// taken with that batch are released first (see `ConnEvent::Barrier`).
     pub fn poll_batch(&self, out: &mut Vec<Event>, max: usize, timeout: Option<Duration>) -> usize {
-        release_held_barriers();
+        // The previous batch is handled: what it corked goes out before its barriers
+        // release any close frame.
+        end_batch();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut barriers = Vec::new();
         loop {
@@ -216,7 +238,9 @@ impl Engine {
         if !st.ws.is_open_or_later() {
             return Err(Error::InvalidState("the connection is not open yet"));
         }
-        let (h, n) = st
+        // Admitted at its uncompressed size: a compressor with context takeover must
+        // not see a message that is then refused.
+        let (_, n) = st
             .ws
             .message_header(kind, payload.len())
             .map_err(|_| Error::Closed)?;
@@ -227,9 +251,29 @@ impl Engine {
             }
             return Err(refusal.error());
         }
-        st.write_message(&h[..n], payload, &self.shared.stats)?;
+        let frame = st
+            .ws
+            .encode_message(kind, payload)
+            .map_err(|_| Error::Closed)?;
+        let (head, body) = frame.parts(payload);
+        let corking = cork::is_corked(&self.shared);
+        if st.send_message(head, body, corking, &self.shared.stats)? {
+            cork::remember(&self.shared, conn.clone());
+        }
         Counters::add(&self.shared.stats.messages_out, 1);
         Ok(self.shared.status_after_send(&mut st))
+    }
+
+    /// Corks the calling thread's sends to this server until [`Engine::uncork`] (or
+    /// its next poll): small messages are queued, and each connection is written once
+    /// at the uncork (see `cork.rs`).
+    pub fn cork(&self) {
+        cork::cork(&self.shared);
+    }
+
+    /// Writes what the calling thread corked for this server and ends its cork.
+    pub fn uncork(&self) {
+        cork::uncork(Some(&self.shared));
     }
 
     /// Bytes accepted for `id` and not yet written to its socket.
@@ -296,12 +340,9 @@ impl Engine {
         targets: Option<&[ConnId]>,
     ) -> Result<usize, Error> {
         self.check_running()?;
-        let (h, n) =
-            crate::protocol::frame::server_header(kind_opcode(kind), true, payload.len() as u64);
-        let mut frame = Vec::with_capacity(n + payload.len());
-        frame.extend_from_slice(&h[..n]);
-        frame.extend_from_slice(payload);
-        let frame: Arc<[u8]> = Arc::from(frame);
+        // Encoded once per kind of recipient (plain, or compressed without context
+        // takeover), per recipient only with context takeover.
+        let mut frames = BroadcastFrames::new(kind, payload);
         let conns: Vec<Arc<ConnShared>> = match targets {
             None => self.shared.registry.all(),
             Some(ids) => ids
@@ -309,22 +350,36 @@ impl Engine {
                 .filter_map(|id| self.shared.registry.get(*id))
                 .collect(),
         };
+        let corking = cork::is_corked(&self.shared);
         let mut delivered = 0;
         for conn in conns {
             let mut st = conn.state.lock();
             if !st.ws.is_open_or_later() || !st.ws.can_send() {
                 continue;
             }
-            if let Err(refusal) = self.shared.admit(&mut st, frame.len()) {
+            if let Err(refusal) = self.shared.admit(&mut st, frames.max_wire_len()) {
                 if refusal == Refusal::Condemned {
                     drop(st);
                     self.shared.command(conn.reactor, Command::Kick(conn.id));
                 }
                 continue;
             }
-            if st.write_shared(&frame, &self.shared.stats).is_ok() {
+            let written = match frames.frame_for(&mut st.ws) {
+                BroadcastFrame::Shared(frame) => {
+                    st.write_shared(&frame, corking, &self.shared.stats)
+                }
+                BroadcastFrame::Own(frame) => {
+                    let (head, body) = frame.parts(payload);
+                    st.send_message(head, body, corking, &self.shared.stats)
+                }
+            };
+            if let Ok(newly_corked) = written {
                 delivered += 1;
                 let _ = self.shared.status_after_send(&mut st);
+                if newly_corked {
+                    drop(st);
+                    cork::remember(&self.shared, conn.clone());
+                }
             }
         }
         Counters::add(&self.shared.stats.messages_out, delivered as u64);
@@ -481,6 +536,14 @@ fn validate_config(c: &Config) -> Result<(), Error> {
         return Err(Error::InvalidArgument(
             "max_buffered_bytes must be positive",
         ));
+    }
+    if !(9..=15).contains(&c.deflate_window_bits) {
+        return Err(Error::InvalidArgument(
+            "deflate_window_bits must be 9..=15 (RFC 7692 §7.1.2)",
+        ));
+    }
+    if c.deflate_level > 9 {
+        return Err(Error::InvalidArgument("deflate_level must be 0..=9"));
     }
     if c.reactor_threads > 1024 {
         return Err(Error::InvalidArgument(

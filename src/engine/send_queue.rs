@@ -25,9 +25,23 @@ pub enum ChunkKind {
     Close,
 }
 
+/// A gathering buffer starts this large (sixteen 32-byte echoes fit) ...
+const GATHER_INITIAL: usize = 1024;
+/// ... and takes no more messages past this size, so one buffer stays one `writev`
+/// entry of a reasonable size.
+const GATHER_MAX: usize = 64 * 1024;
+
 enum Bytes {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
+    /// Several small application messages in one buffer (corked sends: one allocation
+    /// per batch, not per message), with the offset where each one ends. A buffer
+    /// with one message leaves `ends` empty: one reply per connection per batch (the
+    /// 1-in-flight echo) then costs one allocation, not two.
+    Gathered {
+        buf: Vec<u8>,
+        ends: Vec<usize>,
+    },
 }
 
 struct Chunk {
@@ -40,6 +54,30 @@ impl Chunk {
         match &self.bytes {
             Bytes::Owned(v) => v,
             Bytes::Shared(a) => a,
+            Bytes::Gathered { buf, .. } => buf,
+        }
+    }
+
+    /// Application messages in this chunk none of whose bytes are among the first
+    /// `written` (a message cut short mid-frame reached the peer in part).
+    fn unstarted_messages(&self, written: usize) -> usize {
+        match (&self.bytes, self.kind) {
+            (Bytes::Gathered { ends, .. }, _) if ends.is_empty() => usize::from(written == 0),
+            (Bytes::Gathered { ends, .. }, _) => {
+                // A message starts where the previous one ends.
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                starts.take(ends.len()).filter(|&s| s >= written).count()
+            }
+            (_, ChunkKind::Message) => usize::from(written == 0),
+            _ => 0,
+        }
+    }
+
+    /// Frames this chunk holds.
+    fn frames(&self) -> usize {
+        match &self.bytes {
+            Bytes::Gathered { ends, .. } => ends.len().max(1),
+            _ => 1,
         }
     }
 }
@@ -95,6 +133,38 @@ impl SendQueue {
             kind,
         });
     }
+    /// Appends one small application message (`header` + `payload`), into the same
+    /// buffer as the message before it when that one was appended the same way.
+    pub fn push_message(&mut self, header: &[u8], payload: &[u8]) {
+        let len = header.len() + payload.len();
+        self.bytes += len;
+        if let Some(Chunk {
+            bytes: Bytes::Gathered { buf, ends },
+            ..
+        }) = self.chunks.back_mut()
+        {
+            if buf.len() + len <= GATHER_MAX {
+                if ends.is_empty() {
+                    ends.push(buf.len());
+                }
+                buf.extend_from_slice(header);
+                buf.extend_from_slice(payload);
+                ends.push(buf.len());
+                return;
+            }
+        }
+        let mut buf = Vec::with_capacity(len.max(GATHER_INITIAL));
+        buf.extend_from_slice(header);
+        buf.extend_from_slice(payload);
+        self.chunks.push_back(Chunk {
+            bytes: Bytes::Gathered {
+                buf,
+                ends: Vec::new(),
+            },
+            kind: ChunkKind::Message,
+        });
+    }
+
     /// Drops everything queued and releases the buffer; returns how many application
     /// messages were dropped before any of their bytes were written (a message cut
     /// short mid-frame reached the peer in part, and is not counted).
@@ -103,8 +173,8 @@ impl SendQueue {
             .chunks
             .iter()
             .enumerate()
-            .filter(|(i, c)| c.kind == ChunkKind::Message && !(*i == 0 && self.head_written > 0))
-            .count();
+            .map(|(i, c)| c.unstarted_messages(if i == 0 { self.head_written } else { 0 }))
+            .sum();
         self.chunks = VecDeque::new();
         self.head_written = 0;
         self.bytes = 0;
@@ -167,7 +237,7 @@ impl SendQueue {
                 let done = self.chunks.pop_front().expect("a chunk is being written");
                 close |= done.kind == ChunkKind::Close;
                 self.head_written = 0;
-                frames += 1;
+                frames += done.frames();
             } else {
                 self.head_written += written;
                 written = 0;
@@ -250,5 +320,69 @@ mod tests {
         q.push_owned(vec![4], ChunkKind::Message);
         q.consume(1);
         assert_eq!(q.clear(), 1);
+    }
+
+    #[test]
+    fn gathered_messages_share_one_buffer_and_are_counted_one_by_one() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut q = SendQueue::new();
+        q.push_message(b"h1", b"one");
+        q.push_message(b"h2", b"two");
+        q.push_message(b"h3", b"three");
+        assert_eq!(
+            q.chunks.len(),
+            1,
+            "consecutive messages gather into one buffer"
+        );
+        assert_eq!(q.bytes(), 17);
+        q.push_owned(b"pong".to_vec(), ChunkKind::Control);
+        q.push_message(b"h4", b"four");
+        assert_eq!(q.chunks.len(), 3, "a frame in between starts a new buffer");
+        let f = q.flush(a.as_raw_fd()).unwrap();
+        assert_eq!((f.bytes, f.frames, f.blocked), (27, 5, false));
+        drop(a);
+        let mut got = String::new();
+        b.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "h1oneh2twoh3threepongh4four");
+    }
+
+    #[test]
+    fn clear_counts_gathered_messages_not_yet_started() {
+        let mut q = SendQueue::new();
+        q.push_message(b"", b"aaaa"); // bytes 0..4
+        q.push_message(b"", b"bbbb"); // 4..8
+        q.push_message(b"", b"cccc"); // 8..12
+        q.consume(5); // all of a, one byte of b
+        assert_eq!(q.clear(), 1, "only c had not started");
+        q.push_message(b"", b"aaaa");
+        q.push_message(b"", b"bbbb");
+        q.consume(4); // exactly a
+        assert_eq!(q.clear(), 1, "b had not started");
+        q.push_message(b"", b"aaaa");
+        q.push_message(b"", b"bbbb");
+        assert_eq!(q.clear(), 2);
+    }
+
+    #[test]
+    fn a_single_gathered_message_counts_as_one_until_started() {
+        let mut q = SendQueue::new();
+        q.push_message(b"h", b"only");
+        assert_eq!(q.clear(), 1);
+        q.push_message(b"h", b"only");
+        q.consume(1);
+        assert_eq!(q.clear(), 0, "a started message reached the peer in part");
+    }
+
+    #[test]
+    fn a_gathering_buffer_stops_taking_messages_at_its_maximum() {
+        let mut q = SendQueue::new();
+        let payload = vec![7u8; 1000];
+        for _ in 0..100 {
+            q.push_message(b"hh", &payload);
+        }
+        assert!(q.chunks.len() >= 2);
+        assert!(q.chunks.iter().all(|c| c.bytes().len() <= GATHER_MAX));
+        assert_eq!(q.bytes(), 100 * 1002);
+        assert_eq!(q.clear(), 100);
     }
 }

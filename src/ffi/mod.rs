@@ -28,7 +28,7 @@ use types::*;
 
 use crate::protocol::MessageKind;
 use crate::server::Server;
-use crate::server::{Config, ConnId, SendStatus, SlowConsumerPolicy};
+use crate::server::{Config, ConnId, DeflateMode, SendStatus, SlowConsumerPolicy};
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
@@ -169,6 +169,10 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             subprotocols: std::ptr::null(),
             allowed_origins: std::ptr::null(),
             static_dir: std::ptr::null(),
+            deflate: deflate_mode_to_c(d.deflate),
+            deflate_window_bits: d.deflate_window_bits as u32,
+            deflate_min_size: d.deflate_min_size as u64,
+            deflate_level: d.deflate_level,
         };
         // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
         unsafe { config.write(c) };
@@ -204,6 +208,16 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
             ))
         }
     };
+    let deflate = match c.deflate {
+        WSQ_DEFLATE_OFF => DeflateMode::Off,
+        WSQ_DEFLATE_SHARED => DeflateMode::Shared,
+        WSQ_DEFLATE_DEDICATED => DeflateMode::Dedicated,
+        _ => {
+            return Err(invalid(
+                "deflate must be WSQ_DEFLATE_OFF, _SHARED or _DEDICATED",
+            ))
+        }
+    };
     let defaults = Config::default();
     Ok(Config {
         listen,
@@ -231,7 +245,20 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
         subprotocols: list(unsafe { opt_str(c.subprotocols, "subprotocols")? }),
         allowed_origins: list(unsafe { opt_str(c.allowed_origins, "allowed_origins")? }),
         static_dir: unsafe { opt_str(c.static_dir, "static_dir")? }.map(PathBuf::from),
+        deflate,
+        // Out-of-range values are refused by the engine's validation.
+        deflate_window_bits: u8::try_from(c.deflate_window_bits).unwrap_or(u8::MAX),
+        deflate_min_size: usize::try_from(c.deflate_min_size).unwrap_or(usize::MAX),
+        deflate_level: c.deflate_level,
     })
+}
+
+fn deflate_mode_to_c(mode: DeflateMode) -> u32 {
+    match mode {
+        DeflateMode::Off => WSQ_DEFLATE_OFF,
+        DeflateMode::Shared => WSQ_DEFLATE_SHARED,
+        DeflateMode::Dedicated => WSQ_DEFLATE_DEDICATED,
+    }
 }
 
 /// Starts a server: binds every listen address and starts the reactor threads.
@@ -392,6 +419,10 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
 /// Each returned event owns library memory: pass it to wsq_events_release when done
 /// (pointers inside stay valid until then, on any thread). Any number of threads may
 /// poll the same server at once; each event goes to exactly one of them.
+/// Corking: when events are returned, the calling thread's sends to this server are
+/// corked (see wsq_cork) until it calls wsq_events_release or wsq_poll again, so that
+/// the replies to a batch go out with one system call per connection. Release each
+/// batch once it is handled: until then, small messages the thread sent wait.
 #[no_mangle]
 pub extern "C" fn wsq_poll(
     server: *const wsq_server_t,
@@ -415,6 +446,9 @@ pub extern "C" fn wsq_poll(
         let mut batch = Vec::with_capacity(capacity.min(1024));
         s.poll_into(&mut batch, capacity, timeout);
         let n = batch.len();
+        if n > 0 {
+            s.cork();
+        }
         for (i, ev) in batch.into_iter().enumerate() {
             // SAFETY: i < n <= capacity, and `events` holds `capacity` entries.
             unsafe { events.add(i).write(event::to_c(ev)) };
@@ -427,7 +461,8 @@ pub extern "C" fn wsq_poll(
 
 /// Frees the memory behind `count` events filled by wsq_poll and zeroes them; their
 /// pointers become invalid. It also tells the library that the calling thread has
-/// handled them (as does its next wsq_poll): a connection that failed or closed right
+/// handled them (as does its next wsq_poll): what the thread's sends corked is written
+/// (wsq_uncork on every server), and a connection that failed or closed right
 /// after its last messages sends its close frame only then (or after
 /// failure_grace_ms), so that replies to those messages go out first. Releasing an already released (zeroed) event is harmless.
 /// NULL is ignored. Pass only events that wsq_poll filled.
@@ -517,6 +552,38 @@ pub extern "C" fn wsq_send_batch(
         for item in items {
             item.result = send_one(&s, item.conn, item.kind, item.data, item.len) as u32;
         }
+        Ok(())
+    })
+}
+
+/// Corks the calling thread's sends to `server` until wsq_uncork, wsq_events_release
+/// or the thread's next wsq_poll: messages of up to 16 KiB (wsq_send, wsq_send_batch,
+/// wsq_broadcast) are accepted and queued instead of written, and each connection is
+/// written once, with one vectored write of everything queued for it, at the uncork.
+/// Sends from other threads are not delayed (they write what a cork queued for the
+/// same connection first, so order holds). wsq_poll corks by itself; call this around
+/// sends made outside a poll batch (for example from an event loop's callback).
+/// Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE / WSQ_ERR_INVALID_ARGUMENT for a freed or NULL
+/// server.
+#[no_mangle]
+pub extern "C" fn wsq_cork(server: *const wsq_server_t) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.cork();
+        Ok(())
+    })
+}
+
+/// Writes what the calling thread's sends to `server` corked (see wsq_cork) and ends
+/// its cork. Harmless when nothing is corked. Returns WSQ_OK, or WSQ_ERR_BAD_HANDLE /
+/// WSQ_ERR_INVALID_ARGUMENT for a freed or NULL server.
+#[no_mangle]
+pub extern "C" fn wsq_uncork(server: *const wsq_server_t) -> wsq_result_t {
+    call(|| {
+        // SAFETY: handle checked by `live`.
+        let s = unsafe { live(server)? };
+        s.uncork();
         Ok(())
     })
 }

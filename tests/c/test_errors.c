@@ -56,6 +56,8 @@ static void null_arguments_to_every_function_return_invalid_argument(void)
     CHECK_FAILS(wsq_send_batch(srv, NULL, 1), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_send_batch(srv, NULL, SIZE_MAX), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_buffered_amount(NULL, id, &u), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_cork(NULL), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(wsq_uncork(NULL), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_buffered_amount(srv, id, NULL), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_ping(NULL, id, "x", 1), WSQ_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(wsq_ping(srv, id, NULL, 5), WSQ_ERR_INVALID_ARGUMENT);
@@ -217,6 +219,8 @@ static void freed_handle_returns_bad_handle_from_every_function(void)
     CHECK_FAILS(wsq_send_batch(srv, &item, 1), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_send_batch(srv, NULL, 0), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_buffered_amount(srv, id, &u), WSQ_ERR_BAD_HANDLE);
+    CHECK_FAILS(wsq_cork(srv), WSQ_ERR_BAD_HANDLE);
+    CHECK_FAILS(wsq_uncork(srv), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_ping(srv, id, NULL, 0), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_close(srv, id, 1000, NULL, 0), WSQ_ERR_BAD_HANDLE);
     CHECK_FAILS(wsq_broadcast(srv, WSQ_MESSAGE_TEXT, "x", 1, NULL, 0, NULL), WSQ_ERR_BAD_HANDLE);

@@ -3,7 +3,7 @@
 # gorilla/websocket, headless Chromium) against the example servers, each suite
 # against fresh server processes on free ports.
 #
-#   bash tests/interop/run.sh [python] [node] [go] [browser]    (default: all)
+#   bash tests/interop/run.sh [python] [node] [go] [browser] [browser-go]   (default: all)
 #
 # Needs `make examples` (build/echo_server, build/chat_server) and the clients that
 # tests/interop/install.sh installs. Prints one result line per suite and per server
@@ -160,9 +160,13 @@ rc_note() { [ "$1" -eq 124 ] && echo "hang guard: killed after ${suite_timeout} 
 run_python() {
     start_server python-echo "$echo_bin" || { record 0 1 python; return; }
     local pid="$server_pid" url="ws://127.0.0.1:$server_port/"
-    echo "python: websockets against echo_server at $url"
-    WSQ_ECHO_URL="$url" WSQ_ECHO_SERVER="$echo_bin" PYTHONDONTWRITEBYTECODE=1 \
-        timeout -k 10 "$suite_timeout" \
+    # A second echo server with a compression context per connection (permessage-
+    # deflate with context takeover); the default one shares its contexts.
+    start_server python-echo-dedicated "$echo_bin" --deflate dedicated || { record 0 1 python; return; }
+    local dpid="$server_pid" durl="ws://127.0.0.1:$server_port/"
+    echo "python: websockets against echo_server at $url (and --deflate dedicated at $durl)"
+    WSQ_ECHO_URL="$url" WSQ_ECHO_DEDICATED_URL="$durl" WSQ_ECHO_SERVER="$echo_bin" \
+        PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
         python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/python.xml" \
         "$here/python/test_interop.py" "$here/python/test_echo_server_options.py"
     local rc=$?
@@ -184,6 +188,7 @@ EOF
     # shellcheck disable=SC2086
     finish_suite python "$rc" $counts "$(rc_note "$rc")"
     stop_server python-echo "$pid" "$url"
+    stop_server python-echo-dedicated "$dpid" "$durl"
 }
 
 run_node() {
@@ -215,35 +220,50 @@ run_go() {
     stop_server go-echo "$pid" "$url"
 }
 
-run_browser() {
-    start_server browser-chat "$chat_bin" "$web_dir" || { record 0 1 browser; return; }
+run_browser() { # run_browser [LABEL CHAT_BINARY ECHO_BINARY]
+    local label="${1:-browser}" chat="${2:-$chat_bin}" echo="${3:-$echo_bin}"
+    start_server "$label-chat" "$chat" "$web_dir" || { record 0 1 "$label"; return; }
     local chat_pid="$server_pid" chat_port="$server_port"
-    start_server browser-echo "$echo_bin" || { record 0 1 browser; return; }
+    start_server "$label-echo" "$echo" || { record 0 1 "$label"; return; }
     local echo_pid="$server_pid" echo_url="ws://127.0.0.1:$server_port/"
-    echo "browser: chromium against chat_server at http://127.0.0.1:$chat_port/ and echo_server at $echo_url"
+    echo "$label: chromium against $(basename "$chat") at http://127.0.0.1:$chat_port/ and $(basename "$echo") at $echo_url"
     (cd "$here/browser" && WSQ_CHAT_URL="http://127.0.0.1:$chat_port/" WSQ_ECHO_URL="$echo_url" \
-        timeout -k 10 "$suite_timeout" node browser_test.mjs) | tee "$tmp/browser.out"
+        timeout -k 10 "$suite_timeout" node browser_test.mjs) | tee "$tmp/$label.out"
     local rc=${PIPESTATUS[0]}
     local passed failed
-    passed="$(grep -c '^PASS ' "$tmp/browser.out")"
-    failed="$(grep -c '^FAIL ' "$tmp/browser.out")"
-    finish_suite browser "$rc" "$passed" "$failed" "$(rc_note "$rc")"
-    stop_server browser-chat "$chat_pid" "ws://127.0.0.1:$chat_port/"
-    stop_server browser-echo "$echo_pid" "$echo_url"
+    passed="$(grep -c '^PASS ' "$tmp/$label.out")"
+    failed="$(grep -c '^FAIL ' "$tmp/$label.out")"
+    finish_suite "$label" "$rc" "$passed" "$failed" "$(rc_note "$rc")"
+    stop_server "$label-chat" "$chat_pid" "ws://127.0.0.1:$chat_port/"
+    stop_server "$label-echo" "$echo_pid" "$echo_url"
+}
+
+# The browser suite against the Go examples (examples/go/chat and echo, built here
+# against target/release/libwsqueue.a).
+run_browser_go() {
+    local bins="$tmp/go-examples"
+    mkdir -p "$bins"
+    if ! (cd "$root/examples/go" && go build -o "$bins/" ./chat ./echo) >"$tmp/go-build.err" 2>&1; then
+        echo "building examples/go failed (needs 'make lib'):"
+        sed 's/^/  | /' "$tmp/go-build.err"
+        record 0 1 browser-go
+        return
+    fi
+    run_browser browser-go "$bins/chat" "$bins/echo"
 }
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(python node go browser)
+[ ${#suites[@]} -gt 0 ] || suites=(python node go browser browser-go)
 start=$(date +%s)
 for suite in "${suites[@]}"; do
     case "$suite" in
-        python | node | go | browser)
+        python | node | go | browser | browser-go)
             echo
             echo "== interop: $suite"
-            "run_$suite"
+            "run_${suite//-/_}"
             ;;
         *)
-            echo "unknown suite '$suite' (python, node, go, browser)"
+            echo "unknown suite '$suite' (python, node, go, browser, browser-go)"
             record 0 1 "$suite"
             ;;
     esac

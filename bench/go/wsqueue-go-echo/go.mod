@@ -1,6 +1,6 @@
 module wsqueue-go-echo
 
-go 1.23
+go 1.23.0
 
 require wsqueue v0.0.0
 

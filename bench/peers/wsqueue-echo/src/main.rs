@@ -1,7 +1,7 @@
 //! Echo server on `wsqueue::Server` directly (no C ABI), for bench/run.sh.
 //!   wsqueue-echo [PORT=0] [REACTOR_THREADS=1]   prints "listening on 127.0.0.1:PORT"
 //! The same loop as examples/c/echo_server.c: poll batches of 64 on this thread, send
-//! each message back. Config otherwise default, as the C example's where it matters
+//! each message back, corked (one write per connection per batch, as wsq_poll does). Config otherwise default, as the C example's where it matters
 //! for 32-byte messages. Runs until killed.
 use std::net::SocketAddr;
 
@@ -25,6 +25,8 @@ fn main() {
     loop {
         events.clear();
         server.poll_into(&mut events, 64, None);
+        // The next poll_into writes what this batch corked.
+        server.cork();
         for ev in &events {
             if let EventKind::Message { kind, data } = &ev.kind {
                 match server.send(ev.conn, *kind, data) {

@@ -1,0 +1,118 @@
+//! Corked sends (the uWebSockets cork): while a thread has a server corked, the small
+//! messages it sends are queued instead of written, and each connection it sent to is
+//! written once, with one vectored write of everything queued, when the thread uncorks.
+//! Sixteen pipelined echoes then cost one system call instead of sixteen.
+//!
+//! The cork belongs to a thread, not to a connection: a send from any other thread
+//! still writes at once (after whatever a corking thread queued for the same
+//! connection, which it writes first, so order holds). The C ABI corks a thread
+//! from its `wsq_poll` until it releases the batch or polls again; the Rust API corks
+//! only when asked (`Server::cork`).
+
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+
+use super::conn::ConnShared;
+use super::shared::{Command, EngineShared};
+
+/// A message larger than this is written at once even while corked: copying it into
+/// the queue would cost more than the system call it saves.
+pub(crate) const CORK_MAX_MESSAGE: usize = 16 * 1024;
+
+/// One server corked by this thread, and the connections it queued frames for.
+struct Corked {
+    engine: Weak<EngineShared>,
+    conns: Vec<Arc<ConnShared>>,
+}
+
+thread_local! {
+    static CORKED: RefCell<Vec<Corked>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Corks `engine` for the calling thread (a no-op when it already is).
+pub fn cork(engine: &Arc<EngineShared>) {
+    let _ = CORKED.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.iter().any(|k| k.engine.as_ptr() == Arc::as_ptr(engine)) {
+            c.push(Corked {
+                engine: Arc::downgrade(engine),
+                conns: Vec::new(),
+            });
+        }
+    });
+}
+
+/// Whether the calling thread has `engine` corked.
+pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
+    CORKED
+        .try_with(|c| {
+            c.borrow()
+                .iter()
+                .any(|k| k.engine.as_ptr() == Arc::as_ptr(engine))
+        })
+        .unwrap_or(false)
+}
+
+/// Remembers that `conn` holds frames this thread corked (the caller marks the
+/// connection so that it is remembered once per cork).
+pub fn remember(engine: &Arc<EngineShared>, conn: Arc<ConnShared>) {
+    let _ = CORKED.try_with(|c| {
+        if let Some(k) = c
+            .borrow_mut()
+            .iter_mut()
+            .find(|k| k.engine.as_ptr() == Arc::as_ptr(engine))
+        {
+            k.conns.push(conn);
+        }
+    });
+}
+
+/// Uncorks `engine` (None: every server) for the calling thread and writes what it
+/// queued, one connection at a time.
+pub fn uncork(engine: Option<&Arc<EngineShared>>) {
+    let taken: Vec<Corked> = CORKED
+        .try_with(|c| {
+            let mut c = c.borrow_mut();
+            match engine {
+                None => std::mem::take(&mut *c),
+                Some(e) => {
+                    let (mine, others) = std::mem::take(&mut *c)
+                        .into_iter()
+                        .partition(|k| k.engine.as_ptr() == Arc::as_ptr(e));
+                    *c = others;
+                    mine
+                }
+            }
+        })
+        .unwrap_or_default();
+    for corked in taken {
+        let Some(engine) = corked.engine.upgrade() else {
+            continue;
+        };
+        for conn in corked.conns {
+            write_corked(&engine, &conn);
+        }
+    }
+}
+
+/// Writes what a connection holds corked. The reactor is told only when the write
+/// changed something it watches: a broken socket, a queue that drained below the
+/// mark where it reports `Drain` or resumes reading, a finished connection to
+/// half-close. The common echo needs no wake-up.
+fn write_corked(engine: &EngineShared, conn: &ConnShared) {
+    let mut st = conn.state.lock();
+    st.corked = false;
+    let before = st.queue.bytes();
+    if !st.blocked {
+        st.flush(&engine.stats);
+    }
+    let kick = st.broken
+        || st.abort_requested
+        || st.drain_wanted
+        || before > engine.config.send_queue_low_water
+        || st.ws.wants_half_close();
+    drop(st);
+    if kick {
+        engine.command(conn.reactor, Command::Kick(conn.id));
+    }
+}
