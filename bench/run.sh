@@ -48,11 +48,11 @@ else
     SERVER_CPU=()
     LOADGEN_CPU=()
 fi
+echo "== building (release)" >&2
+# Before CARGO_TARGET_DIR is set: the library and examples build in the root's target/.
+make -s examples >&2
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/bench/target}
 BIN=$CARGO_TARGET_DIR/release
-
-echo "== building (release)" >&2
-make -s examples >&2
 for project in bench/loadgen bench/peers/tokio-echo bench/peers/wsqueue-echo; do
     (cd "$project" && cargo build --release -q)
 done
@@ -77,6 +77,9 @@ trap cleanup EXIT
 # Starts a server that prints "listening on 127.0.0.1:PORT"; sets PORT and server_pid.
 start_server() {
     local log=$work/server.log
+    # Emptied here, not by the redirection below: that runs in the background child,
+    # maybe after the loop has read the previous server's line from the old log.
+    : > "$log"
     "${SERVER_CPU[@]}" "$@" > "$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do

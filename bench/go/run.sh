@@ -45,6 +45,7 @@ chmod +x "$work/wsqueue-go-events-pool"
 SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool}
 
 start_server() {
+    : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
     taskset -c 0 env GOMAXPROCS=1 "$1" 0 > "$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do

@@ -53,6 +53,7 @@ for round in $(seq "$REPEAT"); do
             gorilla-go | gws-go | wsqueue-go | wsqueue-go-events) bin=$work/$server; args=() ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
+        : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
         "$bin" 0 "${args[@]}" > "$work/server.log" 2>&1 &
         server_pid=$!
         port=

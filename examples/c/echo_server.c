@@ -2,6 +2,7 @@
  * echo_server: sends every WebSocket message back to its sender, unchanged (text as
  * text, binary as binary). The reference peer for the interop tests and benchmarks.
  *
+ *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS]
  *   echo_server [port=9002] [--deflate off|shared|dedicated] [--deflate-level 0-9]
  *               [static_dir]
  *
@@ -12,8 +13,14 @@
  * Listens on 127.0.0.1 (port 0 picks a free port), prints
  * "listening on 127.0.0.1:PORT" once ready, and runs until SIGINT or SIGTERM, then
  * shuts down gracefully (close 1001 to every client) and exits 0. Messages may be up
- * to 64 MiB; up to 19,000 clients at once (the open-file limit is raised to its hard
- * limit for them), so a 19,000-connection benchmark is not refused with 503.
+ * to 64 MiB; up to 19,000 clients at once by default (the open-file limit is raised to
+ * its hard limit for them), so a 19,000-connection benchmark is not refused with 503.
+ *
+ * Two benchmark settings come from the environment, kept off the command line; a value
+ * that is not a whole number in range is refused (exit 2):
+ *  - ECHO_MAX_CONNECTIONS: the connection cap (max_connections), 1 to 4294967295;
+ *  - ECHO_PING_INTERVAL_MS: keepalive pings to a client silent that long
+ *    (ping_interval_ms; 0, the default, sends none), 0 to 4294967295.
  *
  * Backpressure: the library buffers every echo; there is no backlog here. A send that
  * returns WSQ_BACKPRESSURE was accepted all the same: the client's buffered echoes are
@@ -32,8 +39,10 @@
  *    the memory all clients can hold.
  */
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "example_common.h"
@@ -48,6 +57,25 @@
 #define MAX_BUFFERED_BYTES (1024 * MiB)
 #define MAX_CONNECTIONS 19000
 #define CLOSE_POLICY_VIOLATION 1008
+
+/* Reads a uint32_t option from the environment into *out (left alone if unset).
+ * Returns 0, after saying why, if it is set but not a whole number in [min, UINT32_MAX]. */
+static int env_u32(const char *name, uint32_t min, uint32_t *out)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || v[0] == '\0' || v[0] == '-' || *end != '\0' || n < min || n > UINT32_MAX) {
+        fprintf(stderr, "echo_server: %s=%s: expected a whole number from %u to %u\n", name, v,
+                (unsigned)min, (unsigned)UINT32_MAX);
+        return 0;
+    }
+    *out = (uint32_t)n;
+    return 1;
+}
 
 static void echo(const wsq_server_t *srv, const wsq_event_t *ev)
 {
@@ -145,6 +173,9 @@ int main(int argc, char **argv)
     cfg.slow_consumer = WSQ_SLOW_CONSUMER_CLOSE;
     cfg.max_buffered_bytes = MAX_BUFFERED_BYTES;
     cfg.static_dir = static_dir;
+    if (!env_u32("ECHO_MAX_CONNECTIONS", 1, &cfg.max_connections) ||
+        !env_u32("ECHO_PING_INTERVAL_MS", 0, &cfg.ping_interval_ms))
+        return 2;
 
     wsq_server_t *srv = example_start("echo_server", &cfg, port, "", "");
     if (!srv)

@@ -165,9 +165,10 @@ run_python() {
     start_server python-echo-dedicated "$echo_bin" --deflate dedicated || { record 0 1 python; return; }
     local dpid="$server_pid" durl="ws://127.0.0.1:$server_port/"
     echo "python: websockets against echo_server at $url (and --deflate dedicated at $durl)"
-    WSQ_ECHO_URL="$url" WSQ_ECHO_DEDICATED_URL="$durl" PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
+    WSQ_ECHO_URL="$url" WSQ_ECHO_DEDICATED_URL="$durl" WSQ_ECHO_SERVER="$echo_bin" \
+        PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
         python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/python.xml" \
-        "$here/python/test_interop.py"
+        "$here/python/test_interop.py" "$here/python/test_echo_server_options.py"
     local rc=$?
     local counts
     counts="$(python3 - "$tmp/python.xml" <<'EOF'

@@ -1,38 +1,69 @@
 //! One load-generator thread: drives its share of the connections with non-blocking
-//! sockets on one epoll instance (mio, edge-triggered). Each connection keeps `window`
-//! messages in flight and sends the next one as soon as an echo comes back, so the
-//! connections run independently of each other (no lock-step rounds).
+//! sockets on one epoll instance (mio, edge-triggered).
+//!
+//! Writes are batched per connection: whatever a connection has to send after handling
+//! one readiness event (the next messages of its window, pongs) goes out in one `write`,
+//! so W messages in flight cost one system call per batch, not W. Each connection runs
+//! on its own: no lock-step rounds across connections.
+//!
+//! Loads: a window (W messages in flight, the next one sent as an echo comes back), a
+//! fixed rate (open loop: messages go out on schedule whether or not echoes came back),
+//! or a hold (idle connections; the server's pings answered, ours sent if asked).
+//! In raw mode the same frame bytes go to a raw TCP echo, with no handshake, and must
+//! come back byte for byte.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::payload::Payloads;
 use crate::wire::{self, Rng, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Load {
+    /// `n` messages in flight per connection; the next goes out as an echo comes back.
+    Window(usize),
+    /// `per_conn` messages per second on each connection, sent on schedule; a connection
+    /// with `max_in_flight` unanswered messages skips its sends (counted as `behind`).
+    Rate { per_conn: f64, max_in_flight: usize },
+    /// No messages. The server's pings are answered; with `ping_every`, each connection
+    /// also pings the server that often and expects its pong.
+    Hold { ping_every: Option<Duration> },
+}
 
 pub struct Plan {
     pub addr: SocketAddr,
+    /// Global ids of this thread's connections (payloads are distinct across the run).
     pub conn_ids: Vec<u64>,
+    /// All connections of the run, to spread the rate schedule and pings over time.
+    pub conns_total: usize,
+    /// Raw TCP: no handshake, frames echoed as sent.
+    pub raw: bool,
     pub size: usize,
-    pub window: usize,
+    pub load: Load,
     pub warmup: Duration,
     pub secs: Duration,
-    /// How long after the measured period the in-flight echoes may take to arrive.
+    /// How long after the measured period the in-flight echoes (and pongs) may take.
     pub drain_timeout: Duration,
     pub connect_timeout: Duration,
+    /// At most this many connections of this thread connecting or handshaking at once,
+    /// so that thousands of connections do not overflow the server's listen backlog.
+    pub connect_burst: usize,
 }
 
-/// What one thread saw. Messages and latencies cover only the measured period.
-#[derive(Default)]
+/// What one thread saw. Messages, bytes and latencies cover only the measured period.
 pub struct Report {
     pub opened: usize,
     pub messages: u64,
     pub bytes: u64,
-    pub latencies_ns: Vec<u32>,
+    /// Round-trip times in nanoseconds.
+    pub latency_ns: Histogram<u64>,
     /// Every echo received and verified, warm-up and drain included.
     pub verified: u64,
     /// Messages sent whose echo never came (connection failed or drain timed out).
@@ -41,7 +72,53 @@ pub struct Report {
     /// The longest time, within the measured period, that this thread's connections
     /// together went without a single echo while messages were in flight.
     pub max_gap: Duration,
+    /// Rate mode: sends skipped because a connection had too many echoes outstanding.
+    pub behind: u64,
+    pub server_pings_answered: u64,
+    pub pings_sent: u64,
+    pub pongs_received: u64,
     pub errors: Vec<String>,
+}
+
+impl Default for Report {
+    fn default() -> Report {
+        Report {
+            opened: 0,
+            messages: 0,
+            bytes: 0,
+            // 1 ns to 100 s, 3 significant digits.
+            latency_ns: Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("histogram"),
+            verified: 0,
+            lost: 0,
+            clean_closes: 0,
+            max_gap: Duration::ZERO,
+            behind: 0,
+            server_pings_answered: 0,
+            pings_sent: 0,
+            pongs_received: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl Report {
+    pub fn merge(&mut self, r: Report) {
+        self.opened += r.opened;
+        self.messages += r.messages;
+        self.bytes += r.bytes;
+        self.latency_ns
+            .add(&r.latency_ns)
+            .expect("same histogram bounds");
+        self.verified += r.verified;
+        self.lost += r.lost;
+        self.clean_closes += r.clean_closes;
+        self.max_gap = self.max_gap.max(r.max_gap);
+        self.behind += r.behind;
+        self.server_pings_answered += r.server_pings_answered;
+        self.pings_sent += r.pings_sent;
+        self.pongs_received += r.pongs_received;
+        self.errors.extend(r.errors);
+    }
 }
 
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -49,7 +126,7 @@ enum State {
     Connecting,
     Handshaking,
     Open,
-    /// We sent our close frame; waiting for the server's and for EOF.
+    /// We sent our close frame (or, raw, shut down our side); waiting for the end.
     Closing,
     Done,
 }
@@ -68,9 +145,18 @@ struct Conn {
     next_recv: u64,
     /// Send time of each message in flight, oldest first.
     sent_at: VecDeque<Instant>,
+    /// Rate mode: when the next message is due. Hold mode: when the next ping is.
+    next_due: Instant,
+    pings_out: u32,
     /// Opcode and bytes of a fragmented message being reassembled.
     frag: Option<(u8, Vec<u8>)>,
     got_close: Option<u16>,
+}
+
+impl Conn {
+    fn connecting(&self) -> bool {
+        matches!(self.state, State::Connecting | State::Handshaking)
+    }
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -82,91 +168,126 @@ enum Phase {
 }
 
 struct Ctx {
+    raw: bool,
+    load: Load,
     rng: Rng,
-    expected: Vec<u8>,
-    payload: Vec<u8>,
+    payloads: Payloads,
     phase: Phase,
     measure_from: Instant,
     measure_to: Instant,
     report: Report,
     last_echo: Instant,
+    /// Connections in `Connecting` or `Handshaking`.
+    connecting: usize,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// A read buffer big enough for a window of small messages in one read; large messages
+/// grow it to their size. Holds need little: idle connections get pings only.
+fn read_buffer_size(plan: &Plan, frame_len: usize) -> usize {
+    match plan.load {
+        Load::Hold { .. } => 4 * 1024,
+        Load::Window(w) => (frame_len * w * 2).clamp(16 * 1024, 256 * 1024),
+        Load::Rate { .. } => (frame_len * 8).clamp(16 * 1024, 256 * 1024),
+    }
+}
 
 pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
     let mut poll = Poll::new().expect("epoll");
     let mut events = Events::with_capacity(1024);
     let now = Instant::now();
+    let mut rng = Rng::new(plan.conn_ids.first().copied().unwrap_or(0) ^ 0x5EED);
+    let payloads = Payloads::new(plan.size, &mut rng);
+    let rbuf_size = read_buffer_size(&plan, payloads.frame_len());
     let mut ctx = Ctx {
-        rng: Rng::new(plan.conn_ids.first().copied().unwrap_or(0) ^ 0x5EED),
-        expected: vec![0; plan.size],
-        payload: vec![0; plan.size],
+        raw: plan.raw,
+        load: plan.load,
+        rng,
+        payloads,
         phase: Phase::Connect,
         measure_from: now,
         measure_to: now,
         report: Report::default(),
         last_echo: now,
+        connecting: 0,
     };
     let mut conns: Vec<Conn> = Vec::with_capacity(plan.conn_ids.len());
-    for (i, &id) in plan.conn_ids.iter().enumerate() {
-        match TcpStream::connect(plan.addr) {
-            Ok(mut stream) => {
-                let _ = stream.set_nodelay(true);
-                poll.registry()
-                    .register(
-                        &mut stream,
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .expect("register");
-                let (key, accept) = wire::handshake_key(&mut ctx.rng);
-                let host = plan.addr.to_string();
-                conns.push(Conn {
-                    id,
-                    stream,
-                    state: State::Connecting,
-                    accept,
-                    rbuf: vec![0; READ_CHUNK],
-                    rstart: 0,
-                    rend: 0,
-                    wbuf: wire::upgrade_request(&host, &key),
-                    wpos: 0,
-                    next_send: 0,
-                    next_recv: 0,
-                    sent_at: VecDeque::with_capacity(plan.window),
-                    frag: None,
-                    got_close: None,
-                });
-            }
-            Err(e) => ctx.report.errors.push(format!("conn {id}: connect: {e}")),
-        }
-    }
+    let host = plan.addr.to_string();
 
-    // Connect phase: every connection upgraded (or failed) before the clock starts.
+    // Connect phase: every connection upgraded (or failed) before the clock starts, at
+    // most `connect_burst` at a time.
     let deadline = Instant::now() + plan.connect_timeout;
-    while conns
-        .iter()
-        .any(|c| matches!(c.state, State::Connecting | State::Handshaking))
-    {
+    let mut to_open = plan.conn_ids.iter().copied();
+    let mut all_started = false;
+    loop {
+        while !all_started && ctx.connecting < plan.connect_burst.max(1) {
+            let Some(id) = to_open.next() else {
+                all_started = true;
+                break;
+            };
+            let token = Token(conns.len());
+            match TcpStream::connect(plan.addr) {
+                Ok(mut stream) => {
+                    let _ = stream.set_nodelay(true);
+                    poll.registry()
+                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                        .expect("register");
+                    let (wbuf, accept) = if plan.raw {
+                        (Vec::new(), String::new())
+                    } else {
+                        let (key, accept) = wire::handshake_key(&mut ctx.rng);
+                        (wire::upgrade_request(&host, &key), accept)
+                    };
+                    ctx.connecting += 1;
+                    conns.push(Conn {
+                        id,
+                        stream,
+                        state: State::Connecting,
+                        accept,
+                        rbuf: vec![0; rbuf_size],
+                        rstart: 0,
+                        rend: 0,
+                        wbuf,
+                        wpos: 0,
+                        next_send: 0,
+                        next_recv: 0,
+                        sent_at: VecDeque::new(),
+                        next_due: now,
+                        pings_out: 0,
+                        frag: None,
+                        got_close: None,
+                    });
+                }
+                Err(e) => ctx.report.errors.push(format!("conn {id}: connect: {e}")),
+            }
+        }
+        if all_started && ctx.connecting == 0 {
+            break;
+        }
         let now = Instant::now();
         if now >= deadline {
-            for c in conns
-                .iter_mut()
-                .filter(|c| c.state != State::Open && c.state != State::Done)
-            {
-                fail(
-                    &mut ctx,
-                    c,
-                    format!(
-                        "no upgrade within {:?} (state {:?})",
-                        plan.connect_timeout, c.state
-                    ),
+            let left = plan.conn_ids.len() - conns.len();
+            if left > 0 {
+                ctx.report.errors.push(format!(
+                    "{left} connections not even started within {:?}",
+                    plan.connect_timeout
+                ));
+            }
+            for c in conns.iter_mut().filter(|c| c.connecting()) {
+                let why = format!(
+                    "no upgrade within {:?} (state {:?})",
+                    plan.connect_timeout, c.state
                 );
+                fail(&mut ctx, c, why);
             }
             break;
         }
-        poll_once(&mut poll, &mut events, &mut conns, &mut ctx, deadline - now);
+        poll_once(
+            &mut poll,
+            &mut events,
+            &mut conns,
+            &mut ctx,
+            (deadline - now).min(Duration::from_millis(100)),
+        );
     }
     ctx.report.opened = conns.iter().filter(|c| c.state == State::Open).count();
 
@@ -177,45 +298,41 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
     ctx.measure_to = ctx.measure_from + plan.secs;
     ctx.phase = Phase::Run;
     ctx.last_echo = start;
+    let total = plan.conns_total.max(1) as f64;
     for c in conns.iter_mut().filter(|c| c.state == State::Open) {
-        for _ in 0..plan.window {
-            queue_message(&mut ctx, c, start);
+        // Spread each connection's schedule over one period so they do not all fire at once.
+        let phase_share = (c.id as f64 % total) / total;
+        match ctx.load {
+            Load::Window(w) => {
+                for _ in 0..w {
+                    queue_message(&mut ctx, c, start);
+                }
+                flush(&mut ctx, c);
+            }
+            Load::Rate { per_conn, .. } => {
+                c.next_due = start + Duration::from_secs_f64(phase_share / per_conn);
+            }
+            Load::Hold { ping_every } => {
+                if let Some(every) = ping_every {
+                    c.next_due = start + every.mul_f64(phase_share);
+                }
+            }
         }
-        flush(&mut ctx, c);
     }
 
     let mut drain_deadline = None;
     let mut close_deadline = None;
     loop {
-        let now = Instant::now();
+        let mut now = Instant::now();
         if ctx.phase == Phase::Run && now >= ctx.measure_to {
             ctx.phase = Phase::Drain;
             drain_deadline = Some(now + plan.drain_timeout);
         }
         if ctx.phase == Phase::Drain {
-            let in_flight = conns
-                .iter()
-                .filter(|c| c.state == State::Open)
-                .any(|c| !c.sent_at.is_empty());
-            if !in_flight || now >= drain_deadline.unwrap() {
-                for c in conns.iter_mut().filter(|c| c.state == State::Open) {
-                    if !c.sent_at.is_empty() {
-                        let n = c.sent_at.len();
-                        fail(
-                            &mut ctx,
-                            c,
-                            format!(
-                            "{n} echoes still missing {:?} after the run (next expected seq {})",
-                            plan.drain_timeout, c.next_recv),
-                        );
-                        continue;
-                    }
-                    // A normal closure, RFC 6455 §7.1.2; the server must answer in kind.
-                    let key = mask_key(&mut ctx.rng);
-                    wire::push_frame(&mut c.wbuf, OP_CLOSE, &1000u16.to_be_bytes(), key);
-                    c.state = State::Closing;
-                    flush(&mut ctx, c);
-                }
+            let waiting =
+                |c: &Conn| c.state == State::Open && (!c.sent_at.is_empty() || c.pings_out > 0);
+            if !conns.iter().any(waiting) || now >= drain_deadline.unwrap() {
+                start_closing(&mut ctx, &mut conns, plan.drain_timeout);
                 ctx.phase = Phase::Close;
                 close_deadline = Some(now + plan.drain_timeout);
             }
@@ -226,9 +343,10 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
             }
             if now >= close_deadline.unwrap() {
                 for c in conns.iter_mut().filter(|c| c.state == State::Closing) {
-                    let what = match c.got_close {
-                        Some(_) => "server answered our close but did not close TCP",
-                        None => "server did not answer our close frame",
+                    let what = match (ctx.raw, c.got_close) {
+                        (true, _) => "server did not close TCP after we shut down ours",
+                        (false, Some(_)) => "server answered our close but did not close TCP",
+                        (false, None) => "server did not answer our close frame",
                     };
                     fail(
                         &mut ctx,
@@ -239,20 +357,26 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
                 break;
             }
         }
-        if ctx.phase == Phase::Run && now >= ctx.measure_from {
-            let in_flight = conns
-                .iter()
-                .any(|c| c.state == State::Open && !c.sent_at.is_empty());
-            if in_flight {
-                let gap = now.duration_since(ctx.last_echo.max(ctx.measure_from));
-                ctx.report.max_gap = ctx.report.max_gap.max(gap);
-            }
-        }
-        let next = match ctx.phase {
+        let mut next = match ctx.phase {
             Phase::Run => ctx.measure_to,
             Phase::Drain => drain_deadline.unwrap(),
             _ => close_deadline.unwrap(),
         };
+        if ctx.phase == Phase::Run {
+            if let Some(due) = send_scheduled(&mut ctx, &mut conns, now) {
+                next = next.min(due);
+                now = Instant::now();
+            }
+            if now >= ctx.measure_from && matches!(ctx.load, Load::Window(_) | Load::Rate { .. }) {
+                let in_flight = conns
+                    .iter()
+                    .any(|c| c.state == State::Open && !c.sent_at.is_empty());
+                if in_flight {
+                    let gap = now.duration_since(ctx.last_echo.max(ctx.measure_from));
+                    ctx.report.max_gap = ctx.report.max_gap.max(gap);
+                }
+            }
+        }
         // Wake at least every 10 ms so that gaps between echoes are seen while they last.
         let timeout = next
             .saturating_duration_since(now)
@@ -260,6 +384,82 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
         poll_once(&mut poll, &mut events, &mut conns, &mut ctx, timeout);
     }
     ctx.report
+}
+
+/// Rate and hold modes: sends what is due (each connection's in one write) and returns
+/// when the next send is due. None in window mode, which sends on echoes only.
+fn send_scheduled(ctx: &mut Ctx, conns: &mut [Conn], now: Instant) -> Option<Instant> {
+    let mut next: Option<Instant> = None;
+    match ctx.load {
+        Load::Window(_) | Load::Hold { ping_every: None } => return None,
+        Load::Rate {
+            per_conn,
+            max_in_flight,
+        } => {
+            let interval = Duration::from_secs_f64(1.0 / per_conn);
+            for c in conns.iter_mut().filter(|c| c.state == State::Open) {
+                let mut queued = false;
+                while c.next_due <= now {
+                    if c.sent_at.len() >= max_in_flight {
+                        ctx.report.behind += 1;
+                    } else {
+                        // Timed from now, not from the due time: the wake-up can be up
+                        // to a millisecond late (epoll's resolution), which is ours.
+                        queue_message(ctx, c, now);
+                        queued = true;
+                    }
+                    c.next_due += interval;
+                }
+                if queued {
+                    flush(ctx, c);
+                }
+                next = Some(next.map_or(c.next_due, |n| n.min(c.next_due)));
+            }
+        }
+        Load::Hold {
+            ping_every: Some(every),
+        } => {
+            for c in conns.iter_mut().filter(|c| c.state == State::Open) {
+                if c.next_due <= now {
+                    let key = mask_key(&mut ctx.rng);
+                    wire::push_frame(&mut c.wbuf, OP_PING, &c.id.to_le_bytes(), key);
+                    c.pings_out += 1;
+                    ctx.report.pings_sent += 1;
+                    c.next_due = now + every;
+                    flush(ctx, c);
+                }
+                next = Some(next.map_or(c.next_due, |n| n.min(c.next_due)));
+            }
+        }
+    }
+    next
+}
+
+/// End of the run: a connection still waiting for echoes or pongs has lost them; the
+/// others start a clean close (a close frame, or in raw mode our half of TCP).
+fn start_closing(ctx: &mut Ctx, conns: &mut [Conn], waited: Duration) {
+    for c in conns.iter_mut().filter(|c| c.state == State::Open) {
+        if !c.sent_at.is_empty() || c.pings_out > 0 {
+            let (n, p) = (c.sent_at.len(), c.pings_out);
+            let why = format!(
+                "{n} echoes and {p} pongs still missing {waited:?} after the run (next expected seq {})",
+                c.next_recv
+            );
+            fail(ctx, c, why);
+            continue;
+        }
+        c.state = State::Closing;
+        if ctx.raw {
+            if let Err(e) = c.stream.shutdown(Shutdown::Write) {
+                fail(ctx, c, format!("shutdown: {e}"));
+            }
+        } else {
+            // A normal closure, RFC 6455 §7.1.2; the server must answer in kind.
+            let key = mask_key(&mut ctx.rng);
+            wire::push_frame(&mut c.wbuf, OP_CLOSE, &1000u16.to_be_bytes(), key);
+            flush(ctx, c);
+        }
+    }
 }
 
 fn poll_once(
@@ -289,6 +489,10 @@ fn poll_once(
                 Ok(None) => {}
             }
             match c.stream.peer_addr() {
+                Ok(_) if ctx.raw => {
+                    c.state = State::Open;
+                    ctx.connecting -= 1;
+                }
                 Ok(_) => c.state = State::Handshaking,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
                 Err(e) => {
@@ -298,7 +502,7 @@ fn poll_once(
             }
         }
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            read_all(ctx, c);
+            read_all(ctx, c, ev.is_read_closed() || ev.is_error());
         }
         if c.state != State::Done {
             flush(ctx, c);
@@ -311,18 +515,21 @@ fn mask_key(rng: &mut Rng) -> [u8; 4] {
 }
 
 fn queue_message(ctx: &mut Ctx, c: &mut Conn, now: Instant) {
-    wire::fill_payload(c.id, c.next_send, &mut ctx.payload);
-    let key = mask_key(&mut ctx.rng);
-    wire::push_frame(&mut c.wbuf, OP_BINARY, &ctx.payload, key);
+    ctx.payloads.push_frame(&mut c.wbuf, c.id, c.next_send);
     c.next_send += 1;
     c.sent_at.push_back(now);
 }
 
 fn fail(ctx: &mut Ctx, c: &mut Conn, why: String) {
+    if c.connecting() {
+        ctx.connecting -= 1;
+    }
     ctx.report.lost += c.sent_at.len() as u64;
     c.sent_at.clear();
     ctx.report.errors.push(format!("conn {}: {why}", c.id));
     c.state = State::Done;
+    // Close the socket now: a hold of thousands should not keep dead ones open.
+    c.stream.shutdown(Shutdown::Both).ok();
 }
 
 fn flush(ctx: &mut Ctx, c: &mut Conn) {
@@ -347,8 +554,12 @@ fn flush(ctx: &mut Ctx, c: &mut Conn) {
     c.wpos = 0;
 }
 
-/// Reads until the socket would block (edge-triggered), handling every complete frame.
-fn read_all(ctx: &mut Ctx, c: &mut Conn) {
+/// Reads until the socket is drained (edge-triggered), handling every complete unit.
+/// A read that does not fill the free space emptied the socket; later bytes raise a new
+/// edge, so no extra read is spent just to hear that it would block. Unless the event
+/// said the peer closed (`closed`): its EOF, already there, raises no new edge, so then
+/// reading goes on until EOF or would-block.
+fn read_all(ctx: &mut Ctx, c: &mut Conn, closed: bool) {
     loop {
         if c.rstart == c.rend {
             c.rstart = 0;
@@ -369,17 +580,26 @@ fn read_all(ctx: &mut Ctx, c: &mut Conn) {
                 return;
             }
             Ok(n) => {
+                let drained = n < c.rbuf.len() - end;
                 c.rend += n;
                 let now = Instant::now();
-                if let Err(why) = process(ctx, c, now) {
+                let r = if ctx.raw {
+                    process_raw(ctx, c, now)
+                } else {
+                    process(ctx, c, now)
+                };
+                if let Err(why) = r {
                     fail(ctx, c, why);
+                    return;
+                }
+                if drained && !closed {
                     return;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if c.state == State::Closing && c.got_close.is_some() {
+                if c.state == State::Closing && (ctx.raw || c.got_close.is_some()) {
                     // A reset after the close handshake still ends it.
                     ctx.report.clean_closes += 1;
                     c.state = State::Done;
@@ -394,6 +614,10 @@ fn read_all(ctx: &mut Ctx, c: &mut Conn) {
 
 fn on_eof(ctx: &mut Ctx, c: &mut Conn) {
     match (c.state, c.got_close) {
+        (State::Closing, _) if ctx.raw => {
+            ctx.report.clean_closes += 1;
+            c.state = State::Done;
+        }
         (State::Closing, Some(1000)) => {
             ctx.report.clean_closes += 1;
             c.state = State::Done;
@@ -411,6 +635,25 @@ fn on_eof(ctx: &mut Ctx, c: &mut Conn) {
     }
 }
 
+/// Raw mode: the echo is the frames we sent, byte for byte.
+fn process_raw(ctx: &mut Ctx, c: &mut Conn, now: Instant) -> Result<(), String> {
+    let len = ctx.payloads.frame_len();
+    if len == 0 {
+        return Ok(());
+    }
+    while c.rend - c.rstart >= len {
+        let (start, end) = (c.rstart, c.rstart + len);
+        c.rstart = end;
+        ctx.payloads
+            .check_frame(&c.rbuf[start..end], c.id, c.next_recv)?;
+        on_echo(ctx, c, ctx.payloads.size(), now)?;
+    }
+    if len > c.rbuf.len() {
+        c.rbuf.resize(len.next_power_of_two(), 0);
+    }
+    Ok(())
+}
+
 /// Handles every complete unit in the read buffer: the handshake answer, then frames.
 fn process(ctx: &mut Ctx, c: &mut Conn, now: Instant) -> Result<(), String> {
     if c.state == State::Handshaking {
@@ -424,6 +667,7 @@ fn process(ctx: &mut Ctx, c: &mut Conn, now: Instant) -> Result<(), String> {
         wire::check_upgrade_response(&data[..pos + 4], &c.accept)?;
         c.rstart += pos + 4;
         c.state = State::Open;
+        ctx.connecting -= 1;
     }
     loop {
         let data = &c.rbuf[c.rstart..c.rend];
@@ -442,11 +686,19 @@ fn process(ctx: &mut Ctx, c: &mut Conn, now: Instant) -> Result<(), String> {
         c.rstart += total;
         match h.opcode {
             OP_PING => {
+                // RFC 6455 §5.5.2: answered with a pong carrying the same payload.
                 let payload = c.rbuf[start..end].to_vec();
                 let key = mask_key(&mut ctx.rng);
                 wire::push_frame(&mut c.wbuf, OP_PONG, &payload, key);
+                ctx.report.server_pings_answered += 1;
             }
-            OP_PONG => {}
+            OP_PONG => {
+                // Unsolicited pongs are allowed (§5.5.3); only ours are counted.
+                if c.pings_out > 0 && c.rbuf[start..end] == c.id.to_le_bytes() {
+                    c.pings_out -= 1;
+                    ctx.report.pongs_received += 1;
+                }
+            }
             OP_CLOSE => {
                 let body = &c.rbuf[start..end];
                 let code = if body.len() >= 2 {
@@ -494,7 +746,7 @@ fn process(ctx: &mut Ctx, c: &mut Conn, now: Instant) -> Result<(), String> {
     Ok(())
 }
 
-/// One complete echo in `c.rbuf[start..end]`: verify it, time it, send the next one.
+/// One complete WebSocket echo in `c.rbuf[start..end]`: verify it, then account for it.
 fn on_message(
     ctx: &mut Ctx,
     c: &mut Conn,
@@ -503,44 +755,40 @@ fn on_message(
     end: usize,
     now: Instant,
 ) -> Result<(), String> {
-    let Some(sent) = c.sent_at.pop_front() else {
+    if c.sent_at.is_empty() {
         return Err(format!(
             "unsolicited message of {} bytes (nothing in flight)",
             end - start
         ));
-    };
+    }
     if opcode != OP_BINARY {
         return Err(format!(
             "echo of seq {} came back with opcode {opcode:#x}, sent binary",
             c.next_recv
         ));
     }
-    let got = &c.rbuf[start..end];
-    wire::fill_payload(c.id, c.next_recv, &mut ctx.expected);
-    if got != ctx.expected.as_slice() {
-        let head = got.len().min(8);
-        let mut seq = [0u8; 8];
-        seq[..head].copy_from_slice(&got[..head]);
+    ctx.payloads
+        .check_payload(&c.rbuf[start..end], c.id, c.next_recv)?;
+    on_echo(ctx, c, end - start, now)
+}
+
+/// A verified echo of `len` bytes: time it and, in window mode, send the next message.
+fn on_echo(ctx: &mut Ctx, c: &mut Conn, len: usize, now: Instant) -> Result<(), String> {
+    let Some(sent) = c.sent_at.pop_front() else {
         return Err(format!(
-            "echo mismatch: expected seq {} ({} bytes), got {} bytes starting with seq {}",
-            c.next_recv,
-            ctx.expected.len(),
-            got.len(),
-            u64::from_le_bytes(seq)
+            "unsolicited echo of {len} bytes (nothing in flight)"
         ));
-    }
+    };
     c.next_recv += 1;
     ctx.report.verified += 1;
     ctx.last_echo = now;
     if now >= ctx.measure_from && now < ctx.measure_to {
         ctx.report.messages += 1;
-        ctx.report.bytes += got.len() as u64;
-        let ns = now.duration_since(sent).as_nanos();
-        ctx.report
-            .latencies_ns
-            .push(ns.min(u32::MAX as u128) as u32);
+        ctx.report.bytes += len as u64;
+        let ns = now.duration_since(sent).as_nanos() as u64;
+        ctx.report.latency_ns.saturating_record(ns.max(1));
     }
-    if ctx.phase == Phase::Run {
+    if ctx.phase == Phase::Run && matches!(ctx.load, Load::Window(_)) {
         queue_message(ctx, c, now);
     }
     Ok(())
@@ -551,7 +799,7 @@ mod tests {
     //! The load generator against a tiny blocking echo server that can be told to
     //! misbehave: every kind of fault must be reported, none may pass as a clean run.
     use super::*;
-    use crate::wire::{decode_head, OP_CLOSE};
+    use crate::wire::{decode_head, OP_CLOSE, OP_PING, OP_PONG};
     use base64::Engine as _;
     use sha1::{Digest, Sha1};
     use std::io::{Read, Write};
@@ -620,6 +868,13 @@ mod tests {
                     let _ = s.write_all(&out);
                     return; // dropping the socket closes TCP after the close frame
                 }
+                if h.opcode == OP_PING {
+                    // §5.5.2: a pong with the ping's payload.
+                    let mut out = vec![0x80 | OP_PONG, payload.len() as u8];
+                    out.extend_from_slice(&payload);
+                    s.write_all(&out).unwrap();
+                    continue;
+                }
                 let this = n_msg;
                 n_msg += 1;
                 match fault {
@@ -642,6 +897,26 @@ mod tests {
     }
 
     fn run_against(fault: Fault, conns: u64) -> Report {
+        run_with(fault, conns, Load::Window(4))
+    }
+
+    fn plan(addr: SocketAddr, conns: u64, raw: bool, load: Load) -> Plan {
+        Plan {
+            addr,
+            conn_ids: (0..conns).collect(),
+            conns_total: conns as usize,
+            raw,
+            size: 32,
+            load,
+            warmup: Duration::from_millis(50),
+            secs: Duration::from_millis(200),
+            drain_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
+            connect_burst: 64,
+        }
+    }
+
+    fn run_with(fault: Fault, conns: u64, load: Load) -> Report {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
@@ -655,17 +930,7 @@ mod tests {
                 h.join().unwrap();
             }
         });
-        let plan = Plan {
-            addr,
-            conn_ids: (0..conns).collect(),
-            size: 32,
-            window: 4,
-            warmup: Duration::from_millis(50),
-            secs: Duration::from_millis(200),
-            drain_timeout: Duration::from_millis(500),
-            connect_timeout: Duration::from_secs(5),
-        };
-        let report = run(plan, Arc::new(Barrier::new(1)));
+        let report = run(plan(addr, conns, false, load), Arc::new(Barrier::new(1)));
         server.join().unwrap();
         report
     }
@@ -676,7 +941,7 @@ mod tests {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.opened, r.clean_closes, r.lost), (3, 3, 0));
         assert!(r.messages > 0 && r.verified >= r.messages);
-        assert_eq!(r.latencies_ns.len() as u64, r.messages);
+        assert_eq!(r.latency_ns.len(), r.messages);
     }
 
     #[test]
@@ -709,5 +974,91 @@ mod tests {
             r.errors
         );
         assert!(r.lost > 0);
+    }
+
+    #[test]
+    fn fixed_rate_gives_a_clean_run_with_every_echo_timed() {
+        let r = run_with(
+            Fault::None,
+            2,
+            Load::Rate {
+                per_conn: 500.0,
+                max_in_flight: 64,
+            },
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!((r.clean_closes, r.lost, r.behind), (2, 0, 0));
+        // 2 connections x 500/s x 0.2 s, give or take the edges of the period.
+        assert!((150..=250).contains(&r.messages), "{}", r.messages);
+        assert_eq!(r.latency_ns.len(), r.messages);
+    }
+
+    #[test]
+    fn hold_sends_pings_and_counts_the_pongs() {
+        let r = run_with(
+            Fault::None,
+            2,
+            Load::Hold {
+                ping_every: Some(Duration::from_millis(50)),
+            },
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!((r.opened, r.clean_closes, r.messages), (2, 2, 0));
+        assert!(r.pings_sent >= 4, "{}", r.pings_sent);
+        assert_eq!(r.pongs_received, r.pings_sent);
+    }
+
+    /// A raw TCP echo that can flip one byte at a given offset of the stream.
+    fn run_raw(flip_at: Option<usize>) -> Report {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut seen = 0usize;
+            loop {
+                let n = match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if let Some(at) = flip_at {
+                    if (seen..seen + n).contains(&at) {
+                        buf[at - seen] ^= 0x40;
+                    }
+                }
+                seen += n;
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+        let r = run(
+            plan(addr, 1, true, Load::Window(4)),
+            Arc::new(Barrier::new(1)),
+        );
+        server.join().unwrap();
+        r
+    }
+
+    #[test]
+    fn raw_echo_of_the_same_bytes_gives_a_clean_run() {
+        let r = run_raw(None);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!((r.opened, r.clean_closes, r.lost), (1, 1, 0));
+        assert!(r.messages > 0);
+        // Payload bytes are counted, as in WebSocket mode: 32 per message.
+        assert_eq!(r.bytes, r.messages * 32);
+    }
+
+    #[test]
+    fn raw_echo_with_an_altered_byte_is_a_mismatch() {
+        // Byte 30 of message 5 (38-byte frames).
+        let r = run_raw(Some(5 * 38 + 30));
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(
+            r.errors[0].contains("echo mismatch: expected seq 5"),
+            "{:?}",
+            r.errors
+        );
     }
 }

@@ -1,29 +1,56 @@
-//! WebSocket echo load generator: N connections, each sending M-byte binary messages
-//! with W in flight, for a fixed time after a warm-up. Every echo is verified (payload,
-//! order, opcode), the closing handshake too. Prints one JSON line per run:
-//! round trips per second, latency percentiles, and the CPU used during the measured
-//! period by the load generator itself, by the server (given its pid) and by the whole
-//! machine (the excess is other programs: interference).
+//! WebSocket echo load generator. N connections on a few threads (epoll), each keeping W
+//! binary messages of M bytes in flight (or sending at a fixed rate, or holding the
+//! connection idle), for a fixed time after a warm-up. Every echo is verified (payload,
+//! order, opcode), the closing handshake too. Prints one JSON line per run: echoes per
+//! second, round-trip latency percentiles (HDR histogram), and the CPU used during the
+//! measured period by the load generator itself, by the server (given its pid) and by
+//! the whole machine (the excess is other programs: interference).
 //!
-//!   wsq-loadgen HOST:PORT [--conns 100] [--size 32] [--window 1] [--secs 10]
-//!       [--warmup 2] [--threads 1] [--label NAME] [--server-pid PID]
-//!       [--drain-timeout 5] [--connect-timeout 10]
+//!   wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns 100] [--size 32] [--window 1]
+//!       [--rate MSGS_PER_SEC] [--max-in-flight 1000] [--ping-every SECS]
+//!       [--secs 10] [--warmup 2] [--threads 1] [--label NAME] [--server-pid PID]
+//!       [--drain-timeout 5] [--connect-timeout 10] [--connect-burst 256]
+//!
+//! Modes:
+//!   ws    WebSocket echo (the default).
+//!   raw   the same frame bytes to a raw TCP echo (bench/peers/raw-tcp-echo), no
+//!         handshake, expected back byte for byte: the ceiling for the same traffic.
+//!   hold  idle WebSocket connections for --secs after --warmup (the settle time):
+//!         the server's pings answered, ours sent every --ping-every seconds if given.
+//!         With --server-pid, reports the server's RSS growth per connection.
+//! --rate (ws and raw): messages per second over all connections, sent on schedule
+//! (open loop) instead of a window; latency percentiles are then the point.
 //!
 //! Exit status 0 when every message sent was echoed intact and every connection closed
 //! cleanly; 1 otherwise (the JSON line is printed either way, with the errors).
 
 mod driver;
+mod payload;
+mod sysstat;
 mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use driver::Load;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Ws,
+    Raw,
+    Hold,
+}
+
 struct Args {
     addr: SocketAddr,
+    mode: Mode,
     conns: usize,
     size: usize,
     window: usize,
+    rate: f64,
+    max_in_flight: usize,
+    ping_every: f64,
     secs: f64,
     warmup: f64,
     threads: usize,
@@ -31,14 +58,16 @@ struct Args {
     server_pid: Option<u32>,
     drain_timeout: f64,
     connect_timeout: f64,
+    connect_burst: usize,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!("wsq-loadgen: {why}");
     eprintln!(
-        "usage: wsq-loadgen HOST:PORT [--conns N] [--size BYTES] [--window W] [--secs S] \
+        "usage: wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns N] [--size BYTES] \
+         [--window W] [--rate MSGS_PER_SEC] [--max-in-flight N] [--ping-every S] [--secs S] \
          [--warmup S] [--threads T] [--label NAME] [--server-pid PID] [--drain-timeout S] \
-         [--connect-timeout S]"
+         [--connect-timeout S] [--connect-burst N]"
     );
     std::process::exit(2);
 }
@@ -51,9 +80,13 @@ fn parse_args() -> Args {
         .unwrap_or_else(|_| usage("HOST:PORT must be an IP address and port"));
     let mut a = Args {
         addr,
+        mode: Mode::Ws,
         conns: 100,
         size: 32,
         window: 1,
+        rate: 0.0,
+        max_in_flight: 1000,
+        ping_every: 0.0,
         secs: 10.0,
         warmup: 2.0,
         threads: 1,
@@ -61,6 +94,7 @@ fn parse_args() -> Args {
         server_pid: None,
         drain_timeout: 5.0,
         connect_timeout: 10.0,
+        connect_burst: 256,
     };
     while let Some(flag) = it.next() {
         let v = it
@@ -71,9 +105,20 @@ fn parse_args() -> Args {
                 .unwrap_or_else(|_| usage(&format!("bad value for {flag}: {v}")))
         }
         match flag.as_str() {
+            "--mode" => {
+                a.mode = match v.as_str() {
+                    "ws" => Mode::Ws,
+                    "raw" => Mode::Raw,
+                    "hold" => Mode::Hold,
+                    _ => usage("--mode is ws, raw or hold"),
+                }
+            }
             "--conns" => a.conns = num(&flag, &v),
             "--size" => a.size = num(&flag, &v),
             "--window" => a.window = num(&flag, &v),
+            "--rate" => a.rate = num(&flag, &v),
+            "--max-in-flight" => a.max_in_flight = num(&flag, &v),
+            "--ping-every" => a.ping_every = num(&flag, &v),
             "--secs" => a.secs = num(&flag, &v),
             "--warmup" => a.warmup = num(&flag, &v),
             "--threads" => a.threads = num(&flag, &v),
@@ -81,52 +126,18 @@ fn parse_args() -> Args {
             "--server-pid" => a.server_pid = Some(num(&flag, &v)),
             "--drain-timeout" => a.drain_timeout = num(&flag, &v),
             "--connect-timeout" => a.connect_timeout = num(&flag, &v),
+            "--connect-burst" => a.connect_burst = num(&flag, &v),
             other => usage(&format!("unknown flag {other}")),
         }
     }
     if a.conns == 0 || a.window == 0 || a.threads == 0 || a.secs <= 0.0 || a.warmup < 0.0 {
         usage("--conns, --window, --threads and --secs must be positive");
     }
+    if a.rate < 0.0 || a.ping_every < 0.0 || a.max_in_flight == 0 || a.connect_burst == 0 {
+        usage("--rate and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
+    }
     a.threads = a.threads.min(a.conns);
     a
-}
-
-/// CPU seconds (user + system) this process has used, all threads.
-fn own_cpu_secs() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage only writes the struct we pass.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// CPU seconds (user + system, all threads) used by another process, from /proc.
-fn proc_cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name, which may itself hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((utime + stime) / hz)
-}
-
-/// CPU seconds the whole machine has spent busy (all CPUs, anything but idle and
-/// iowait), from /proc/stat: with the two figures above it shows how much of the
-/// machine other programs took during a run.
-fn machine_busy_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<f64> = cpu
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let total: f64 = v.iter().take(8).sum();
-    let idle = v.get(3)? + v.get(4)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((total - idle) / hz)
 }
 
 fn json_str(s: &str) -> String {
@@ -144,8 +155,25 @@ fn json_str(s: &str) -> String {
     out
 }
 
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("null".into(), |v| v.to_string())
+}
+
 fn main() {
     let args = parse_args();
+    sysstat::raise_fd_limit();
+    let load = match (args.mode, args.rate > 0.0) {
+        (Mode::Hold, _) => Load::Hold {
+            ping_every: (args.ping_every > 0.0).then(|| Duration::from_secs_f64(args.ping_every)),
+        },
+        (_, true) => Load::Rate {
+            per_conn: args.rate / args.conns as f64,
+            max_in_flight: args.max_in_flight,
+        },
+        (_, false) => Load::Window(args.window),
+    };
+    // The server's memory before any of our connections exist (hold mode's baseline).
+    let rss_before = args.server_pid.and_then(sysstat::proc_rss_kib);
     let barrier = Arc::new(Barrier::new(args.threads + 1));
     let handles: Vec<_> = (0..args.threads)
         .map(|t| {
@@ -155,12 +183,15 @@ fn main() {
                 conn_ids: (0..args.conns as u64)
                     .filter(|i| *i as usize % args.threads == t)
                     .collect(),
+                conns_total: args.conns,
+                raw: args.mode == Mode::Raw,
                 size: args.size,
-                window: args.window,
+                load,
                 warmup: Duration::from_secs_f64(args.warmup),
                 secs: Duration::from_secs_f64(args.secs),
                 drain_timeout: Duration::from_secs_f64(args.drain_timeout),
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+                connect_burst: args.connect_burst,
             };
             let barrier = barrier.clone();
             std::thread::Builder::new()
@@ -174,11 +205,13 @@ fn main() {
     barrier.wait();
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    let pid = args.server_pid;
     let (own0, srv0, all0) = (
-        own_cpu_secs(),
-        args.server_pid.and_then(proc_cpu_secs),
-        machine_busy_secs(),
+        sysstat::own_cpu_secs(),
+        pid.and_then(sysstat::proc_cpu_secs),
+        sysstat::machine_busy_secs(),
     );
+    let rss_settled = pid.and_then(sysstat::proc_rss_kib);
     let t0 = Instant::now();
     std::thread::sleep(
         (start + Duration::from_secs_f64(args.warmup + args.secs))
@@ -186,73 +219,96 @@ fn main() {
     );
     let wall = t0.elapsed().as_secs_f64();
     let (own1, srv1, all1) = (
-        own_cpu_secs(),
-        args.server_pid.and_then(proc_cpu_secs),
-        machine_busy_secs(),
+        sysstat::own_cpu_secs(),
+        pid.and_then(sysstat::proc_cpu_secs),
+        sysstat::machine_busy_secs(),
     );
+    let rss_end = pid.and_then(sysstat::proc_rss_kib);
 
     let mut total = driver::Report::default();
     for h in handles {
-        let r = h.join().expect("load generator thread panicked");
-        total.opened += r.opened;
-        total.messages += r.messages;
-        total.bytes += r.bytes;
-        total.latencies_ns.extend(r.latencies_ns);
-        total.verified += r.verified;
-        total.lost += r.lost;
-        total.clean_closes += r.clean_closes;
-        total.max_gap = total.max_gap.max(r.max_gap);
-        total.errors.extend(r.errors);
+        total.merge(h.join().expect("load generator thread panicked"));
     }
-    let lat = &mut total.latencies_ns;
-    lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
+    let lat = &total.latency_ns;
+    let pct = |q: f64| -> f64 {
         if lat.is_empty() {
             return 0.0;
         }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
+        lat.value_at_quantile(q) as f64 / 1000.0
     };
-    let cpu = |a: f64, b: f64| (b - a) / wall;
-    let server_cpu = match (srv0, srv1) {
-        (Some(a), Some(b)) => format!("{:.2}", cpu(a, b)),
-        _ => "null".into(),
+    let per_sec = |a: f64, b: f64| (b - a) / wall;
+    let loadgen_cpu = per_sec(own0, own1);
+    let server_cpu = srv0.zip(srv1).map(|(a, b)| per_sec(a, b));
+    let machine_cpu = all0.zip(all1).map(|(a, b)| per_sec(a, b));
+    // Whatever else ran meanwhile (other people's builds and tests), in cores.
+    let others_cpu = machine_cpu
+        .zip(server_cpu)
+        .map(|(m, s)| (m - s - loadgen_cpu).max(0.0));
+    // RSS growth per held connection, in bytes: at the end of the hold (after pings).
+    let rss_per_conn = match (args.mode, rss_before, rss_end) {
+        (Mode::Hold, Some(b), Some(e)) if total.opened > 0 => Some(format!(
+            "{:.1}",
+            (e as f64 - b as f64) * 1024.0 / total.opened as f64
+        )),
+        _ => None,
     };
-    let machine_cpu = match (all0, all1) {
-        (Some(a), Some(b)) => format!("{:.2}", cpu(a, b)),
-        _ => "null".into(),
-    };
-    let ok =
-        total.errors.is_empty() && total.opened == args.conns && total.clean_closes == args.conns;
+    let ok = total.errors.is_empty()
+        && total.opened == args.conns
+        && total.clean_closes == args.conns
+        && total.behind == 0;
+    if total.behind > 0 {
+        total.errors.push(format!(
+            "{} scheduled sends skipped: the server fell over {} echoes behind the rate",
+            total.behind, args.max_in_flight
+        ));
+    }
     let errors: Vec<String> = total.errors.iter().take(10).map(|e| json_str(e)).collect();
+    let mode = match args.mode {
+        Mode::Ws => "ws",
+        Mode::Raw => "raw",
+        Mode::Hold => "hold",
+    };
+    let f2 = |v: Option<f64>| opt(v.map(|v| format!("{v:.3}")));
     println!(
-        "{{\"label\":{},\"conns\":{},\"size\":{},\"window\":{},\"threads\":{},\"warmup_s\":{},\"secs\":{},\
-         \"messages\":{},\"msgs_per_sec\":{:.0},\"mbytes_per_sec\":{:.2},\
+        "{{\"label\":{},\"mode\":\"{mode}\",\"conns\":{},\"size\":{},\"window\":{},\"rate\":{},\"threads\":{},\
+         \"warmup_s\":{},\"secs\":{},\"messages\":{},\"msgs_per_sec\":{:.0},\"mbytes_per_sec\":{:.2},\
          \"lat_p50_us\":{:.1},\"lat_p90_us\":{:.1},\"lat_p99_us\":{:.1},\"lat_p999_us\":{:.1},\"lat_max_us\":{:.1},\
-         \"max_gap_ms\":{:.1},\"loadgen_cpu\":{:.2},\"server_cpu\":{},\"machine_cpu\":{},\
-         \"opened\":{},\"verified\":{},\"lost\":{},\"clean_closes\":{},\"ok\":{},\"error_count\":{},\"errors\":[{}]}}",
+         \"max_gap_ms\":{:.1},\"loadgen_cpu\":{:.3},\"server_cpu\":{},\"machine_cpu\":{},\"others_cpu\":{},\
+         \"server_rss_before_kib\":{},\"server_rss_settled_kib\":{},\"server_rss_end_kib\":{},\"rss_per_conn_bytes\":{},\
+         \"server_pings_answered\":{},\"pings_sent\":{},\"pongs_received\":{},\
+         \"opened\":{},\"verified\":{},\"lost\":{},\"behind\":{},\"clean_closes\":{},\"ok\":{},\"error_count\":{},\"errors\":[{}]}}",
         json_str(&args.label),
         args.conns,
         args.size,
         args.window,
+        args.rate,
         args.threads,
         args.warmup,
         args.secs,
         total.messages,
-        total.messages as f64 / args.secs,
-        total.bytes as f64 / args.secs / 1e6,
+        total.messages as f64 / wall,
+        total.bytes as f64 / wall / 1e6,
         pct(0.50),
         pct(0.90),
         pct(0.99),
         pct(0.999),
         pct(1.0),
         total.max_gap.as_secs_f64() * 1000.0,
-        cpu(own0, own1),
-        server_cpu,
-        machine_cpu,
+        loadgen_cpu,
+        f2(server_cpu),
+        f2(machine_cpu),
+        f2(others_cpu),
+        opt(rss_before),
+        opt(rss_settled),
+        opt(rss_end),
+        opt(rss_per_conn),
+        total.server_pings_answered,
+        total.pings_sent,
+        total.pongs_received,
         total.opened,
         total.verified,
         total.lost,
+        total.behind,
         total.clean_closes,
         ok,
         total.errors.len(),

@@ -1,45 +1,27 @@
-//! Echo server on tokio-tungstenite, a peer for bench/run.sh.
+//! Echo server on tokio-tungstenite, a peer for bench/compare and bench/run.sh.
 //!   tokio-echo [PORT=0] [THREADS=1]   prints "listening on 127.0.0.1:PORT"
 //! THREADS = 1 runs tokio's current-thread runtime (one thread does all the I/O, like
 //! one reactor); more runs the multi-thread runtime with that many workers.
 //!
-//! The strongest plain echo we could write on the crate, so that the comparison is
-//! against the peer at its best: a task per connection that, for every message read,
-//! also takes every message already readable without waiting, queues them all (`feed`)
-//! and then writes them with one flush. Measured on this machine, the crate's own
-//! example (`read.forward(write)` on a split stream) was ~40 % slower with one message
-//! in flight, and `next()` + `send()` (a flush per message) ~7x slower with sixteen.
-use futures_util::{FutureExt, SinkExt, StreamExt};
+//! Written the way the crate's own example (examples/echo-server.rs) writes it: the
+//! stream split in two and `read.forward(write)`, which feeds every message to the sink
+//! and flushes only when the read side has nothing ready, so a window of pipelined
+//! messages goes out in one write. Pings are answered and closes acknowledged inside
+//! tungstenite.
+use futures_util::{future, StreamExt, TryStreamExt};
+use std::io::Write;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
 
 async fn echo(stream: TcpStream) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
-    let wanted = |m: &Message| m.is_text() || m.is_binary();
-    while let Some(Ok(msg)) = ws.next().await {
-        if wanted(&msg) && ws.feed(msg).await.is_err() {
-            return;
-        }
-        // Pings are answered and closes acknowledged inside tungstenite.
-        while let Some(next) = ws.next().now_or_never() {
-            match next {
-                Some(Ok(msg)) => {
-                    if wanted(&msg) && ws.feed(msg).await.is_err() {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = ws.flush().await;
-                    return;
-                }
-            }
-        }
-        if ws.flush().await.is_err() {
-            return;
-        }
-    }
+    let (write, read) = ws.split();
+    // Errors end the connection, as in the example: a benchmark peer has no one to tell.
+    let _ = read
+        .try_filter(|msg| future::ready(msg.is_text() || msg.is_binary()))
+        .forward(write)
+        .await;
 }
 
 fn main() {
@@ -63,6 +45,7 @@ fn main() {
     rt.block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         println!("listening on {}", listener.local_addr().unwrap());
+        std::io::stdout().flush().ok();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
