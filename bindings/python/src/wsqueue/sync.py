@@ -246,6 +246,9 @@ class WebSocketServer:
         self._conns: dict[int, ServerConnection] = {}
         self._workers: dict[int, threading.Thread] = {}
         self._workers_lock = threading.Lock()
+        # Workers whose handler ended; joined by the dispatcher (so none outlives
+        # shutdown, not even for the instant between leaving _workers and exiting).
+        self._finished: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._done = threading.Event()
         self._shutdown_lock = threading.Lock()
@@ -295,6 +298,7 @@ class WebSocketServer:
         if current is self._dispatcher or current in self._workers.values():
             return
         self._done.wait()
+        self._dispatcher.join()
 
     def __enter__(self) -> WebSocketServer:
         return self
@@ -318,14 +322,22 @@ class WebSocketServer:
             for conn in list(self._conns.values()):
                 conn._on_close(1006, "", False)
             self._conns.clear()
-            with self._workers_lock:
-                workers = list(self._workers.values())
-            for worker in workers:
-                worker.join()
+            while True:
+                with self._workers_lock:
+                    workers = list(self._workers.values()) + self._finished
+                    self._finished = []
+                if not workers:
+                    break
+                for worker in workers:
+                    worker.join()
             self._engine.free()
             self._done.set()
 
     def _handle(self, events: list[Any]) -> None:
+        with self._workers_lock:
+            finished, self._finished = self._finished, []
+        for worker in finished:
+            worker.join()
         conns = self._conns
         for event in events:
             if type(event) is MessageEvent:
@@ -365,7 +377,9 @@ class WebSocketServer:
                     self._run_handler(conn)
         finally:
             with self._workers_lock:
-                self._workers.pop(conn.id, None)
+                worker = self._workers.pop(conn.id, None)
+                if worker is not None:
+                    self._finished.append(worker)
 
     def _decide(self, conn: ServerConnection) -> bool:
         response: Response | None = None
