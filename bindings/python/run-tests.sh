@@ -29,9 +29,22 @@ echo "python binding: pytest"
 # bundled library are what is tested, not the source tree.
 (cd "$here/tests" && env -u WSQUEUE_LIBRARY "$py" -m pytest -q -p no:cacheprovider .)
 
-echo "python binding: pip wheel, installed in a fresh venv without cargo on PATH"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+
+echo "python binding: the interop suites (websockets, ws, gorilla, chromium) against the Python examples"
+# The same suites and checks as the C examples get (tests/interop/run.sh), with
+# examples/python/echo.py and chat.py in their place. Their clients are installed
+# by tests/interop/install.sh (idempotent; make test has run it already).
+bash "$root/tests/interop/install.sh" >/dev/null
+for example in echo chat; do
+    printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$py" "$root/examples/python/$example.py" >"$tmp/$example"
+    chmod +x "$tmp/$example"
+done
+WSQ_ECHO_SERVER="$tmp/echo" WSQ_CHAT_SERVER="$tmp/chat" PATH="$venv/bin:$PATH" \
+    bash "$root/tests/interop/run.sh" python node go browser
+
+echo "python binding: pip wheel, installed in a fresh venv without cargo on PATH"
 "$py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$tmp/dist" "$here"
 wheel=("$tmp"/dist/wsqueue-*.whl)
 case "$(basename "${wheel[0]}")" in

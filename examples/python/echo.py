@@ -14,11 +14,21 @@ import resource
 import signal
 import sys
 
+import wsqueue
 import wsqueue.asyncio
 
-MAX_MESSAGE = 16 * 1024 * 1024
+MiB = 1024 * 1024
+MAX_MESSAGE = 16 * MiB
 # As the C echo: enough for the 19,000-connection benchmark (not answered with 503).
 MAX_CONNECTIONS = 19_000
+# As the C echo: the engine stops reading a client whose unsent echoes are over the
+# soft limit, so a client that sends a lot before it reads anything (the interop
+# suite sends 160 MiB) would wait for its echoes while we wait for it to read. Room
+# for that much; past the hard limit the client is closed with 1008, never dropped
+# silently.
+SEND_QUEUE_SOFT_LIMIT = 192 * MiB
+SEND_QUEUE_LOW_WATER = 96 * MiB
+SEND_QUEUE_HARD_LIMIT = 448 * MiB
 
 
 async def echo(connection: wsqueue.asyncio.ServerConnection) -> None:
@@ -41,7 +51,15 @@ async def main(port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with wsqueue.asyncio.serve(
-        echo, "127.0.0.1", port, max_size=MAX_MESSAGE, max_connections=MAX_CONNECTIONS
+        echo,
+        "127.0.0.1",
+        port,
+        max_size=MAX_MESSAGE,
+        max_connections=MAX_CONNECTIONS,
+        send_queue_soft_limit=SEND_QUEUE_SOFT_LIMIT,
+        send_queue_low_water=SEND_QUEUE_LOW_WATER,
+        send_queue_hard_limit=SEND_QUEUE_HARD_LIMIT,
+        slow_consumer=wsqueue.SLOW_CONSUMER_CLOSE,
     ) as server:
         print(f"listening on 127.0.0.1:{server.port}", flush=True)
         await stop.wait()
