@@ -11,12 +11,35 @@ from collections.abc import Iterator
 
 
 class Headers:
-    """Request headers in arrival order, looked up without regard to case."""
+    """Request headers in arrival order, looked up without regard to case.
 
-    __slots__ = ("_items",)
+    Kept as one packed string until first used: a connection holds its request for
+    its whole life, and one string costs far less memory than a tuple of two
+    strings per header (idle connections are what this saves for).
+    """
+
+    __slots__ = ("_items_cache", "_packed")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = items
+        self._items_cache: list[tuple[str, str]] | None = items
+        self._packed = ""
+
+    @classmethod
+    def packed(cls, packed: str) -> Headers:
+        """Headers from ``"name\0value\0name\0value"`` (C strings hold no NUL)."""
+        headers = cls.__new__(cls)
+        headers._items_cache = None
+        headers._packed = packed
+        return headers
+
+    @property
+    def _items(self) -> list[tuple[str, str]]:
+        items = self._items_cache
+        if items is None:
+            parts = self._packed.split("\0") if self._packed else []
+            items = list(zip(parts[0::2], parts[1::2]))
+            self._items_cache = items
+        return items
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name``, or ``default``."""

@@ -98,16 +98,12 @@ def _headers(ptr: int | None, count: int) -> Headers:
     if not ptr or not count:
         return Headers([])
     array = ctypes.cast(ptr, ctypes.POINTER(_ffi.wsq_header_t))
-    items = []
+    parts = []
     for i in range(count):
         h = array[i]
-        items.append(
-            (
-                (h.name or b"").decode(errors="replace"),
-                (h.value or b"").decode(errors="replace"),
-            )
-        )
-    return Headers(items)
+        parts.append(h.name or b"")
+        parts.append(h.value or b"")
+    return Headers.packed(b"\0".join(parts).decode(errors="replace"))
 
 
 class Server:

@@ -80,6 +80,26 @@ _CLOSED_ERRORS = (_ffi.ERR_NOT_FOUND, _ffi.ERR_CLOSED, _ffi.ERR_STOPPED, _ffi.ER
 class ServerConnection:
     """One WebSocket connection, handed to the handler once the handshake completed."""
 
+    # Slots and lazily made futures and queues: an idle connection costs only this
+    # object, its handler's task and the engine's own state.
+    __slots__ = (
+        "_server",
+        "_engine",
+        "id",
+        "request",
+        "_remote",
+        "subprotocol",
+        "_loop",
+        "_messages",
+        "_recv_waiter",
+        "_drain_waiter",
+        "_over_soft_limit",
+        "_congested",
+        "_closed",
+        "_close_exc",
+        "_close_sent",
+    )
+
     def __init__(self, server: WebSocketServer, conn_id: int, request: Request, remote: str) -> None:
         self._server = server
         self._engine = server._engine
@@ -87,19 +107,23 @@ class ServerConnection:
         self.id = conn_id
         #: The upgrade request (path and headers).
         self.request = request
-        #: The peer's ``(host, port)``, or ``None`` if unknown.
-        self.remote_address = parse_address(remote)
+        self._remote = remote
         #: The negotiated subprotocol, or ``None``.
         self.subprotocol: str | None = None
         self._loop = server._loop
-        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._messages: collections.deque[str | bytes] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._over_soft_limit = False
         self._congested = False
-        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] | None = None
         self._close_exc: ConnectionClosed | None = None
         self._close_sent: tuple[int, str] | None = None
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, or ``None`` if unknown."""
+        return parse_address(self._remote)
 
     # -- state ---------------------------------------------------------------------
 
@@ -151,18 +175,21 @@ class ServerConnection:
         return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
         """Messages until a normal close (an abnormal one raises)."""
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        # A method, not an async generator: no extra frame kept per idle connection.
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     def _deliver(self, message: str | bytes) -> None:
-        self._messages.append(message)
+        messages = self._messages
+        if messages is None:
+            messages = self._messages = collections.deque()
+        messages.append(message)
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -244,6 +271,10 @@ class ServerConnection:
 
     async def wait_closed(self) -> None:
         """Waits until the connection is closed."""
+        if self._close_exc is not None:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
 
     def _on_close(self, event: CloseEvent) -> None:
@@ -251,7 +282,7 @@ class ServerConnection:
         for waiter in (self._recv_waiter, self._drain_waiter):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-        if not self._closed.done():
+        if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
 
     def __repr__(self) -> str:
@@ -372,7 +403,7 @@ class WebSocketServer:
                 if conn is not None:
                     conn._deliver(event.data)
                     delivered = True
-                    if len(conn._messages) >= self._max_queue and not conn._congested:
+                    if len(conn._messages or ()) >= self._max_queue and not conn._congested:
                         conn._congested = True
                         self._congested += 1
                         self._stop_reading()
@@ -407,7 +438,7 @@ class WebSocketServer:
             self._engine.uncork()
 
     def _maybe_uncongest(self, conn: ServerConnection) -> None:
-        if len(conn._messages) <= self._max_queue // 2 or conn.closed:
+        if len(conn._messages or ()) <= self._max_queue // 2 or conn.closed:
             conn._congested = False
             self._congested -= 1
             if self._congested == 0 and self._closing is None:
