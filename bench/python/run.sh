@@ -67,6 +67,9 @@ command_for() {
 
 start_server() { # start_server NAME; sets PORT and server_pid
     local log=$work/server.log
+    # Emptied here, not by the child's redirection: otherwise the loop below can read
+    # the previous server's "listening" line before the child truncates the file.
+    : > "$log"
     # shellcheck disable=SC2046
     "${SERVER_CPU[@]}" $(command_for "$1") > "$log" 2>&1 &
     server_pid=$!

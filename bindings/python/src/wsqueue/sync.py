@@ -360,7 +360,18 @@ class WebSocketServer:
                 )
                 with self._workers_lock:
                     self._workers[event.conn] = worker
-                worker.start()
+                try:
+                    worker.start()
+                except RuntimeError:
+                    # Out of threads (a thread per connection has its price): refuse
+                    # this upgrade with 503 and keep serving the others.
+                    with self._workers_lock:
+                        self._workers.pop(event.conn, None)
+                    logger.error("wsqueue: no thread for a new connection; refused with 503")
+                    try:
+                        self._engine.reject(event.conn, 503, b"")
+                    except Error:
+                        pass
             elif type(event) is OpenEvent:
                 conn = conns.get(event.conn)
                 if conn is not None:
