@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -404,3 +405,84 @@ def test_runs_under_uvloop() -> None:
                     assert await client.recv() == str(i)
 
     uvloop.run(asyncio.wait_for(main(), 60))
+
+
+def test_unread_messages_stay_bounded_by_max_queue_and_none_is_lost() -> None:
+    holder: list[wsa.ServerConnection] = []
+    go = asyncio.Event()
+    received: list[str | bytes] = []
+
+    async def slow(connection: wsa.ServerConnection) -> None:
+        holder.append(connection)
+        await go.wait()
+        async for message in connection:
+            received.append(message)
+            if len(received) == 50:
+                return
+
+    async def main() -> None:
+        async with wsa.serve(slow, "127.0.0.1", 0, max_queue=4) as server:
+            async with connect(url(server)) as client:
+                for i in range(50):
+                    await client.send(str(i))
+                # The engine read them all; Python holds at most max_queue of them.
+                await eventually(lambda: server.engine.stats().messages_in == 50, "all read")
+                await eventually(lambda: holder, "handler started")
+                assert len(holder[0]._messages or ()) <= 4
+                go.set()
+                await client.wait_closed()
+
+    run(main())
+    assert received == [str(i) for i in range(50)]
+
+
+def test_bad_input_in_the_asyncio_api_raises_the_right_exception() -> None:
+    outcomes: dict[str, type[BaseException]] = {}
+
+    async def handler(connection: wsa.ServerConnection) -> None:
+        calls: list[tuple[str, Awaitable[None]]] = [
+            ("send int", connection.send(42)),  # type: ignore[arg-type]
+            ("close 1005", connection.close(1005)),
+            ("close reason too long", connection.close(1000, "x" * 124)),
+            ("ping too long", connection.ping(b"x" * 126)),
+        ]
+        for name, call in calls:
+            try:
+                await call
+            except BaseException as exc:
+                outcomes[name] = type(exc)
+        await connection.send("checked")
+
+    async def main() -> None:
+        async with wsa.serve(handler, "127.0.0.1", 0) as server:
+            async with connect(url(server)) as client:
+                assert await client.recv() == "checked"
+            with pytest.raises(wsqueue.IOFailure):
+                async with wsa.serve(echo, "127.0.0.1", server.port):
+                    pass
+        with pytest.raises(TypeError):
+            wsa.serve(echo, "127.0.0.1", 0, no_such_setting=1)
+        with pytest.raises(wsqueue.InvalidArgument):
+            wsa.serve(echo, "127.0.0.1", 0, subprotocols=["a,b"])
+
+    run(main())
+    assert outcomes == {
+        "send int": TypeError,
+        "close 1005": wsqueue.InvalidArgument,
+        "close reason too long": wsqueue.InvalidArgument,
+        "ping too long": wsqueue.InvalidArgument,
+    }
+
+
+def test_process_request_that_raises_refuses_with_500() -> None:
+    async def broken(connection: wsa.ServerConnection, request: wsa.Request) -> None:
+        raise RuntimeError("auth backend down")
+
+    async def main() -> None:
+        async with wsa.serve(echo, "127.0.0.1", 0, process_request=broken) as server:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url(server)):
+                    pass
+            assert refused.value.response.status_code == 500
+
+    run(main())

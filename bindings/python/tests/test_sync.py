@@ -179,3 +179,40 @@ def test_no_thread_or_fd_leak_after_shutdown() -> None:
         cycle()
     assert os_threads() == threads
     assert open_fds() == fds
+
+
+def test_bad_input_and_a_failing_process_request() -> None:
+    outcomes: dict[str, type[BaseException]] = {}
+
+    def handler(connection: wss.ServerConnection) -> None:
+        try:
+            connection.send(3.5)  # type: ignore[arg-type]
+        except BaseException as exc:
+            outcomes["send float"] = type(exc)
+        try:
+            connection.close(999)
+        except BaseException as exc:
+            outcomes["close 999"] = type(exc)
+        try:
+            connection.recv(timeout=0.01)
+        except BaseException as exc:
+            outcomes["recv timeout"] = type(exc)
+        connection.send("checked")
+
+    def broken(connection: wss.ServerConnection, request: wss.Request) -> None:
+        if request.path == "/broken":
+            raise RuntimeError("auth backend down")
+
+    with wss.serve(handler, "127.0.0.1", 0, process_request=broken) as server:
+        with connect(url(server)) as client:
+            assert client.recv(timeout=WAIT) == "checked"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url(server, "/broken"))
+        assert refused.value.response.status_code == 500
+        with pytest.raises(wsqueue.IOFailure):
+            wss.serve(echo, "127.0.0.1", server.port)
+    assert outcomes == {
+        "send float": TypeError,
+        "close 999": wsqueue.InvalidArgument,
+        "recv timeout": TimeoutError,
+    }
