@@ -349,10 +349,11 @@ class WebSocketServer:
         """The low-level :class:`wsqueue.Server` underneath (stats, tags, ...)."""
         return self._engine
 
-    def close(self, close_connections: bool = True, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         """Starts the shutdown: stop accepting, close every connection with 1001 after
-        its queued messages (``wsq_server_stop``), wait for the handlers, free the
-        engine. ``await wait_closed()`` for the end. Idempotent."""
+        its queued messages (``wsq_server_stop``, which waits up to ``timeout`` seconds
+        for the clients to answer), wait for the handlers, free the engine.
+        ``await wait_closed()`` for the end. Idempotent."""
         if self._closing is None:
             self._closing = self._loop.create_task(self._shutdown(timeout))
 
