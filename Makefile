@@ -86,6 +86,8 @@ check-header: header
 	@bad=$$(grep -nE '^(typedef|struct|enum|union)' include/wsqueue.h | \
 	        grep -vE '\b(wsq_[a-z_]+_t)\b|typedef struct \{' ); \
 	  if [ -n "$$bad" ]; then echo "unprefixed type in include/wsqueue.h:"; echo "$$bad"; exit 1; fi
+	@bad=$$(grep -nE '^#define ' include/wsqueue.h | grep -vE '^[0-9]+:#define (WSQ_|WSQUEUE_H)'); \
+	  if [ -n "$$bad" ]; then echo "unprefixed macro in include/wsqueue.h:"; echo "$$bad"; exit 1; fi
 
 # pkg-config file for the PREFIX of this install (regenerated every time).
 install: $(LIBDIR)/libwsqueue.so $(LIBDIR)/libwsqueue.a

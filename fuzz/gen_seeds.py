@@ -4,12 +4,15 @@
 Every seed starts with the chunking prefix the targets read (fuzz_targets/chunking.rs):
 '@' = the stream in one piece; 'A' + one byte b = pieces of b+1 bytes; 'C' + three
 bytes = three sizes used in turn. For the reader target, bit 3 of the first byte ('H' =
-0x48) selects the tiny limits (125-byte frames, 256-byte messages).
+0x48) selects the tiny limits (125-byte frames, 256-byte messages); for the inflate
+target it selects a 256-byte message limit, and bit 4 ('P' = 0x50, 'X' = 0x58) a
+per-connection inflater.
 
 Run from anywhere: python3 fuzz/gen_seeds.py
 """
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 
@@ -141,7 +144,31 @@ def utf8_seeds():
     write("utf8", "four_byte_then_ascii", BYTE_BY_BYTE + b"\xf0\x90A")
 
 
+def deflate(data, wbits=15, level=6):
+    """A permessage-deflate payload (RFC 7692 §7.2.1): sync flush, tail removed."""
+    z = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate_seeds():
+    json = b'{"id":42,"user":"ada","text":"hello","ok":true},' * 40
+    # RFC 7692 §7.2.3.1 / §7.2.3.2 / §7.2.3.4 examples: "Hello" compressed, stored,
+    # and in a BFINAL block.
+    write("inflate", "rfc_hello", WHOLE + bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]))
+    write("inflate", "rfc_stored_hello", BYTE_BY_BYTE + bytes([0x00, 0x05, 0x00, 0xFA, 0xFF]) + b"Hello" + b"\x00")
+    write("inflate", "rfc_bfinal_hello", WHOLE + bytes([0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00, 0x00]))
+    write("inflate", "json_pieces", MIXED + deflate(json))
+    write("inflate", "json_window_9_dedicated", b"P" + deflate(json, wbits=9))
+    write("inflate", "json_over_tiny_limit", TINY_LIMITS + deflate(json))
+    write("inflate", "zeros_bomb_tiny_limit", b"X" + deflate(bytes(200_000), level=9))
+    write("inflate", "reserved_block_type", WHOLE + b"\xff\xff\xff")
+    write("inflate", "truncated", SEVEN_BYTES + deflate(json)[:-9])
+
+
 if __name__ == "__main__":
     handshake_seeds()
     reader_seeds()
     utf8_seeds()
+    inflate_seeds()

@@ -20,12 +20,6 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-/**
- * A message larger than this is written at once even while corked: copying it into
- * the queue would cost more than the system call it saves.
- */
-#define CORK_MAX_MESSAGE (16 * 1024)
-
 
 
 
@@ -99,6 +93,25 @@
  * more is accepted for it. A broadcast reaching its hard limit does the same.
  */
 #define WSQ_SLOW_CONSUMER_CLOSE 1
+
+/**
+ * wsq_config_t.deflate: decline permessage-deflate (no compression).
+ */
+#define WSQ_DEFLATE_OFF 0
+
+/**
+ * wsq_config_t.deflate: permessage-deflate without context takeover, one compressor
+ * and inflater per thread shared by every connection (no zlib memory per
+ * connection). The default.
+ */
+#define WSQ_DEFLATE_SHARED 1
+
+/**
+ * wsq_config_t.deflate: permessage-deflate with context takeover where the client
+ * allows it: a compressor and an inflater per connection (created on first use),
+ * with deflate_window_bits windows. Better ratios, more memory per connection.
+ */
+#define WSQ_DEFLATE_DEDICATED 2
 
 /**
  * The result of every wsq_ function: a uint32_t holding one of these values. The
@@ -286,6 +299,25 @@ typedef struct {
    * Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
    */
   const char *static_dir;
+  /**
+   * permessage-deflate (RFC 7692) with clients that offer it: WSQ_DEFLATE_SHARED
+   * (default), WSQ_DEFLATE_DEDICATED or WSQ_DEFLATE_OFF.
+   */
+  uint32_t deflate;
+  /**
+   * Base-2 logarithm of the compressor's window, 9-15 (WSQ_DEFLATE_DEDICATED also
+   * asks it of clients that let the server choose theirs). Default 15.
+   */
+  uint32_t deflate_window_bits;
+  /**
+   * Messages shorter than this many bytes are sent uncompressed. Default 64.
+   */
+  uint64_t deflate_min_size;
+  /**
+   * zlib compression level, 0-9 (1 is several times faster than 6 on JSON, for
+   * about 1.5x the bytes). Default 6.
+   */
+  uint32_t deflate_level;
 } wsq_config_t;
 
 /**

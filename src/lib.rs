@@ -13,6 +13,6 @@ pub mod protocol;
 pub mod server;
 
 pub use server::{
-    CloseInfo, Config, ConnId, Error, Event, EventKind, MessageKind, RequestInfo, SendStatus,
-    Server, SlowConsumerPolicy, Stats,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, MessageKind, RequestInfo,
+    SendStatus, Server, SlowConsumerPolicy, Stats,
 };

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, Error, Event, EventKind, RequestInfo, SendStatus,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,
     SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;
@@ -178,6 +178,14 @@ impl Server {
     /// Writes what the calling thread corked for this server and ends its cork.
     pub fn uncork(&self) {
         self.engine.uncork()
+    }
+
+    /// Hands back the buffer of a message event the caller is done with (its `data`),
+    /// so that the engine can carry a later small message in it. Optional: dropping it
+    /// is fine. Returning buffers from the thread that polls keeps small messages free
+    /// of cross-thread allocator traffic.
+    pub fn recycle(data: Vec<u8>) {
+        crate::engine::recycle_buffer(data)
     }
 
     /// Graceful shutdown (see `Engine::stop`); idempotent. Events remain pollable.

@@ -13,6 +13,9 @@
 //!   than an incomplete frame header kept back, and the same events however the stream
 //!   was cut.
 //!
+//! - inflate (permessage-deflate): the inflater never produces more than the limit, and
+//!   a compressed message through the reader gets exactly the inflater's outcome.
+//!
 //! Valid inputs are also checked for the exact expected result, so a parser that
 //! rejected everything could not pass. Each randomized test also asserts that its
 //! generator reached every outcome it is meant to reach.
@@ -23,13 +26,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use wsqueue::protocol::deflate::{InflateError, MessageInflater};
+use wsqueue::protocol::extensions::DeflateAgreement;
+use wsqueue::protocol::frame::{FrameHeader, OpCode};
 use wsqueue::protocol::handshake::{
     accept_key, is_upgrade_request, render_accept, render_rejection, validate, HandshakePolicy,
 };
 use wsqueue::protocol::http::{HeadLimits, RequestParser};
 use wsqueue::protocol::server_connection::Settings;
 use wsqueue::protocol::utf8::Utf8Validator;
-use wsqueue::protocol::{Incoming, Limits, MessageKind, Reader, ServerConnection};
+use wsqueue::protocol::{Incoming, Limits, MessageKind, ProtocolError, Reader, ServerConnection};
 
 const HANDSHAKE_CASES: usize = 30_000;
 const VALID_STREAM_CASES: usize = 4_000;
@@ -515,7 +521,7 @@ fn check_head(head: &wsqueue::protocol::http::RequestHead, input: &[u8], context
                     fail(format!("negotiated {p:?}, not offered or not supported"));
                 }
             }
-            let response = render_accept(&up.accept, up.subprotocol.as_deref(), &[]);
+            let response = render_accept(&up.accept, up.subprotocol.as_deref(), None, &[]);
             if !response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n")
                 || !response.ends_with(b"\r\n\r\n")
             {
@@ -1271,6 +1277,9 @@ fn fuzz_seeds_replay_without_panics_and_with_defined_outcomes() {
             run_stream(stream, &random_chunks(&mut rng, stream), limits, &context);
         }
     }
+    for (path, data) in seeds("inflate") {
+        check_inflate(&data, &path.display().to_string());
+    }
     for (path, data) in seeds("utf8") {
         let (sizes, stream) = chunking::split(&data);
         let context = path.display().to_string();
@@ -1279,6 +1288,102 @@ fn fuzz_seeds_replay_without_panics_and_with_defined_outcomes() {
             check_utf8(stream, &random_chunks(&mut rng, stream), &context);
         }
     }
+}
+
+/// The `inflate` fuzz target's checks (`fuzz/fuzz_targets/inflate.rs`), for its seeds.
+fn check_inflate(data: &[u8], context: &str) {
+    let Some(&first) = data.first() else { return };
+    let limit: usize = if first & 8 != 0 { 256 } else { 64 * 1024 };
+    let agreement = DeflateAgreement {
+        server_no_context_takeover: true,
+        client_no_context_takeover: first & 16 == 0,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+        min_size: 0,
+        level: 6,
+        response: String::new(),
+    };
+    let (sizes, stream) = chunking::split(data);
+    let direct = MessageInflater::new(&agreement).inflate(stream, limit);
+    if let Ok(out) = &direct {
+        assert!(out.len() <= limit, "{context}: over the limit");
+    }
+    assert_eq!(
+        direct,
+        MessageInflater::new(&agreement).inflate(stream, limit),
+        "{context}"
+    );
+    let mut pieces = chunking::chunks(&sizes, stream);
+    if pieces.is_empty() {
+        pieces.push(&[]); // an empty message is still one frame
+    }
+    let mut wire = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let (opcode, rsv) = if i == 0 {
+            (OpCode::Binary, 4)
+        } else {
+            (OpCode::Continuation, 0)
+        };
+        let h = FrameHeader {
+            fin: i + 1 == pieces.len(),
+            rsv,
+            opcode,
+            mask: Some([0; 4]),
+            payload_len: piece.len() as u64,
+        };
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let n = h.encode(&mut buf);
+        wire.extend_from_slice(&buf[..n]);
+        wire.extend_from_slice(piece);
+    }
+    let mut reader = Reader::new(Limits {
+        max_frame_size: 1 << 20,
+        max_message_size: limit as u64,
+    });
+    reader.enable_inflate(MessageInflater::new(&agreement));
+    let mut events = Vec::new();
+    reader.feed(&wire, &mut events);
+    let expected = if stream.len() > limit {
+        Incoming::Error(ProtocolError::MessageTooLarge)
+    } else {
+        match direct {
+            Ok(payload) => Incoming::Message {
+                kind: MessageKind::Binary,
+                payload,
+            },
+            Err(InflateError::TooLarge) => Incoming::Error(ProtocolError::MessageTooLarge),
+            Err(InflateError::Corrupt) => Incoming::Error(ProtocolError::InvalidCompressedData),
+        }
+    };
+    assert_eq!(events.last(), Some(&expected), "{context}");
+}
+
+#[test]
+fn inflate_seeds_reach_a_message_1007_and_1009() {
+    // The seeds are worth fuzzing from only if they reach every outcome.
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (path, data) in seeds("inflate") {
+        let (_, stream) = chunking::split(&data);
+        let limit = if data[0] & 8 != 0 { 256 } else { 64 * 1024 };
+        let agreement = DeflateAgreement {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            min_size: 0,
+            level: 6,
+            response: String::new(),
+        };
+        let r = MessageInflater::new(&agreement).inflate(stream, limit);
+        outcomes.insert(format!("{:?}", r.as_ref().map(|_| ()).map_err(|e| *e)));
+        if path.ends_with("rfc_hello") {
+            assert_eq!(r.unwrap(), b"Hello");
+        }
+    }
+    assert_eq!(
+        outcomes.into_iter().collect::<Vec<_>>(),
+        ["Err(Corrupt)", "Err(TooLarge)", "Ok(())"]
+    );
 }
 
 #[test]

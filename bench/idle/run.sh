@@ -10,6 +10,10 @@
 #            built from another checkout (BEFORE_DIR, where `make examples` has run),
 #            for before/after comparisons in one sitting.
 #   REPEAT   [3] rounds over all servers.
+#   HOLD_ARGS  [] extra hold.py options, e.g. "--deflate --message 1024" to offer
+#            permessage-deflate and exchange one message per connection; with the
+#            servers wsqueue-c-deflate-{off,shared,dedicated} (the C echo example with
+#            that --deflate mode) this compares compression's memory cost.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${1:-10000}
@@ -32,11 +36,12 @@ trap cleanup EXIT
 for round in $(seq "$REPEAT"); do
     for server in $SERVERS; do
         case $server in
-            wsqueue-c)        bin=./build/echo_server ;;
-            wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server ;;
+            wsqueue-c)        bin=./build/echo_server; args=() ;;
+            wsqueue-c-deflate-*) bin=./build/echo_server; args=(--deflate "${server#wsqueue-c-deflate-}") ;;
+            wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server; args=() ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
-        "$bin" 0 > "$work/server.log" 2>&1 &
+        "$bin" 0 "${args[@]}" > "$work/server.log" 2>&1 &
         server_pid=$!
         port=
         for _ in $(seq 200); do
@@ -47,7 +52,7 @@ for round in $(seq "$REPEAT"); do
         [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
         echo "== round $round: $server" >&2
         line=$(python3 bench/idle/hold.py "$port" "$server_pid" --conns "$CONNS" --secs "$SECS" \
-            --label "$server")
+            --label "$server" ${HOLD_ARGS:-})
         echo "{\"round\":$round,${line#\{}"
         kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
         server_pid=

@@ -39,9 +39,10 @@ type Upgrader struct {
 	// CheckOrigin returns true to accept the request's Origin (default: same
 	// host as the request, as in gorilla).
 	CheckOrigin func(r *http.Request) bool
-	// EnableCompression is accepted for compatibility: the engine does not
-	// negotiate permessage-deflate yet, so messages go uncompressed (which
-	// every client must accept, RFC 7692 §5).
+	// EnableCompression is accepted for compatibility and does not change
+	// anything: the engine negotiates permessage-deflate (RFC 7692) itself, by
+	// its own policy (on by default, without context takeover, as gorilla
+	// does), for every connection whose client offers it.
 	EnableCompression bool
 }
 

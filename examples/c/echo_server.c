@@ -2,7 +2,12 @@
  * echo_server: sends every WebSocket message back to its sender, unchanged (text as
  * text, binary as binary). The reference peer for the interop tests and benchmarks.
  *
- *   echo_server [port=9002] [static_dir]
+ *   echo_server [port=9002] [--deflate off|shared|dedicated] [--deflate-level 0-9]
+ *               [static_dir]
+ *
+ * --deflate picks the permessage-deflate mode (RFC 7692; default: the library's,
+ * shared): "dedicated" keeps a compression context per connection, "off" declines
+ * every offer. --deflate-level sets the zlib level (default 6).
  *
  * Listens on 127.0.0.1 (port 0 picks a free port), prints
  * "listening on 127.0.0.1:PORT" once ready, and runs until SIGINT or SIGTERM, then
@@ -29,6 +34,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "example_common.h"
 #include "wsqueue.h"
@@ -77,15 +83,59 @@ static void handle(void *ctx, const wsq_server_t *srv, const wsq_event_t *ev)
     /* open, close, drain (the library resumes reading by itself): nothing to do */
 }
 
+/* "--deflate MODE" and "--deflate-level N" after the port: into cfg, and removed from
+ * argv. Returns 0 (after printing the usage) on a bad value. */
+static int take_deflate_options(int *argc, char **argv, wsq_config_t *cfg)
+{
+    int i = 2;
+    while (i < *argc) {
+        const char *opt = argv[i];
+        if (strcmp(opt, "--deflate") != 0 && strcmp(opt, "--deflate-level") != 0) {
+            i++;
+            continue;
+        }
+        const char *v = i + 1 < *argc ? argv[i + 1] : "";
+        int ok = 1;
+        if (strcmp(opt, "--deflate-level") == 0) {
+            char *end;
+            long level = strtol(v, &end, 10);
+            ok = v[0] != '\0' && *end == '\0' && level >= 0 && level <= 9;
+            if (ok)
+                cfg->deflate_level = (uint32_t)level;
+        } else if (strcmp(v, "off") == 0) {
+            cfg->deflate = WSQ_DEFLATE_OFF;
+        } else if (strcmp(v, "shared") == 0) {
+            cfg->deflate = WSQ_DEFLATE_SHARED;
+        } else if (strcmp(v, "dedicated") == 0) {
+            cfg->deflate = WSQ_DEFLATE_DEDICATED;
+        } else {
+            ok = 0;
+        }
+        if (!ok) {
+            fprintf(stderr,
+                    "usage: %s [port=%u] [--deflate off|shared|dedicated] [--deflate-level 0-9] "
+                    "[static_dir]\n",
+                    argv[0], (unsigned)DEFAULT_PORT);
+            return 0;
+        }
+        for (int j = i + 2; j <= *argc; j++) /* argv[argc] is NULL: moved too */
+            argv[j - 2] = argv[j];
+        *argc -= 2;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     uint16_t port;
     const char *static_dir;
+    wsq_config_t cfg;
+    wsq_config_init(&cfg);
+    if (!take_deflate_options(&argc, argv, &cfg))
+        return 2;
     if (!example_parse_args(argc, argv, DEFAULT_PORT, "static_dir", NULL, &port, &static_dir))
         return 2;
 
-    wsq_config_t cfg;
-    wsq_config_init(&cfg);
     cfg.max_connections = MAX_CONNECTIONS;
     cfg.max_frame_size = MAX_MESSAGE_SIZE;
     cfg.max_message_size = MAX_MESSAGE_SIZE;

@@ -106,7 +106,7 @@ fn check_head(head: &wsqueue::protocol::http::RequestHead) {
                     "accepted origin {origin:?}"
                 );
             }
-            let response = render_accept(&up.accept, up.subprotocol.as_deref(), &[]);
+            let response = render_accept(&up.accept, up.subprotocol.as_deref(), None, &[]);
             assert!(response.starts_with(b"HTTP/1.1 101 "));
             assert!(response.ends_with(b"\r\n\r\n"));
         }

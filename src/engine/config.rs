@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::protocol::extensions::DeflateMode;
+
 /// What a send does when the connection's send queue is over its hard limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlowConsumerPolicy {
@@ -95,6 +97,22 @@ pub struct Config {
     /// Also emit `Ping`/`Pong` events (pings are always answered automatically).
     /// Default false.
     pub deliver_ping_pong: bool,
+    /// permessage-deflate (RFC 7692) with clients that offer it. `Shared` (default):
+    /// no context takeover, one compressor and inflater per thread for all
+    /// connections, so compression costs no memory per connection; `Dedicated`:
+    /// context takeover where the client allows it, a compressor and an inflater of
+    /// `deflate_window_bits` per connection (created on first use); `Off`: decline.
+    pub deflate: DeflateMode,
+    /// Base-2 logarithm of the compressor's window, 9..=15 (in `Dedicated` mode also
+    /// the window asked of clients that let the server choose theirs); a smaller
+    /// window costs less memory per connection and compresses less. Default 15.
+    pub deflate_window_bits: u8,
+    /// Messages shorter than this many bytes are sent uncompressed (deflate gains
+    /// little on them and costs time). Default 64.
+    pub deflate_min_size: usize,
+    /// zlib compression level, 0-9: 1 compresses JSON several times faster than 6 for
+    /// about 1.5x the bytes (see bench/RESULTS.md). Default 6 (zlib's default).
+    pub deflate_level: u32,
 }
 
 impl Default for Config {
@@ -124,6 +142,10 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             static_dir: None,
             deliver_ping_pong: false,
+            deflate: DeflateMode::Shared,
+            deflate_window_bits: 15,
+            deflate_min_size: 64,
+            deflate_level: 6,
         }
     }
 }

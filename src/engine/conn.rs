@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::cork::CORK_MAX_MESSAGE;
 use super::error::Error;
 use super::event::ConnId;
 use super::send_queue::{ChunkKind, SendQueue};
@@ -47,7 +48,7 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, reactor: usize, settings: Settings) -> Arc<ConnShared> {
+    pub fn new(id: ConnId, reactor: usize, settings: Arc<Settings>) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             id,
             reactor,
@@ -93,6 +94,24 @@ impl ConnState {
         stats: &Counters,
     ) -> Result<(), Error> {
         self.write(header, payload, ChunkKind::Message, stats)
+    }
+
+    /// Sends one application message frame (`header` + `payload`): queued for the
+    /// uncork when the sending thread is `corking` and the frame is small (see
+    /// `cork.rs`), written at once otherwise. Returns true when the connection was
+    /// not yet corked (the caller remembers it for the uncork).
+    pub fn send_message(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        corking: bool,
+        stats: &Counters,
+    ) -> Result<bool, Error> {
+        if corking && header.len() + payload.len() <= CORK_MAX_MESSAGE {
+            self.cork_message(header, payload, stats)
+        } else {
+            self.write_message(header, payload, stats).map(|()| false)
+        }
     }
 
     /// Queues one application message without writing it: the corking thread writes

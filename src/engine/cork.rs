@@ -17,7 +17,7 @@ use super::shared::{Command, EngineShared};
 
 /// A message larger than this is written at once even while corked: copying it into
 /// the queue would cost more than the system call it saves.
-pub const CORK_MAX_MESSAGE: usize = 16 * 1024;
+pub(crate) const CORK_MAX_MESSAGE: usize = 16 * 1024;
 
 /// One server corked by this thread, and the connections it queued frames for.
 struct Corked {

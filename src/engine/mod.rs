@@ -13,7 +13,9 @@ mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
+mod id_map;
 mod reactor;
+mod recycle;
 mod registry;
 mod send_queue;
 mod shared;
@@ -31,9 +33,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub use config::{Config, SlowConsumerPolicy};
+pub use config::{Config, DeflateMode, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
+pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
 use conn::ConnShared;
@@ -45,9 +48,12 @@ use sys::EventFd;
 
 use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
 use crate::protocol::error::SendError;
+use crate::protocol::extensions::DeflatePolicy;
 use crate::protocol::handshake::HandshakePolicy;
 use crate::protocol::http::HeadLimits;
-use crate::protocol::server_connection::{kind_opcode, HandshakeAnswerError, Settings};
+use crate::protocol::server_connection::{
+    BroadcastFrame, BroadcastFrames, HandshakeAnswerError, Settings,
+};
 use crate::protocol::{Limits, MessageKind};
 
 thread_local! {
@@ -113,7 +119,7 @@ impl Engine {
         }
         let listeners = Arc::new(listeners);
         let shared = Arc::new(EngineShared {
-            settings: Settings {
+            settings: Arc::new(Settings {
                 head_limits: HeadLimits {
                     max_head_bytes: config.max_head_bytes,
                     max_headers: config.max_headers,
@@ -126,7 +132,13 @@ impl Engine {
                     allowed_origins: config.allowed_origins.clone(),
                     subprotocols: config.subprotocols.clone(),
                 },
-            },
+                deflate: DeflatePolicy {
+                    mode: config.deflate,
+                    window_bits: config.deflate_window_bits,
+                    min_size: config.deflate_min_size,
+                    level: config.deflate_level,
+                },
+            }),
             events: EventQueue::new(config.event_queue_capacity)?,
             registry: Registry::new(),
             stats: Counters::default(),
@@ -226,7 +238,9 @@ impl Engine {
         if !st.ws.is_open_or_later() {
             return Err(Error::InvalidState("the connection is not open yet"));
         }
-        let (h, n) = st
+        // Admitted at its uncompressed size: a compressor with context takeover must
+        // not see a message that is then refused.
+        let (_, n) = st
             .ws
             .message_header(kind, payload.len())
             .map_err(|_| Error::Closed)?;
@@ -237,12 +251,14 @@ impl Engine {
             }
             return Err(refusal.error());
         }
-        if payload.len() <= cork::CORK_MAX_MESSAGE && cork::is_corked(&self.shared) {
-            if st.cork_message(&h[..n], payload, &self.shared.stats)? {
-                cork::remember(&self.shared, conn.clone());
-            }
-        } else {
-            st.write_message(&h[..n], payload, &self.shared.stats)?;
+        let frame = st
+            .ws
+            .encode_message(kind, payload)
+            .map_err(|_| Error::Closed)?;
+        let (head, body) = frame.parts(payload);
+        let corking = cork::is_corked(&self.shared);
+        if st.send_message(head, body, corking, &self.shared.stats)? {
+            cork::remember(&self.shared, conn.clone());
         }
         Counters::add(&self.shared.stats.messages_out, 1);
         Ok(self.shared.status_after_send(&mut st))
@@ -324,12 +340,9 @@ impl Engine {
         targets: Option<&[ConnId]>,
     ) -> Result<usize, Error> {
         self.check_running()?;
-        let (h, n) =
-            crate::protocol::frame::server_header(kind_opcode(kind), true, payload.len() as u64);
-        let mut frame = Vec::with_capacity(n + payload.len());
-        frame.extend_from_slice(&h[..n]);
-        frame.extend_from_slice(payload);
-        let frame: Arc<[u8]> = Arc::from(frame);
+        // Encoded once per kind of recipient (plain, or compressed without context
+        // takeover), per recipient only with context takeover.
+        let mut frames = BroadcastFrames::new(kind, payload);
         let conns: Vec<Arc<ConnShared>> = match targets {
             None => self.shared.registry.all(),
             Some(ids) => ids
@@ -344,14 +357,23 @@ impl Engine {
             if !st.ws.is_open_or_later() || !st.ws.can_send() {
                 continue;
             }
-            if let Err(refusal) = self.shared.admit(&mut st, frame.len()) {
+            if let Err(refusal) = self.shared.admit(&mut st, frames.max_wire_len()) {
                 if refusal == Refusal::Condemned {
                     drop(st);
                     self.shared.command(conn.reactor, Command::Kick(conn.id));
                 }
                 continue;
             }
-            if let Ok(newly_corked) = st.write_shared(&frame, corking, &self.shared.stats) {
+            let written = match frames.frame_for(&mut st.ws) {
+                BroadcastFrame::Shared(frame) => {
+                    st.write_shared(&frame, corking, &self.shared.stats)
+                }
+                BroadcastFrame::Own(frame) => {
+                    let (head, body) = frame.parts(payload);
+                    st.send_message(head, body, corking, &self.shared.stats)
+                }
+            };
+            if let Ok(newly_corked) = written {
                 delivered += 1;
                 let _ = self.shared.status_after_send(&mut st);
                 if newly_corked {
@@ -514,6 +536,14 @@ fn validate_config(c: &Config) -> Result<(), Error> {
         return Err(Error::InvalidArgument(
             "max_buffered_bytes must be positive",
         ));
+    }
+    if !(9..=15).contains(&c.deflate_window_bits) {
+        return Err(Error::InvalidArgument(
+            "deflate_window_bits must be 9..=15 (RFC 7692 §7.1.2)",
+        ));
+    }
+    if c.deflate_level > 9 {
+        return Err(Error::InvalidArgument("deflate_level must be 0..=9"));
     }
     if c.reactor_threads > 1024 {
         return Err(Error::InvalidArgument(

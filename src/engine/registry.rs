@@ -1,28 +1,28 @@
 //! Connection id → shared connection state, sharded so sends to different connections
 //! from different threads rarely touch the same lock.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::conn::ConnShared;
 use super::event::ConnId;
+use super::id_map::IdMap;
 
 const SHARDS: usize = 64;
 
 pub struct Registry {
-    shards: Vec<Mutex<HashMap<u64, Arc<ConnShared>>>>,
+    shards: Vec<Mutex<IdMap<Arc<ConnShared>>>>,
 }
 
 impl Registry {
     pub fn new() -> Registry {
         Registry {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
         }
     }
 
-    fn shard(&self, id: ConnId) -> &Mutex<HashMap<u64, Arc<ConnShared>>> {
+    fn shard(&self, id: ConnId) -> &Mutex<IdMap<Arc<ConnShared>>> {
         &self.shards[(id.0 as usize) % SHARDS]
     }
 

@@ -35,7 +35,9 @@ enum Bytes {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
     /// Several small application messages in one buffer (corked sends: one allocation
-    /// per batch, not per message), with the offset where each one ends.
+    /// per batch, not per message), with the offset where each one ends. A buffer
+    /// with one message leaves `ends` empty: one reply per connection per batch (the
+    /// 1-in-flight echo) then costs one allocation, not two.
     Gathered {
         buf: Vec<u8>,
         ends: Vec<usize>,
@@ -60,6 +62,7 @@ impl Chunk {
     /// `written` (a message cut short mid-frame reached the peer in part).
     fn unstarted_messages(&self, written: usize) -> usize {
         match (&self.bytes, self.kind) {
+            (Bytes::Gathered { ends, .. }, _) if ends.is_empty() => usize::from(written == 0),
             (Bytes::Gathered { ends, .. }, _) => {
                 // A message starts where the previous one ends.
                 let starts = std::iter::once(0).chain(ends.iter().copied());
@@ -73,7 +76,7 @@ impl Chunk {
     /// Frames this chunk holds.
     fn frames(&self) -> usize {
         match &self.bytes {
-            Bytes::Gathered { ends, .. } => ends.len(),
+            Bytes::Gathered { ends, .. } => ends.len().max(1),
             _ => 1,
         }
     }
@@ -141,6 +144,9 @@ impl SendQueue {
         }) = self.chunks.back_mut()
         {
             if buf.len() + len <= GATHER_MAX {
+                if ends.is_empty() {
+                    ends.push(buf.len());
+                }
                 buf.extend_from_slice(header);
                 buf.extend_from_slice(payload);
                 ends.push(buf.len());
@@ -153,7 +159,7 @@ impl SendQueue {
         self.chunks.push_back(Chunk {
             bytes: Bytes::Gathered {
                 buf,
-                ends: vec![len],
+                ends: Vec::new(),
             },
             kind: ChunkKind::Message,
         });
@@ -355,6 +361,16 @@ mod tests {
         q.push_message(b"", b"aaaa");
         q.push_message(b"", b"bbbb");
         assert_eq!(q.clear(), 2);
+    }
+
+    #[test]
+    fn a_single_gathered_message_counts_as_one_until_started() {
+        let mut q = SendQueue::new();
+        q.push_message(b"h", b"only");
+        assert_eq!(q.clear(), 1);
+        q.push_message(b"h", b"only");
+        q.consume(1);
+        assert_eq!(q.clear(), 0, "a started message reached the peer in part");
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct ReactorHandle {
 
 pub struct EngineShared {
     pub config: Config,
-    pub settings: Settings,
+    /// Every connection shares these (one allocation per server, not per connection).
+    pub settings: Arc<Settings>,
     pub registry: Registry,
     pub events: EventQueue,
     pub stats: Counters,

@@ -144,6 +144,14 @@ pub fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
 }
 
 /// Half-closes: our side is done writing (the peer sees EOF after our close frame).
+/// The address of the socket's peer (None once it is disconnected).
+pub fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller's socket is only borrowed: ManuallyDrop never closes `fd`.
+    let stream = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+    stream.peer_addr().ok()
+}
+
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall; failure (peer already gone) needs no handling.
     unsafe { libc::shutdown(fd, libc::SHUT_WR) };

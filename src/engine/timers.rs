@@ -10,9 +10,20 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// The deadline a connection's live heap entry carries, if any.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Armed(Option<u64>);
+/// The deadline a connection's live heap entry carries, if any ([`Armed::NONE`]: none;
+/// a sentinel rather than an `Option`, 8 bytes less for every connection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Armed(u64);
+
+impl Armed {
+    const NONE: u64 = u64::MAX;
+}
+
+impl Default for Armed {
+    fn default() -> Self {
+        Armed(Armed::NONE)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct TimerHeap {
@@ -26,13 +37,10 @@ impl TimerHeap {
 
     /// Makes sure connection `id` is looked at no later than `deadline` (ms).
     pub fn arm(&mut self, armed: &mut Armed, id: u64, deadline: u64) {
-        match armed.0 {
-            // An entry that fires earlier will find this deadline and re-arm then.
-            Some(at) if at <= deadline => {}
-            _ => {
-                armed.0 = Some(deadline);
-                self.heap.push(Reverse((deadline, id)));
-            }
+        // An entry that fires earlier will find this deadline and re-arm then.
+        if armed.0 == Armed::NONE || armed.0 > deadline {
+            armed.0 = deadline;
+            self.heap.push(Reverse((deadline, id)));
         }
     }
 
@@ -51,8 +59,8 @@ impl TimerHeap {
 
     /// Whether a popped entry is the one `armed` trusts; if so it is consumed.
     pub fn claim(armed: &mut Armed, deadline: u64) -> bool {
-        if armed.0 == Some(deadline) {
-            armed.0 = None;
+        if armed.0 == deadline && deadline != Armed::NONE {
+            armed.0 = Armed::NONE;
             true
         } else {
             false

@@ -1,12 +1,13 @@
 //! Turning engine events into `wsq_event_t`s whose pointers stay valid until
 //! `wsq_events_release`.
 
+use std::cell::RefCell;
 use std::ffi::c_char;
 use std::ptr;
 
 use super::types::*;
 use crate::protocol::MessageKind;
-use crate::server::{Event, EventKind, RequestInfo};
+use crate::server::{Event, EventKind, RequestInfo, Server};
 
 /// Owns everything an event's pointers point into.
 #[derive(Default)]
@@ -18,6 +19,39 @@ struct Storage {
     subprotocol: Option<Vec<u8>>,
     header_strings: Vec<(Vec<u8>, Vec<u8>)>,
     headers: Vec<wsq_header_t>,
+}
+
+/// Released storages kept per thread for the next events, so that an event costs no
+/// allocation of its own (a thread polls and releases in turn).
+const POOLED_STORAGES: usize = 256;
+
+thread_local! {
+    // The boxes themselves are what is reused: an event's `internal` is a Box.
+    #[allow(clippy::vec_box)]
+    static STORAGES: RefCell<Vec<Box<Storage>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn new_storage() -> Box<Storage> {
+    STORAGES
+        .try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Empties a storage (its message buffer goes back to the engine for reuse) and keeps
+/// it for a later event.
+fn retire_storage(mut storage: Box<Storage>) {
+    Server::recycle(std::mem::take(&mut storage.data));
+    // Request and close events' strings are freed, not pooled (a message event has
+    // none: this frees nothing then).
+    *storage = Storage::default();
+    let _ = STORAGES.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOLED_STORAGES {
+            p.push(storage);
+        }
+    });
 }
 
 /// A NUL-terminated copy (the length before the NUL is the string's own).
@@ -82,7 +116,7 @@ pub fn to_c(event: Event) -> wsq_event_t {
     let mut out = empty_event();
     out.conn = event.conn.0;
     out.tag = event.tag;
-    let mut storage = Box::<Storage>::default();
+    let mut storage = new_storage();
     match event.kind {
         EventKind::Open(info) => {
             out.event_type = WSQ_EVENT_OPEN;
@@ -131,8 +165,8 @@ pub fn to_c(event: Event) -> wsq_event_t {
 pub fn release(event: &mut wsq_event_t) {
     if !event.internal.is_null() {
         // SAFETY: `internal` is only ever set by `to_c` from `Box::into_raw(Box<Storage>)`
-        // and is nulled here, so it is freed exactly once.
-        drop(unsafe { Box::from_raw(event.internal as *mut Storage) });
+        // and is nulled here, so it is taken back exactly once.
+        retire_storage(unsafe { Box::from_raw(event.internal as *mut Storage) });
     }
     *event = empty_event();
 }

@@ -28,7 +28,7 @@ use types::*;
 
 use crate::protocol::MessageKind;
 use crate::server::Server;
-use crate::server::{Config, ConnId, SendStatus, SlowConsumerPolicy};
+use crate::server::{Config, ConnId, DeflateMode, SendStatus, SlowConsumerPolicy};
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
@@ -169,6 +169,10 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             subprotocols: std::ptr::null(),
             allowed_origins: std::ptr::null(),
             static_dir: std::ptr::null(),
+            deflate: deflate_mode_to_c(d.deflate),
+            deflate_window_bits: d.deflate_window_bits as u32,
+            deflate_min_size: d.deflate_min_size as u64,
+            deflate_level: d.deflate_level,
         };
         // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
         unsafe { config.write(c) };
@@ -204,6 +208,16 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
             ))
         }
     };
+    let deflate = match c.deflate {
+        WSQ_DEFLATE_OFF => DeflateMode::Off,
+        WSQ_DEFLATE_SHARED => DeflateMode::Shared,
+        WSQ_DEFLATE_DEDICATED => DeflateMode::Dedicated,
+        _ => {
+            return Err(invalid(
+                "deflate must be WSQ_DEFLATE_OFF, _SHARED or _DEDICATED",
+            ))
+        }
+    };
     let defaults = Config::default();
     Ok(Config {
         listen,
@@ -231,7 +245,20 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
         subprotocols: list(unsafe { opt_str(c.subprotocols, "subprotocols")? }),
         allowed_origins: list(unsafe { opt_str(c.allowed_origins, "allowed_origins")? }),
         static_dir: unsafe { opt_str(c.static_dir, "static_dir")? }.map(PathBuf::from),
+        deflate,
+        // Out-of-range values are refused by the engine's validation.
+        deflate_window_bits: u8::try_from(c.deflate_window_bits).unwrap_or(u8::MAX),
+        deflate_min_size: usize::try_from(c.deflate_min_size).unwrap_or(usize::MAX),
+        deflate_level: c.deflate_level,
     })
+}
+
+fn deflate_mode_to_c(mode: DeflateMode) -> u32 {
+    match mode {
+        DeflateMode::Off => WSQ_DEFLATE_OFF,
+        DeflateMode::Shared => WSQ_DEFLATE_SHARED,
+        DeflateMode::Dedicated => WSQ_DEFLATE_DEDICATED,
+    }
 }
 
 /// Starts a server: binds every listen address and starts the reactor threads.

@@ -32,6 +32,17 @@ pub const WSQ_SLOW_CONSUMER_REJECT: u32 = 0;
 /// more is accepted for it. A broadcast reaching its hard limit does the same.
 pub const WSQ_SLOW_CONSUMER_CLOSE: u32 = 1;
 
+/// wsq_config_t.deflate: decline permessage-deflate (no compression).
+pub const WSQ_DEFLATE_OFF: u32 = 0;
+/// wsq_config_t.deflate: permessage-deflate without context takeover, one compressor
+/// and inflater per thread shared by every connection (no zlib memory per
+/// connection). The default.
+pub const WSQ_DEFLATE_SHARED: u32 = 1;
+/// wsq_config_t.deflate: permessage-deflate with context takeover where the client
+/// allows it: a compressor and an inflater per connection (created on first use),
+/// with deflate_window_bits windows. Better ratios, more memory per connection.
+pub const WSQ_DEFLATE_DEDICATED: u32 = 2;
+
 /// Server settings. Always fill with wsq_config_init() first, then change fields.
 /// String fields are borrowed only for the duration of wsq_server_start (which
 /// copies them); NULL means "none" (for listen: the default).
@@ -100,6 +111,17 @@ pub struct wsq_config_t {
     pub allowed_origins: *const c_char,
     /// Directory served to plain HTTP GET/HEAD requests; NULL = answer 404.
     pub static_dir: *const c_char,
+    /// permessage-deflate (RFC 7692) with clients that offer it: WSQ_DEFLATE_SHARED
+    /// (default), WSQ_DEFLATE_DEDICATED or WSQ_DEFLATE_OFF.
+    pub deflate: u32,
+    /// Base-2 logarithm of the compressor's window, 9-15 (WSQ_DEFLATE_DEDICATED also
+    /// asks it of clients that let the server choose theirs). Default 15.
+    pub deflate_window_bits: u32,
+    /// Messages shorter than this many bytes are sent uncompressed. Default 64.
+    pub deflate_min_size: u64,
+    /// zlib compression level, 0-9 (1 is several times faster than 6 on JSON, for
+    /// about 1.5x the bytes). Default 6.
+    pub deflate_level: u32,
 }
 
 /// One HTTP header: NUL-terminated name and value.

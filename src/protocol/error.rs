@@ -27,6 +27,8 @@ pub enum ProtocolError {
     MessageTooLarge,
     /// §8.1: a text message (or part of one) that is not valid UTF-8.
     InvalidUtf8,
+    /// RFC 7692 §7.2.2: a compressed message whose payload is not a deflate stream.
+    InvalidCompressedData,
     /// §5.5.1: a close payload of exactly one byte.
     InvalidClosePayload,
     /// §7.4.1/§7.4.2: a close code that must not appear on the wire.
@@ -40,7 +42,9 @@ impl ProtocolError {
     pub fn close_code(&self) -> u16 {
         match self {
             // §7.4.1 1007: data inconsistent with the message type (non-UTF-8 text).
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => 1007,
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => 1007,
             // §7.4.1 1009: a message too big to process.
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => 1009,
             _ => 1002,
@@ -63,6 +67,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::FrameTooLarge => "frame too large",
             ProtocolError::MessageTooLarge => "message too large",
             ProtocolError::InvalidUtf8 => "invalid UTF-8 in text message",
+            ProtocolError::InvalidCompressedData => "compressed message does not inflate",
             ProtocolError::InvalidClosePayload => "close payload of one byte",
             ProtocolError::InvalidCloseCode(code) => {
                 return write!(f, "close code {code} is not allowed on the wire")

@@ -156,7 +156,8 @@ pub fn validate(head: &RequestHead, policy: &HandshakePolicy) -> Result<UpgradeR
 /// Headers `render_accept` writes itself, or that a 101 must not carry. A caller's copy
 /// is dropped: a second `Sec-WebSocket-Accept` or `-Protocol` makes the client fail the
 /// connection (§4.1, its checks of the response), `Sec-WebSocket-Extensions` would announce an extension the
-/// engine does not implement (§9.1: frames with RSV bits would then be refused), and a
+/// engine did not negotiate (§9.1: only the engine's own answer, passed to
+/// `render_accept`, matches what its reader and writer do), and a
 /// 1xx response has no content, so no framing headers (RFC 9110 §8.6, RFC 9112 §6.1).
 const RESERVED_IN_ACCEPT: &[&str] = &[
     "Upgrade",
@@ -210,6 +211,7 @@ fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)], reserved: &[&st
 pub fn render_accept(
     accept: &str,
     subprotocol: Option<&str>,
+    extensions: Option<&str>,
     extra_headers: &[(String, String)],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
@@ -221,6 +223,14 @@ pub fn render_accept(
         push_headers(
             &mut out,
             &[("Sec-WebSocket-Protocol".to_string(), p.to_string())],
+            &[],
+        );
+    }
+    if let Some(e) = extensions {
+        // §9.1: the extensions the server accepted, as negotiated.
+        push_headers(
+            &mut out,
+            &[("Sec-WebSocket-Extensions".to_string(), e.to_string())],
             &[],
         );
     }
@@ -487,6 +497,7 @@ mod tests {
         let r = String::from_utf8(render_accept(
             "abc=",
             Some("chat"),
+            None,
             &[
                 ("X-Ok".into(), "1".into()),
                 ("X-Bad".into(), "a\r\nSet-Cookie: x".into()),
@@ -627,7 +638,7 @@ mod tests {
         };
         let up = validate(&head(""), &policy).unwrap();
         assert_eq!(up.subprotocol, None);
-        let text = String::from_utf8(render_accept(&up.accept, None, &[])).unwrap();
+        let text = String::from_utf8(render_accept(&up.accept, None, None, &[])).unwrap();
         assert!(!text.contains("Sec-WebSocket-Protocol"), "{text}");
     }
 
@@ -636,7 +647,7 @@ mod tests {
         // §1.3: the server's handshake for the sample key.
         let up = validate(&head(""), &HandshakePolicy::default()).unwrap();
         assert_eq!(
-            render_accept(&up.accept, None, &[]),
+            render_accept(&up.accept, None, None, &[]),
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
         );
     }
@@ -659,7 +670,7 @@ mod tests {
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
-        let text = String::from_utf8(render_accept("abc=", Some("chat"), &extras)).unwrap();
+        let text = String::from_utf8(render_accept("abc=", Some("chat"), None, &extras)).unwrap();
         assert_eq!(
             text,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc=\r\nSec-WebSocket-Protocol: chat\r\nX-Kept: a\tb\r\n\r\n"

@@ -5,6 +5,7 @@
 //! file and cites the RFC section it comes from.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod extensions;
 pub mod frame;
@@ -14,6 +15,9 @@ pub mod mask;
 pub mod reader;
 pub mod server_connection;
 pub mod utf8;
+
+#[cfg(test)]
+mod deflate_conn_tests;
 
 pub use close::CloseCode;
 pub use error::ProtocolError;

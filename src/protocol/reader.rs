@@ -5,9 +5,10 @@
 //! (fewer than [`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes).
 
 use super::close::{parse_close_payload, CloseCode};
+use super::deflate::{InflateError, MessageInflater};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use super::mask::{apply_mask, extend_unmasked};
+use super::frame::{FrameHeader, OpCode};
+use super::mask::extend_unmasked;
 use super::utf8::Utf8Validator;
 use super::{Limits, MessageKind};
 
@@ -49,16 +50,20 @@ struct PayloadState {
 #[derive(Debug)]
 pub struct Reader {
     limits: Limits,
-    /// RSV bits a negotiated extension allows (none yet: permessage-deflate would set
-    /// RSV1 here).
-    allowed_rsv: u8,
+    /// Set when permessage-deflate was negotiated (RFC 7692): RSV1 then marks a
+    /// compressed message.
+    inflater: Option<Box<MessageInflater>>,
     frame: Option<PayloadState>,
     /// The kind of the (possibly fragmented) message in progress.
     message: Option<MessageKind>,
+    /// The message in progress is compressed: its frames are collected as they are and
+    /// inflated (and UTF-8 checked) once the last one is in.
+    compressed: bool,
     buffer: Vec<u8>,
     utf8: Utf8Validator,
-    control: [u8; MAX_CONTROL_PAYLOAD],
-    control_len: usize,
+    /// A control frame's payload (at most 125 bytes, §5.5), allocated only while one
+    /// is in progress and handed on whole: an idle connection holds none.
+    control: Vec<u8>,
     finished: bool,
 }
 
@@ -66,15 +71,20 @@ impl Reader {
     pub fn new(limits: Limits) -> Self {
         Reader {
             limits,
-            allowed_rsv: 0,
+            inflater: None,
             frame: None,
             message: None,
+            compressed: false,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: [0; MAX_CONTROL_PAYLOAD],
-            control_len: 0,
+            control: Vec::new(),
             finished: false,
         }
+    }
+
+    /// Accepts compressed messages from now on (permessage-deflate was negotiated).
+    pub fn enable_inflate(&mut self, inflater: MessageInflater) {
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// Consumes as much of `input` as possible and appends what it completes to `events`.
@@ -104,15 +114,13 @@ impl Reader {
             let take = (frame.remaining.min((input.len() - pos) as u64)) as usize;
             let piece = &input[pos..pos + take];
             if frame.opcode.is_control() {
-                let dst = &mut self.control[self.control_len..self.control_len + take];
-                dst.copy_from_slice(piece);
-                apply_mask(dst, frame.key, frame.offset);
-                self.control_len += take;
+                extend_unmasked(&mut self.control, piece, frame.key, frame.offset);
             } else {
                 let start = self.buffer.len();
                 extend_unmasked(&mut self.buffer, piece, frame.key, frame.offset);
                 // §8.1 fail fast: validate each piece as it arrives.
                 if self.message == Some(MessageKind::Text)
+                    && !self.compressed
                     && self.utf8.feed(&self.buffer[start..]).is_err()
                 {
                     pos += take;
@@ -142,11 +150,15 @@ impl Reader {
         // §5.1: the server MUST fail the connection on an unmasked client frame.
         let key = h.mask.ok_or(ProtocolError::UnmaskedFrame)?;
         // §5.2: non-zero RSV bits without a negotiated meaning fail the connection.
-        if h.rsv & !self.allowed_rsv != 0 {
+        // RFC 7692 §6.1: RSV1 means "compressed" on the first frame of a data message
+        // only; on a continuation or control frame it is still a reserved bit.
+        let rsv1 = h.rsv & 0b100 != 0;
+        let compressible = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv & 0b011 != 0 || rsv1 && (self.inflater.is_none() || !compressible) {
             return Err(ProtocolError::ReservedBitsSet);
         }
         if h.opcode.is_control() {
-            self.control_len = 0;
+            self.control.clear();
         } else {
             // §5.4: fragments of one message are not interleaved with another message.
             match (h.opcode, self.message) {
@@ -168,6 +180,9 @@ impl Reader {
                 OpCode::Binary => self.message = Some(MessageKind::Binary),
                 _ => {}
             }
+            if compressible {
+                self.compressed = rsv1;
+            }
             self.buffer
                 .reserve(h.payload_len.min(MAX_UPFRONT_RESERVE) as usize);
         }
@@ -182,11 +197,11 @@ impl Reader {
     }
 
     fn finish_frame(&mut self, frame: PayloadState, events: &mut Vec<Incoming>) {
-        let control = &self.control[..self.control_len];
+        let control = std::mem::take(&mut self.control);
         match frame.opcode {
-            OpCode::Ping => events.push(Incoming::Ping(control.to_vec())),
-            OpCode::Pong => events.push(Incoming::Pong(control.to_vec())),
-            OpCode::Close => match parse_close_payload(control) {
+            OpCode::Ping => events.push(Incoming::Ping(control)),
+            OpCode::Pong => events.push(Incoming::Pong(control)),
+            OpCode::Close => match parse_close_payload(&control) {
                 Ok(parsed) => {
                     let (code, reason) = match parsed {
                         Some((c, r)) => (Some(c), r.to_string()),
@@ -205,16 +220,37 @@ impl Reader {
                     .message
                     .take()
                     .expect("a data frame belongs to a message");
-                if kind == MessageKind::Text && self.utf8.finish().is_err() {
+                let mut payload = std::mem::take(&mut self.buffer);
+                if std::mem::take(&mut self.compressed) {
+                    match self.inflate(&payload, kind) {
+                        Ok(inflated) => payload = inflated,
+                        Err(e) => return self.fail(e, events),
+                    }
+                } else if kind == MessageKind::Text && self.utf8.finish().is_err() {
                     self.fail(ProtocolError::InvalidUtf8, events);
                     return;
                 }
-                events.push(Incoming::Message {
-                    kind,
-                    payload: std::mem::take(&mut self.buffer),
-                });
+                events.push(Incoming::Message { kind, payload });
             }
         }
+    }
+
+    /// RFC 7692 §7.2.2: the inflated size counts against the message limit (§10.4),
+    /// and a text message's UTF-8 is checked on the inflated bytes (§8.1).
+    fn inflate(&mut self, compressed: &[u8], kind: MessageKind) -> Result<Vec<u8>, ProtocolError> {
+        let limit = usize::try_from(self.limits.max_message_size).unwrap_or(usize::MAX);
+        let inflater = self
+            .inflater
+            .as_mut()
+            .expect("RSV1 is accepted only with an inflater");
+        let inflated = inflater.inflate(compressed, limit).map_err(|e| match e {
+            InflateError::TooLarge => ProtocolError::MessageTooLarge,
+            InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+        })?;
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&inflated).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(inflated)
     }
 
     fn fail(&mut self, error: ProtocolError, events: &mut Vec<Incoming>) {
@@ -228,6 +264,7 @@ impl Reader {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::protocol::mask::apply_mask;
 
     /// A masked client frame.
     pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {

@@ -15,8 +15,13 @@
 //! failure or a close reach the application (and its replies the wire) before our
 //! close frame does (see [`ConnEvent::Barrier`]).
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use super::close::{encode_close_payload, CloseCode, MAX_CLOSE_REASON};
+use super::deflate::{Compressed, MessageDeflater, MessageInflater};
 use super::error::{ProtocolError, SendError};
+use super::extensions::{negotiate_deflate, DeflatePolicy};
 use super::frame::{
     encode_frame, server_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN,
 };
@@ -42,6 +47,8 @@ pub struct Settings {
     pub head_limits: HeadLimits,
     pub limits: Limits,
     pub policy: HandshakePolicy,
+    /// permessage-deflate (RFC 7692): negotiated in [`ServerConnection::accept`].
+    pub deflate: DeflatePolicy,
 }
 
 /// Something the I/O layer must act on or report.
@@ -133,66 +140,93 @@ pub enum Keepalive {
 
 #[derive(Debug)]
 enum State {
-    Handshake(RequestParser),
+    // Boxed so that an open connection does not carry the parser's size.
+    Handshake(Box<RequestParser>),
     AwaitingAccept(Box<UpgradeRequest>),
     Open,
     /// The peer closed or failed; our close frame (and the outcome) wait for the
     /// application to pass the barrier.
-    Deferred {
-        close: Vec<u8>,
-        outcome: Outcome,
-    },
+    Deferred(Box<DeferredClose>),
     /// Our close frame is queued; the peer's is awaited. Its data is discarded.
     CloseSent,
     /// Nothing more to say: flush, half-close, wait for EOF.
-    Finished(Option<Outcome>),
+    Finished(Option<Box<Outcome>>),
+}
+
+/// What `State::Deferred` holds (boxed: the state of every idle connection is only as
+/// large as its largest variant).
+#[derive(Debug)]
+struct DeferredClose {
+    close: Vec<u8>,
+    outcome: Outcome,
 }
 
 /// The sans-I/O server side of one WebSocket connection.
 #[derive(Debug)]
 pub struct ServerConnection {
-    settings: Settings,
+    /// Shared by every connection of a server (one allocation, not one per connection).
+    settings: Arc<Settings>,
     state: State,
     reader: Reader,
     /// Input not consumed yet: an incomplete frame header, or the bytes after the
     /// request head while the upgrade awaits an answer.
     input: Vec<u8>,
-    output: Vec<u8>,
-    pongs: std::collections::VecDeque<Vec<u8>>,
+    /// What waits to be written; allocated only while something does.
+    outbox: Option<Box<Outbox>>,
     pongs_coalesced: u64,
-    close_frame: Option<Vec<u8>>,
     close_written: bool,
     half_closed: bool,
     awaiting_pong: bool,
     discarded: usize,
+    /// Set when permessage-deflate was negotiated: compresses outgoing messages.
+    /// (Boxed: a connection without compression carries a pointer, not the state.)
+    deflater: Option<Box<MessageDeflater>>,
+}
+
+/// Bytes the connection wants written, held only while there are some: an idle
+/// connection carries one empty pointer instead of three empty buffers.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Engine-made bytes (HTTP responses, pings), in order.
+    output: Vec<u8>,
+    /// Payloads of the pings still owed a pong (at most [`MAX_PENDING_PONGS`]).
+    pongs: VecDeque<Vec<u8>>,
+    /// Our close frame, once it is to be written.
+    close_frame: Option<Vec<u8>>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.output.is_empty() && self.pongs.is_empty() && self.close_frame.is_none()
+    }
 }
 
 impl ServerConnection {
     /// A connection whose first bytes will be the HTTP request head.
-    pub fn new(settings: Settings) -> Self {
-        let parser = RequestParser::new(settings.head_limits);
+    pub fn new(settings: impl Into<Arc<Settings>>) -> Self {
+        let settings = settings.into();
+        let parser = Box::new(RequestParser::new(settings.head_limits));
         Self::with_state(settings, State::Handshake(parser))
     }
 
     /// A connection past its handshake (for tests and fuzzing of the frame path).
-    pub fn new_open(settings: Settings) -> Self {
-        Self::with_state(settings, State::Open)
+    pub fn new_open(settings: impl Into<Arc<Settings>>) -> Self {
+        Self::with_state(settings.into(), State::Open)
     }
 
-    fn with_state(settings: Settings, state: State) -> Self {
+    fn with_state(settings: Arc<Settings>, state: State) -> Self {
         ServerConnection {
             reader: Reader::new(settings.limits),
             settings,
             state,
             input: Vec::new(),
-            output: Vec::new(),
-            pongs: std::collections::VecDeque::new(),
+            outbox: None,
             pongs_coalesced: 0,
-            close_frame: None,
             close_written: false,
             half_closed: false,
             awaiting_pong: false,
             discarded: 0,
+            deflater: None,
         }
     }
 
@@ -230,7 +264,7 @@ impl ServerConnection {
             },
             State::AwaitingAccept(_) => self.input.extend_from_slice(data),
             State::Finished(_) => self.discarded += data.len(),
-            State::Deferred { .. } => {} // the reader is finished: nothing after the error
+            State::Deferred(_) => {} // the reader is finished: nothing after the error
             State::Open | State::CloseSent => self.receive_frames(data, events),
         }
     }
@@ -289,11 +323,12 @@ impl ServerConnection {
                 if open {
                     // §5.5.3: answering only the most recent pings is allowed, so a
                     // peer that pings and never reads costs a few pongs of memory.
-                    if self.pongs.len() == MAX_PENDING_PONGS {
-                        self.pongs.pop_front();
+                    let outbox = self.outbox.get_or_insert_with(Box::default);
+                    if outbox.pongs.len() == MAX_PENDING_PONGS {
+                        outbox.pongs.pop_front();
                         self.pongs_coalesced += 1;
                     }
-                    self.pongs.push_back(payload.clone());
+                    outbox.pongs.push_back(payload.clone());
                 }
                 events.push(ConnEvent::Ping(payload));
             }
@@ -313,7 +348,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // Our close was sent first: the closing handshake is complete.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
             Incoming::Error(error) => {
@@ -331,7 +366,7 @@ impl ServerConnection {
                     self.defer_close(payload, outcome, events);
                 } else {
                     // One close frame per side: ours is out already.
-                    self.state = State::Finished(Some(outcome));
+                    self.state = State::Finished(Some(Box::new(outcome)));
                 }
             }
         }
@@ -340,7 +375,7 @@ impl ServerConnection {
     fn defer_close(&mut self, payload: Vec<u8>, outcome: Outcome, events: &mut Vec<ConnEvent>) {
         let mut close = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut close);
-        self.state = State::Deferred { close, outcome };
+        self.state = State::Deferred(Box::new(DeferredClose { close, outcome }));
         events.push(ConnEvent::Barrier);
     }
 
@@ -352,22 +387,23 @@ impl ServerConnection {
         }
         self.flush_pong_before_close();
         let placeholder = State::Finished(None);
-        if let State::Deferred { close, outcome } = std::mem::replace(&mut self.state, placeholder)
-        {
-            self.close_frame = Some(close);
-            self.state = State::Finished(Some(outcome));
+        if let State::Deferred(deferred) = std::mem::replace(&mut self.state, placeholder) {
+            let DeferredClose { close, outcome } = *deferred;
+            self.outbox().close_frame = Some(close);
+            self.state = State::Finished(Some(Box::new(outcome)));
         }
     }
 
     /// True while our close frame waits for [`release_barrier`](Self::release_barrier).
     pub fn is_deferred(&self) -> bool {
-        matches!(self.state, State::Deferred { .. })
+        matches!(self.state, State::Deferred(_))
     }
 
     /// The peer closed TCP (or it failed): how the connection ended.
     pub fn receive_eof(&mut self, fallback: &str) -> Outcome {
         match std::mem::replace(&mut self.state, State::Finished(None)) {
-            State::Finished(Some(o)) | State::Deferred { outcome: o, .. } => o,
+            State::Finished(Some(o)) => *o,
+            State::Deferred(d) => d.outcome,
             _ => Outcome::lost(fallback),
         }
     }
@@ -376,7 +412,7 @@ impl ServerConnection {
     /// handshake keeps its clean report; anything else is `lost(reason)` (or `code`).
     pub fn outcome_if_dropped(&self, code: CloseCode, reason: &str) -> Outcome {
         match &self.state {
-            State::Finished(Some(o)) => o.clone(),
+            State::Finished(Some(o)) => Outcome::clone(o),
             _ => Outcome {
                 code: code.0,
                 reason: reason.to_string(),
@@ -404,8 +440,18 @@ impl ServerConnection {
             Some(p) if upgrade.offered_subprotocols.iter().any(|o| o == p) => Some(p.to_string()),
             Some(_) => return Err(HandshakeAnswerError::SubprotocolNotOffered),
         };
-        let response = handshake::render_accept(&upgrade.accept, chosen.as_deref(), headers);
-        self.output.extend_from_slice(&response);
+        let deflate = negotiate_deflate(&upgrade.extensions, &self.settings.deflate);
+        let response = handshake::render_accept(
+            &upgrade.accept,
+            chosen.as_deref(),
+            deflate.as_ref().map(|d| d.response.as_str()),
+            headers,
+        );
+        if let Some(agreement) = &deflate {
+            self.reader.enable_inflate(MessageInflater::new(agreement));
+            self.deflater = Some(Box::new(MessageDeflater::new(agreement)));
+        }
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Open;
         Ok(chosen)
     }
@@ -417,19 +463,19 @@ impl ServerConnection {
         }
         self.input = Vec::new();
         self.finish_with_response(handshake::text_response(status, body));
-        self.state = State::Finished(Some(Outcome::lost("upgrade rejected")));
+        self.state = State::Finished(Some(Box::new(Outcome::lost("upgrade rejected"))));
         Ok(())
     }
 
     /// Answers the request of a [`ConnEvent::HttpRequest`] with `response` (a complete
     /// HTTP response), then finishes.
     pub fn respond(&mut self, response: &[u8]) {
-        self.output.extend_from_slice(response);
+        self.outbox().output.extend_from_slice(response);
         self.state = State::Finished(None);
     }
 
     fn finish_with_response(&mut self, response: Vec<u8>) {
-        self.output.extend_from_slice(&response);
+        self.outbox().output.extend_from_slice(&response);
         self.state = State::Finished(None);
     }
 
@@ -437,7 +483,7 @@ impl ServerConnection {
 
     /// Whether data frames may be sent now (open, or open with our close deferred).
     pub fn can_send(&self) -> bool {
-        matches!(self.state, State::Open | State::Deferred { .. })
+        matches!(self.state, State::Open | State::Deferred(_))
     }
 
     /// Input held back: an incomplete frame header, or what followed the request head
@@ -464,6 +510,42 @@ impl ServerConnection {
         Ok(server_header(kind_opcode(kind), true, len as u64))
     }
 
+    /// Whether permessage-deflate was negotiated (RFC 7692).
+    pub fn deflate_negotiated(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    /// Encodes one whole message as a frame, compressed if permessage-deflate was
+    /// negotiated and the message is big enough (the one place outgoing data frames
+    /// are made). Call it only once the message will be written: with context
+    /// takeover the compressor remembers it.
+    pub fn encode_message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+    ) -> Result<EncodedMessage, SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closing);
+        }
+        Ok(encode_with(self.deflater.as_deref_mut(), kind, payload))
+    }
+
+    /// The key under which a broadcast can share this connection's frame: connections
+    /// with the same key get the same bytes for the same message.
+    pub fn frame_sharing(&self) -> FrameSharing {
+        match &self.deflater {
+            None => FrameSharing::Plain,
+            Some(d) => match d.stateless_window() {
+                Some((window_bits, level)) => FrameSharing::Stateless {
+                    window_bits,
+                    level,
+                    min_size: d.min_size(),
+                },
+                None => FrameSharing::PerConnection,
+            },
+        }
+    }
+
     /// Queues a ping (payload at most 125 bytes, §5.5) to the output.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         if payload.len() > MAX_CONTROL_PAYLOAD {
@@ -472,7 +554,7 @@ impl ServerConnection {
         if !self.can_send() {
             return Err(SendError::Closing);
         }
-        encode_frame(OpCode::Ping, true, payload, &mut self.output);
+        encode_frame(OpCode::Ping, true, payload, &mut self.outbox().output);
         Ok(())
     }
 
@@ -484,7 +566,7 @@ impl ServerConnection {
         }
         match self.state {
             State::Open => {}
-            State::Deferred { .. } => {
+            State::Deferred(_) => {
                 self.release_barrier();
                 return Ok(());
             }
@@ -495,15 +577,28 @@ impl ServerConnection {
         let mut frame = Vec::with_capacity(payload.len() + 2);
         encode_frame(OpCode::Close, true, &payload, &mut frame);
         self.flush_pong_before_close();
-        self.close_frame = Some(frame);
+        self.outbox().close_frame = Some(frame);
         self.state = State::CloseSent;
         Ok(())
     }
 
     /// A pong still owed goes out before our close frame; none may follow it (§5.5.1).
     fn flush_pong_before_close(&mut self) {
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut self.output);
+        if let Some(outbox) = self.outbox.as_deref_mut() {
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut outbox.output);
+            }
+        }
+    }
+
+    fn outbox(&mut self) -> &mut Outbox {
+        self.outbox.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the outbox once everything in it was taken.
+    fn tidy_outbox(&mut self) {
+        if self.outbox.as_ref().is_some_and(|o| o.is_empty()) {
+            self.outbox = None;
         }
     }
 
@@ -511,27 +606,34 @@ impl ServerConnection {
 
     /// Engine-made bytes to write (HTTP responses, pings), in order.
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
-        (!self.output.is_empty()).then(|| std::mem::take(&mut self.output))
+        let outbox = self.outbox.as_deref_mut()?;
+        let output = (!outbox.output.is_empty()).then(|| std::mem::take(&mut outbox.output));
+        self.tidy_outbox();
+        output
     }
 
     /// Whether any slot holds bytes to write.
     pub fn has_output(&self) -> bool {
-        !self.output.is_empty() || !self.pongs.is_empty() || self.close_frame.is_some()
+        self.outbox.as_ref().is_some_and(|o| !o.is_empty())
     }
 
     /// The pending pong frames, if any, in one buffer. Take them only when they can be
     /// written now: while they wait, later pings replace the oldest instead of
     /// queueing more pongs.
     pub fn take_pong(&mut self) -> Option<Vec<u8>> {
-        if self.pongs.is_empty() || !self.can_send() {
-            self.pongs.clear();
-            return None;
+        let can_send = self.can_send();
+        let outbox = self.outbox.as_deref_mut()?;
+        let mut frames = None;
+        if can_send && !outbox.pongs.is_empty() {
+            let mut bytes = Vec::new();
+            for payload in outbox.pongs.drain(..) {
+                encode_frame(OpCode::Pong, true, &payload, &mut bytes);
+            }
+            frames = Some(bytes);
         }
-        let mut frames = Vec::new();
-        for payload in self.pongs.drain(..) {
-            encode_frame(OpCode::Pong, true, &payload, &mut frames);
-        }
-        Some(frames)
+        outbox.pongs.clear();
+        self.tidy_outbox();
+        frames
     }
 
     /// Pings left unanswered because more recent ones were pending.
@@ -541,7 +643,9 @@ impl ServerConnection {
 
     /// Our close frame, once it is to be written (after everything queued before it).
     pub fn take_close_frame(&mut self) -> Option<Vec<u8>> {
-        self.close_frame.take()
+        let frame = self.outbox.as_deref_mut()?.close_frame.take();
+        self.tidy_outbox();
+        frame
     }
 
     /// The I/O layer wrote our close frame completely: the close timeout starts now.
@@ -555,8 +659,10 @@ impl ServerConnection {
     pub fn wants_half_close(&self) -> bool {
         matches!(self.state, State::Finished(_))
             && !self.half_closed
-            && self.output.is_empty()
-            && self.close_frame.is_none()
+            && !self
+                .outbox
+                .as_ref()
+                .is_some_and(|o| !o.output.is_empty() || o.close_frame.is_some())
     }
 
     pub fn on_half_closed(&mut self) {
@@ -571,7 +677,7 @@ impl ServerConnection {
             State::Handshake(_) | State::AwaitingAccept(_) => Some(Timer::Handshake),
             State::Open if self.awaiting_pong => Some(Timer::PongDue),
             State::Open => Some(Timer::Keepalive),
-            State::Deferred { .. } => Some(Timer::FailureGrace),
+            State::Deferred(_) => Some(Timer::FailureGrace),
             State::CloseSent if self.close_written => Some(Timer::CloseAck),
             State::CloseSent => Some(Timer::CloseFlush),
             State::Finished(_) if self.half_closed => Some(Timer::PeerEof),
@@ -588,10 +694,12 @@ impl ServerConnection {
         match timer {
             Timer::Handshake => {
                 if matches!(self.state, State::Handshake(_)) {
-                    self.output.extend_from_slice(&handshake::text_response(
-                        408,
-                        b"handshake timed out\n",
-                    ));
+                    self.outbox()
+                        .output
+                        .extend_from_slice(&handshake::text_response(
+                            408,
+                            b"handshake timed out\n",
+                        ));
                 }
                 TimerAction::Drop(Outcome::lost("handshake timed out"))
             }
@@ -626,6 +734,124 @@ impl ServerConnection {
 pub enum HandshakeAnswerError {
     NotAwaitingAnswer,
     SubprotocolNotOffered,
+}
+
+/// A whole message encoded as one frame (see [`ServerConnection::encode_message`]).
+#[derive(Debug)]
+pub enum EncodedMessage {
+    /// The header; the payload goes out unchanged after it.
+    Plain([u8; MAX_SERVER_HEADER_LEN], usize),
+    /// The complete frame (RSV1 set, compressed payload) is `bytes[start..]`.
+    Compressed { bytes: Vec<u8>, start: usize },
+}
+
+impl EncodedMessage {
+    /// The frame's two parts to write, in order: header, then body.
+    pub fn parts<'a>(&'a self, payload: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+        match self {
+            EncodedMessage::Plain(h, n) => (&h[..*n], payload),
+            EncodedMessage::Compressed { bytes, start } => (&bytes[*start..], &[]),
+        }
+    }
+
+    /// The frame's length on the wire.
+    pub fn wire_len(&self, payload: &[u8]) -> usize {
+        let (h, b) = self.parts(payload);
+        h.len() + b.len()
+    }
+}
+
+/// Frames `payload`, compressing it with `deflater` when it takes it (RFC 7692 §6:
+/// RSV1 on the single frame of a compressed message).
+fn encode_with(
+    deflater: Option<&mut MessageDeflater>,
+    kind: MessageKind,
+    payload: &[u8],
+) -> EncodedMessage {
+    if let Some(d) = deflater {
+        // Room for the longest header in front, so the frame is built in place.
+        let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
+        if d.compress(payload, &mut bytes) == Compressed::Yes {
+            let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
+            let (mut h, n) = server_header(kind_opcode(kind), true, body);
+            h[0] |= RSV1;
+            let start = MAX_SERVER_HEADER_LEN - n;
+            bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
+            return EncodedMessage::Compressed { bytes, start };
+        }
+    }
+    let (h, n) = server_header(kind_opcode(kind), true, payload.len() as u64);
+    EncodedMessage::Plain(h, n)
+}
+
+/// RFC 7692 §6: the "Per-Message Compressed" bit is RSV1, the first byte's 0x40.
+const RSV1: u8 = 0x40;
+
+/// Which connections can share one encoded frame of a broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameSharing {
+    /// No compression: everyone gets the plain frame.
+    Plain,
+    /// Compression without context takeover: the frame depends only on these.
+    Stateless {
+        window_bits: u8,
+        level: u32,
+        min_size: usize,
+    },
+    /// Context takeover: the frame depends on the connection's history.
+    PerConnection,
+}
+
+/// One broadcast message, encoded at most once per [`FrameSharing`] class: a
+/// broadcast to many connections in the shared-compressor mode compresses once.
+pub struct BroadcastFrames<'a> {
+    kind: MessageKind,
+    payload: &'a [u8],
+    frames: Vec<(FrameSharing, std::sync::Arc<[u8]>)>,
+}
+
+/// A broadcast frame for one connection.
+pub enum BroadcastFrame {
+    Shared(std::sync::Arc<[u8]>),
+    Own(EncodedMessage),
+}
+
+impl<'a> BroadcastFrames<'a> {
+    pub fn new(kind: MessageKind, payload: &'a [u8]) -> Self {
+        BroadcastFrames {
+            kind,
+            payload,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The bytes a frame for this message takes at most on `conn`'s wire (for the
+    /// send-queue limits, checked before anything is compressed).
+    pub fn max_wire_len(&self) -> usize {
+        server_header(kind_opcode(self.kind), true, self.payload.len() as u64).1
+            + self.payload.len()
+    }
+
+    /// The frame for `conn` (which must be able to send: see
+    /// [`ServerConnection::can_send`]).
+    pub fn frame_for(&mut self, conn: &mut ServerConnection) -> BroadcastFrame {
+        let sharing = conn.frame_sharing();
+        if sharing == FrameSharing::PerConnection {
+            return BroadcastFrame::Own(encode_with(
+                conn.deflater.as_deref_mut(),
+                self.kind,
+                self.payload,
+            ));
+        }
+        if let Some((_, f)) = self.frames.iter().find(|(s, _)| *s == sharing) {
+            return BroadcastFrame::Shared(f.clone());
+        }
+        let encoded = encode_with(conn.deflater.as_deref_mut(), self.kind, self.payload);
+        let (h, b) = encoded.parts(self.payload);
+        let frame: std::sync::Arc<[u8]> = [h, b].concat().into();
+        self.frames.push((sharing, frame.clone()));
+        BroadcastFrame::Shared(frame)
+    }
 }
 
 /// The opcode of a data message's frame (§5.6).

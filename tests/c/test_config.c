@@ -210,6 +210,65 @@ static void allowed_origins_refuse_other_origins_with_403(void)
     fx_finish(&fx);
 }
 
+/* The 101's Sec-WebSocket-Extensions for a permessage-deflate offer ("" if none). */
+static void deflate_answer(uint16_t port, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = wsc_tcp_connect(port);
+    if (fd < 0) return;
+    char head[4096];
+    if (wsc_handshake(fd, "/", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+                      head, sizeof head) == 101)
+        wsc_header(head, "Sec-WebSocket-Extensions", out, cap);
+    close(fd);
+}
+
+static void deflate_modes_answer_the_offer_and_bad_values_are_refused(void)
+{
+    /* RFC 7692: shared declares no context takeover both ways; dedicated, with a
+     * 10-bit window, names it for both sides; off answers without the extension. */
+    static const struct {
+        uint32_t mode;
+        uint32_t bits;
+        const char *answer;
+    } cases[] = {
+        {WSQ_DEFLATE_SHARED, 15, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+        {WSQ_DEFLATE_DEDICATED, 10, "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10"},
+        {WSQ_DEFLATE_OFF, 15, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wsq_config_t cfg;
+        wsq_config_init(&cfg);
+        cfg.deflate = cases[i].mode;
+        cfg.deflate_window_bits = cases[i].bits;
+        fixture_t fx;
+        REQUIRE(fx_start(&fx, &cfg));
+        char answer[256];
+        deflate_answer(fx.port, answer, sizeof answer);
+        if (strcmp(answer, cases[i].answer) != 0) {
+            fprintf(stderr, "  mode %u: answered \"%s\", expected \"%s\"\n", (unsigned)cases[i].mode,
+                    answer, cases[i].answer);
+            CHECK(false);
+        }
+        fx_finish(&fx);
+    }
+    wsq_config_t cfg;
+    wsq_config_init(&cfg);
+    wsq_server_t *srv = (wsq_server_t *)1;
+    cfg.listen = "127.0.0.1:0";
+    cfg.deflate = 3;
+    CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+    CHECK(srv == NULL);
+    cfg.deflate = WSQ_DEFLATE_DEDICATED;
+    cfg.deflate_window_bits = 8;
+    CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+    cfg.deflate_window_bits = 16;
+    CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+    cfg.deflate_window_bits = 15;
+    cfg.deflate_level = 10;
+    CHECK_FAILS(wsq_server_start(&cfg, &srv), WSQ_ERR_INVALID_ARGUMENT);
+}
+
 static void static_dir_serves_files_to_plain_http(void)
 {
     char dir[] = "/tmp/wsq-ctest-XXXXXX";
@@ -387,6 +446,7 @@ TEST_MAIN(
     TEST(max_frame_and_message_size_close_with_1009),
     TEST(small_event_queue_pauses_reading_without_losing_messages),
     TEST(allowed_origins_refuse_other_origins_with_403),
+    TEST(deflate_modes_answer_the_offer_and_bad_values_are_refused),
     TEST(static_dir_serves_files_to_plain_http),
     TEST(handshake_timeout_drops_silent_and_unanswered_connections),
     TEST(idle_timeout_closes_with_1001),

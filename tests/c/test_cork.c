@@ -32,6 +32,13 @@ static bool poll_one_message(fixture_t *fx, client_t *c, wsq_event_t *ev)
     return false;
 }
 
+/* A server, a client, and a message from it just polled: the calling thread is corked
+ * until it releases *ev (or polls again). */
+static bool start_corked_by_a_poll(fixture_t *fx, client_t *c, wsq_event_t *ev)
+{
+    return fx_start(fx, NULL) && fx_connect(fx, "/", NULL, c) && poll_one_message(fx, c, ev);
+}
+
 /* Reads the next frame and checks it is text `want`. */
 static bool read_text(int fd, const char *want)
 {
@@ -57,11 +64,9 @@ static uint64_t buffered(const fixture_t *fx, uint64_t conn)
 static void sends_during_a_poll_batch_wait_for_its_release_then_arrive_in_order(void)
 {
     fixture_t fx;
-    REQUIRE(fx_start(&fx, NULL));
     client_t c;
-    REQUIRE(fx_connect(&fx, "/", NULL, &c));
     wsq_event_t ev;
-    REQUIRE(poll_one_message(&fx, &c, &ev));
+    REQUIRE(start_corked_by_a_poll(&fx, &c, &ev));
     char msg[32];
     for (int i = 0; i < 16; i++) {
         snprintf(msg, sizeof msg, "reply-%02d", i & 0x3f);
@@ -82,11 +87,9 @@ static void sends_during_a_poll_batch_wait_for_its_release_then_arrive_in_order(
 static void the_next_poll_writes_what_the_previous_batch_corked(void)
 {
     fixture_t fx;
-    REQUIRE(fx_start(&fx, NULL));
     client_t c;
-    REQUIRE(fx_connect(&fx, "/", NULL, &c));
     wsq_event_t ev;
-    REQUIRE(poll_one_message(&fx, &c, &ev));
+    REQUIRE(start_corked_by_a_poll(&fx, &c, &ev));
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "one", 3), WSQ_OK);
     CHECK(!fd_readable(c.fd));
     wsq_event_t more[4];
@@ -115,11 +118,9 @@ static void *send_from_another_thread(void *arg)
 static void a_send_from_another_thread_goes_out_at_once_after_what_the_cork_queued(void)
 {
     fixture_t fx;
-    REQUIRE(fx_start(&fx, NULL));
     client_t c;
-    REQUIRE(fx_connect(&fx, "/", NULL, &c));
     wsq_event_t ev;
-    REQUIRE(poll_one_message(&fx, &c, &ev));
+    REQUIRE(start_corked_by_a_poll(&fx, &c, &ev));
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "corked-1", 8), WSQ_OK);
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "corked-2", 8), WSQ_OK);
     CHECK(!fd_readable(c.fd));
@@ -142,11 +143,9 @@ static void a_send_from_another_thread_goes_out_at_once_after_what_the_cork_queu
 static void a_message_over_16_KiB_is_written_at_once_after_what_the_cork_queued(void)
 {
     fixture_t fx;
-    REQUIRE(fx_start(&fx, NULL));
     client_t c;
-    REQUIRE(fx_connect(&fx, "/", NULL, &c));
     wsq_event_t ev;
-    REQUIRE(poll_one_message(&fx, &c, &ev));
+    REQUIRE(start_corked_by_a_poll(&fx, &c, &ev));
     static char big[16 * 1024 + 1];
     memset(big, 'b', sizeof big);
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "small", 5), WSQ_OK);
@@ -213,11 +212,9 @@ static void broadcast_while_corked_reaches_everyone_at_the_uncork(void)
 static void close_while_corked_goes_out_after_the_corked_messages(void)
 {
     fixture_t fx;
-    REQUIRE(fx_start(&fx, NULL));
     client_t c;
-    REQUIRE(fx_connect(&fx, "/", NULL, &c));
     wsq_event_t ev;
-    REQUIRE(poll_one_message(&fx, &c, &ev));
+    REQUIRE(start_corked_by_a_poll(&fx, &c, &ev));
     CHECK_RC(wsq_send(fx.srv, c.id, WSQ_MESSAGE_TEXT, "last words", 10), WSQ_OK);
     CHECK_RC(wsq_close(fx.srv, c.id, 1000, "bye", 3), WSQ_OK);
     CHECK(read_text(c.fd, "last words"));

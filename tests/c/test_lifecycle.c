@@ -35,6 +35,10 @@ static void config_init_fills_the_documented_defaults(void)
     CHECK(cfg.failure_grace_ms == 250);
     CHECK(!cfg.manual_accept);
     CHECK(!cfg.deliver_ping_pong);
+    CHECK(cfg.deflate == WSQ_DEFLATE_SHARED);
+    CHECK(cfg.deflate_window_bits == 15);
+    CHECK(cfg.deflate_min_size == 64);
+    CHECK(cfg.deflate_level == 6);
     CHECK(cfg.subprotocols == NULL && cfg.allowed_origins == NULL && cfg.static_dir == NULL);
     const char *v = wsq_version();
     unsigned major, minor, patch;

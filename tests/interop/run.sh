@@ -160,8 +160,12 @@ rc_note() { [ "$1" -eq 124 ] && echo "hang guard: killed after ${suite_timeout} 
 run_python() {
     start_server python-echo "$echo_bin" || { record 0 1 python; return; }
     local pid="$server_pid" url="ws://127.0.0.1:$server_port/"
-    echo "python: websockets against echo_server at $url"
-    WSQ_ECHO_URL="$url" PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
+    # A second echo server with a compression context per connection (permessage-
+    # deflate with context takeover); the default one shares its contexts.
+    start_server python-echo-dedicated "$echo_bin" --deflate dedicated || { record 0 1 python; return; }
+    local dpid="$server_pid" durl="ws://127.0.0.1:$server_port/"
+    echo "python: websockets against echo_server at $url (and --deflate dedicated at $durl)"
+    WSQ_ECHO_URL="$url" WSQ_ECHO_DEDICATED_URL="$durl" PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
         python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/python.xml" \
         "$here/python/test_interop.py"
     local rc=$?
@@ -183,6 +187,7 @@ EOF
     # shellcheck disable=SC2086
     finish_suite python "$rc" $counts "$(rc_note "$rc")"
     stop_server python-echo "$pid" "$url"
+    stop_server python-echo-dedicated "$dpid" "$durl"
 }
 
 run_node() {

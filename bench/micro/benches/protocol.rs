@@ -3,13 +3,18 @@
 //! - unmasking 1 MiB (`apply_mask`) vs copying 1 MiB (`copy_from_slice`, i.e. memcpy);
 //! - incremental UTF-8 validation vs `std::str::from_utf8` on the same ~1 MiB (mixed
 //!   ASCII/multibyte text, and pure ASCII);
-//! - decoding 10,000 small masked client frames with `Reader::feed` (frames/s).
+//! - decoding 10,000 small masked client frames with `Reader::feed` (frames/s);
+//! - permessage-deflate on realistic JSON text (1 KiB and 64 KiB): compressing a
+//!   message (shared per-thread context vs the connection's own with context
+//!   takeover), and inflating it, next to a plain copy of the same bytes.
 //!
 //! Run: `cargo bench -- --warm-up-time 1 --measurement-time 3` (see bench/RESULTS.md).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use wsqueue::protocol::deflate::{MessageDeflater, MessageInflater};
+use wsqueue::protocol::extensions::DeflateAgreement;
 use wsqueue::protocol::mask::{apply_mask, extend_unmasked};
 use wsqueue::protocol::utf8::Utf8Validator;
 use wsqueue::protocol::{Incoming, Limits, Reader};
@@ -155,5 +160,90 @@ fn reader(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, masking, utf8, reader);
+/// Chat-like JSON: objects with ids, names, short texts and flags, varied enough that
+/// deflate has work to do (about 4-6x smaller, as chat traffic is).
+fn json_text(len: usize) -> Vec<u8> {
+    let names = ["ada", "grace", "linus", "barbara", "ken", "margaret", "dennis"];
+    let words = [
+        "hello", "deploy", "fixed", "the", "build", "is", "green", "again", "lunch?",
+        "reviewing", "your", "patch", "now", "thanks", "merged", "flaky", "test",
+    ];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut out = String::from("[");
+    let mut id = 1000;
+    while out.len() < len {
+        let text: Vec<&str> = (0..3 + next(8)).map(|_| words[next(words.len())]).collect();
+        out.push_str(&format!(
+            r#"{{"id":{id},"user":"{}","ts":{},"text":"{}","read":{}}},"#,
+            names[next(names.len())],
+            1_733_300_000 + next(100_000),
+            text.join(" "),
+            next(2) == 1
+        ));
+        id += 1 + next(3);
+    }
+    out.truncate(len);
+    out.into_bytes()
+}
+
+fn agreement(context_takeover: bool) -> DeflateAgreement {
+    DeflateAgreement {
+        server_no_context_takeover: !context_takeover,
+        client_no_context_takeover: !context_takeover,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+        min_size: 0,
+        level: 6,
+        response: String::new(),
+    }
+}
+
+fn deflate(c: &mut Criterion) {
+    for len in [1024, 64 * 1024] {
+        let msg = json_text(len);
+        let mut out = Vec::with_capacity(len + 64);
+        let mut g = c.benchmark_group(format!("deflate_json_{}KiB", len / 1024));
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function("copy (baseline)", |b| {
+            b.iter(|| {
+                out.clear();
+                out.extend_from_slice(black_box(&msg));
+            })
+        });
+        let mut shared = MessageDeflater::new(&agreement(false));
+        g.bench_function("compress, shared context (no takeover)", |b| {
+            b.iter(|| {
+                out.clear();
+                shared.compress(black_box(&msg), &mut out)
+            })
+        });
+        let mut own = MessageDeflater::new(&agreement(true));
+        g.bench_function("compress, own context (takeover)", |b| {
+            b.iter(|| {
+                out.clear();
+                own.compress(black_box(&msg), &mut out)
+            })
+        });
+        let mut compressed = Vec::new();
+        MessageDeflater::new(&agreement(false)).compress(&msg, &mut compressed);
+        println!(
+            "json {} bytes -> {} compressed (no takeover)",
+            msg.len(),
+            compressed.len()
+        );
+        let mut inflater = MessageInflater::new(&agreement(false));
+        g.bench_function("inflate, shared context", |b| {
+            b.iter(|| inflater.inflate(black_box(&compressed), 16 << 20).unwrap())
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, masking, utf8, reader, deflate);
 criterion_main!(benches);

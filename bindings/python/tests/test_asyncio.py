@@ -45,7 +45,9 @@ def test_text_and_binary_echo_exactly() -> None:
 
 def test_sixteen_mib_messages_both_kinds() -> None:
     async def main() -> None:
-        async with wsa.serve(echo, "127.0.0.1", 0) as server:
+        # A margin over 16 MiB: the client compresses (permessage-deflate), which
+        # makes random bytes a little larger, and the engine limits compressed frames.
+        async with wsa.serve(echo, "127.0.0.1", 0, max_size=16 * MiB + 64 * 1024) as server:
             async with connect(url(server), max_size=None) as client:
                 big = os.urandom(16 * MiB)
                 await client.send(big)
@@ -246,7 +248,9 @@ def test_backpressure_makes_send_wait_and_loses_nothing() -> None:
         async with wsa.serve(flood, "127.0.0.1", 0) as server:
             # The client buffers at most max_queue messages, then stops reading its
             # socket: TCP fills and the server's queue grows past its soft limit.
-            async with connect(url(server), max_queue=1) as client:
+            # No compression: this is about the send queue, and the repetitive payload
+            # would compress to almost nothing and never reach the soft limit.
+            async with connect(url(server), max_queue=1, compression=None) as client:
                 await eventually(lambda: server.engine.stats().backpressure_reports > 0, "backpressure")
                 # send is now waiting for the drain: it cannot finish while nobody reads.
                 stalled_at = len(sent)
@@ -421,15 +425,18 @@ def test_unread_messages_stay_bounded_by_max_queue_and_none_is_lost() -> None:
                 return
 
     async def main() -> None:
-        async with wsa.serve(slow, "127.0.0.1", 0, max_queue=4) as server:
+        async with wsa.serve(slow, "127.0.0.1", 0, max_queue=4, poll_batch=8) as server:
             async with connect(url(server)) as client:
-                for i in range(50):
-                    await client.send(str(i))
-                # The engine read them all; Python holds at most max_queue of them.
-                await eventually(lambda: server.engine.stats().messages_in == 50, "all read")
-                await eventually(lambda: holder, "handler started")
-                assert len(holder[0]._messages or ()) <= 4
-                go.set()
+                try:
+                    for i in range(50):
+                        await client.send(str(i))
+                    # The engine read them all; Python holds at most max_queue of them
+                    # plus the rest of the batch that reached the bound.
+                    await eventually(lambda: server.engine.stats().messages_in == 50, "all read")
+                    await eventually(lambda: holder, "handler started")
+                    assert len(holder[0]._messages or ()) <= 4 + 8
+                finally:
+                    go.set()
                 await client.wait_closed()
 
     run(main())

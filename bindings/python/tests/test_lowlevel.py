@@ -9,6 +9,8 @@ import select
 import socket
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -43,6 +45,31 @@ def test_config_defaults_are_the_librarys_field_for_field() -> None:
     theirs = _ffi.default_config()
     for name in names:
         assert getattr(ours, name) == getattr(theirs, name), name
+
+
+def header_struct_fields(name: str) -> list[str]:
+    """Field names of ``typedef struct { ... } name;`` in include/wsqueue.h, in order."""
+    header = (ROOT / "include" / "wsqueue.h").read_text()
+    body = re.search(r"typedef struct \{((?:(?!typedef struct).)*?)\} " + name + ";", header, re.S)
+    assert body is not None, name
+    code = re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S)
+    return re.findall(r"(\w+);", code)
+
+
+@pytest.mark.parametrize(
+    "name, ctype",
+    [
+        ("wsq_config_t", _ffi.wsq_config_t),
+        ("wsq_stats_t", _ffi.wsq_stats_t),
+        ("wsq_event_t", _ffi.wsq_event_t),
+        ("wsq_send_item_t", _ffi.wsq_send_item_t),
+        ("wsq_header_t", _ffi.wsq_header_t),
+    ],
+)
+def test_ctypes_structs_have_the_headers_fields_in_order(name: str, ctype: Any) -> None:
+    # A field the header gained and ctypes lacks would let the library write past
+    # the Python buffer: the header is the reference.
+    assert [entry[0] for entry in ctype._fields_] == header_struct_fields(name)
 
 
 def test_struct_sizes_match_the_c_layout() -> None:

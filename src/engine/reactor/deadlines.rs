@@ -16,7 +16,8 @@ fn ms(d: Duration) -> u64 {
 
 /// When `local`'s timer is due, and (for keepalive) which one comes first.
 fn deadline(config: &Config, local: &Local) -> Option<(u64, Keepalive)> {
-    let (timer, since) = local.timer?;
+    let timer = local.timer?;
+    let since = local.timer_since;
     let after = |d: Duration| Some((since + ms(d), Keepalive::Ping));
     match timer {
         Timer::Handshake => config.handshake_timeout.and_then(after),
@@ -53,11 +54,14 @@ impl Reactor {
             return;
         };
         let current = local.shared.state.lock().ws.timer();
-        local.timer = match (local.timer, current) {
-            (Some((was, since)), Some(now_kind)) if was == now_kind => Some((was, since)),
-            (_, Some(kind)) => Some((kind, now)),
-            (_, None) => None,
-        };
+        match (local.timer, current) {
+            (Some(was), Some(kind)) if was == kind => {}
+            (_, Some(kind)) => {
+                local.timer = Some(kind);
+                local.timer_since = now;
+            }
+            (_, None) => local.timer = None,
+        }
         if let Some((at, _)) = deadline(&self.engine.config, local) {
             self.timers.arm(&mut local.armed, id, at);
         }
@@ -94,7 +98,7 @@ impl Reactor {
             self.timers.arm(&mut local.armed, id, at);
             return;
         }
-        let Some((timer, _)) = local.timer else {
+        let Some(timer) = local.timer else {
             return;
         };
         let action = {

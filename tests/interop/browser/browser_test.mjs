@@ -157,6 +157,31 @@ async function main() {
       await waitForReceived(two.page, reply);
     });
 
+    await check("Chromium negotiates permessage-deflate with the demo and with echo_server", async () => {
+      // RFC 7692: Chromium offers it on every connection; the servers' default accepts.
+      const extensions = await one.page.evaluate(
+        async ({ urls, waitMs }) =>
+          Promise.all(
+            urls.map(
+              (url) =>
+                new Promise((resolve, reject) => {
+                  const ws = new WebSocket(url);
+                  const guard = setTimeout(() => reject(new Error(`no open from ${url}`)), waitMs);
+                  ws.onerror = () => reject(new Error(`WebSocket error from ${url}`));
+                  ws.onopen = () => {
+                    clearTimeout(guard);
+                    resolve(ws.extensions);
+                    ws.close(1000);
+                  };
+                }),
+            ),
+          ),
+        { urls: [CHAT_URL.replace(/^http:/, "ws:"), ECHO_URL], waitMs: WAIT_MS },
+      );
+      const want = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+      for (const e of extensions) assert(e === want, `extensions "${e}", expected "${want}"`);
+    });
+
     await check("a raw WebSocket echoes a 1 MiB binary ArrayBuffer identically", async () => {
       const result = await one.page.evaluate(
         async ({ url, waitMs }) => {

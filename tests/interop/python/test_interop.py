@@ -311,3 +311,171 @@ def test_fifty_concurrent_clients_each_echo_a_hundred_messages(url):
         assert sorted(done) == list(range(50))
 
     run(body())
+
+
+# ---- permessage-deflate (RFC 7692) ------------------------------------------------------
+#
+# `url` is an echo_server in its default mode (shared: no context takeover); the
+# `dedicated_url` one runs with --deflate dedicated (context takeover where allowed).
+# These are the behaviours of the Autobahn 12.x/13.x cases: many sizes, fragmented
+# compressed messages, every parameter combination, context over many messages.
+
+from websockets.extensions.permessage_deflate import (  # noqa: E402
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+
+
+@pytest.fixture(scope="session")
+def dedicated_url():
+    value = os.environ.get("WSQ_ECHO_DEDICATED_URL")
+    if not value:
+        pytest.fail("WSQ_ECHO_DEDICATED_URL is not set (run tests/interop/run.sh)")
+    return value
+
+
+def json_text(size, seed):
+    rng = random.Random(seed)
+    parts, total = [], 0
+    while total < size:
+        n = rng.randrange(1000)
+        parts.append(f'{{"id":{n},"user":"u{n % 17}","text":"message {n}","ok":true}},')
+        total += len(parts[-1])
+    return "".join(parts)[:size]
+
+
+def deflate_of(ws):
+    [ext] = [e for e in ws.protocol.extensions if isinstance(e, PerMessageDeflate)]
+    return ext
+
+
+def count_compressed_frames(ext):
+    """Wraps the extension's decoder to count the frames that arrive with RSV1."""
+    seen = {"rsv1": 0}
+    decode = ext.decode
+
+    def counting(frame, **kwargs):
+        if frame.rsv1:
+            seen["rsv1"] += 1
+        return decode(frame, **kwargs)
+
+    ext.decode = counting
+    return seen
+
+
+def test_deflate_is_negotiated_in_shared_mode_and_used_both_ways(url):
+    async def body():
+        async with client(url) as ws:
+            header = ws.response.headers["Sec-WebSocket-Extensions"]
+            assert header == (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            )
+            ext = deflate_of(ws)
+            assert ext.remote_no_context_takeover and ext.local_no_context_takeover
+            seen = count_compressed_frames(ext)
+            payload = json_text(64 * 1024, 1)
+            await ws.send(payload)
+            assert await ws.recv() == payload
+            # Under the minimum size (64 bytes): sent plain.
+            await ws.send("tiny")
+            assert await ws.recv() == "tiny"
+        assert seen["rsv1"] == 1, "the big echo compressed, the small one plain"
+
+    run(body())
+
+
+DEFLATE_SIZES = [0, 1, 63, 64, 125, 126, 65535, 65536, MiB, 16 * MiB]
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+@pytest.mark.parametrize("size", DEFLATE_SIZES)
+def test_compressed_echo_of_every_size(url, dedicated_url, mode, size):
+    target = url if mode == "shared" else dedicated_url
+
+    async def body():
+        async with client(target) as ws:
+            text = json_text(size, size)
+            data = random_bytes(size, size)
+            await ws.send(text)
+            assert await ws.recv() == text
+            # Random bytes do not compress: the server may send them either way.
+            await ws.send(data)
+            assert await ws.recv() == data
+
+    run(body())
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+def test_fragmented_compressed_messages_echo(url, dedicated_url, mode):
+    # RFC 7692 §6.1: RSV1 on the first fragment only; websockets compresses the
+    # fragments of one message as one stream.
+    target = url if mode == "shared" else dedicated_url
+
+    async def body():
+        async with client(target) as ws:
+            for n in (2, 3, 17):
+                chunks = [json_text(1000 + 37 * i, i) for i in range(n)]
+                await ws.send(chunks)
+                assert await ws.recv() == "".join(chunks)
+                blobs = [json_text(500, i).encode() for i in range(n)]
+                await ws.send(blobs)
+                assert await ws.recv() == b"".join(blobs)
+
+    run(body())
+
+
+def test_context_takeover_over_five_hundred_messages(dedicated_url):
+    # RFC 7692 §7.1.1: both sides keep their window, so later messages refer back.
+    async def body():
+        async with client(dedicated_url) as ws:
+            ext = deflate_of(ws)
+            assert not ext.remote_no_context_takeover
+            assert not ext.local_no_context_takeover
+            seen = count_compressed_frames(ext)
+            for i in range(500):
+                msg = json_text(200 + (i * 53) % 3000, i % 7)
+                await ws.send(msg)
+                assert await ws.recv() == msg, f"message {i}"
+        assert seen["rsv1"] == 500
+
+    run(body())
+
+
+# Every parameter combination a client can offer (RFC 7692 §7.1), as Autobahn 13.x
+# does: each side's no-context-takeover, and window bits (client_max_window_bits=8 is
+# not in the list: Python's zlib cannot compress with an 8-bit window).
+COMBOS = [
+    (snct, cnct, sbits, cbits)
+    for snct in (False, True)
+    for cnct in (False, True)
+    for sbits in (None, 8, 9, 12, 15)
+    for cbits in (None, True, 9, 15)
+]
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+@pytest.mark.parametrize("snct,cnct,sbits,cbits", COMBOS)
+def test_every_offer_parameter_combination(url, dedicated_url, mode, snct, cnct, sbits, cbits):
+    target = url if mode == "shared" else dedicated_url
+    factory = ClientPerMessageDeflateFactory(
+        server_no_context_takeover=snct,
+        client_no_context_takeover=cnct,
+        server_max_window_bits=sbits,
+        client_max_window_bits=cbits,
+    )
+
+    async def body():
+        async with client(target, compression=None, extensions=[factory]) as ws:
+            ext = deflate_of(ws)
+            # What was asked is granted (§7.1.1, §7.1.2).
+            assert ext.remote_no_context_takeover or not snct
+            assert ext.local_no_context_takeover or not cnct
+            assert ext.remote_max_window_bits <= (sbits or 15)
+            if isinstance(cbits, int) and cbits is not True:
+                assert ext.local_max_window_bits <= cbits
+            for i in range(12):
+                msg = json_text(100 * 3**(i % 6), i)
+                await ws.send(msg)
+                assert await ws.recv() == msg, f"message {i}"
+
+    run(body())

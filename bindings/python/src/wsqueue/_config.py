@@ -50,6 +50,10 @@ class Config:
     subprotocols: str | None = _default("subprotocols")
     allowed_origins: str | None = _default("allowed_origins")
     static_dir: str | None = _default("static_dir")
+    deflate: int = _default("deflate")
+    deflate_window_bits: int = _default("deflate_window_bits")
+    deflate_min_size: int = _default("deflate_min_size")
+    deflate_level: int = _default("deflate_level")
 
     def to_c(self) -> _ffi.wsq_config_t:
         """The ``wsq_config_t`` for these settings (strings encoded as UTF-8).

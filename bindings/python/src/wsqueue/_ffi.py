@@ -55,6 +55,10 @@ EVENT_PONG = 7
 SLOW_CONSUMER_REJECT = 0
 SLOW_CONSUMER_CLOSE = 1
 
+DEFLATE_OFF = 0
+DEFLATE_SHARED = 1
+DEFLATE_DEDICATED = 2
+
 
 class wsq_config_t(Structure):
     _fields_ = [
@@ -82,6 +86,10 @@ class wsq_config_t(Structure):
         ("subprotocols", c_char_p),
         ("allowed_origins", c_char_p),
         ("static_dir", c_char_p),
+        ("deflate", c_uint32),
+        ("deflate_window_bits", c_uint32),
+        ("deflate_min_size", c_uint64),
+        ("deflate_level", c_uint32),
     ]
 
 
