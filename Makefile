@@ -49,7 +49,7 @@ examples: $(EXAMPLES)
 demo: $(BUILD)/chat_server
 	./$(BUILD)/chat_server $(DEMO_PORT) examples/web
 
-test: deps lint test-rust test-c test-interop test-go
+test: deps lint test-rust test-c test-interop test-go test-python
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -64,6 +64,11 @@ test-interop: examples
 
 test-go: lib
 	bash bindings/go/run-tests.sh
+
+# pip-installs bindings/python into .venv (cargo builds the library it bundles),
+# then mypy --strict, pytest, and a wheel installed where cargo is absent.
+test-python:
+	bash bindings/python/run-tests.sh
 
 lint: check-header
 	$(CARGO) fmt --check

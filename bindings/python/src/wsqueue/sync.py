@@ -1,0 +1,479 @@
+"""Threaded front end, shaped like ``websockets.sync.server``.
+
+::
+
+    def echo(connection):
+        for message in connection:
+            connection.send(message)
+
+    with wsqueue.sync.serve(echo, "127.0.0.1", 9002) as server:
+        server.serve_forever()      # Ctrl-C: KeyboardInterrupt, then a clean shutdown
+
+One dispatcher thread blocks in ``wsq_poll`` (without the GIL) and hands the events
+to the connections; each connection runs in a worker thread of its own, from its
+upgrade request (``process_request`` and the subprotocol choice run there) to the
+end of its handler.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from . import _ffi
+from ._common import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    Request,
+    Response,
+    build_config,
+    offered_subprotocols,
+    parse_address,
+    request_of,
+    response_of,
+)
+from ._config import Config
+from ._errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    Error,
+    QueueFull,
+    connection_closed,
+)
+from ._events import CloseEvent, DrainEvent, MessageEvent, OpenEvent, UpgradeRequestEvent
+from ._server import DEFAULT_POLL_BATCH, Payload, Server
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Request",
+    "Response",
+    "ServerConnection",
+    "WebSocketServer",
+    "serve",
+]
+
+logger = logging.getLogger("wsqueue")
+
+Handler = Callable[["ServerConnection"], None]
+ProcessRequest = Callable[["ServerConnection", Request], Any]
+SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
+
+#: Unread messages per connection at which the dispatcher waits for the handler to
+#: read (and so stops polling: the engine's full event queue then pushes back on TCP).
+DEFAULT_MAX_QUEUE = 1024
+
+_CLOSED_ERRORS = (_ffi.ERR_NOT_FOUND, _ffi.ERR_CLOSED, _ffi.ERR_STOPPED, _ffi.ERR_BAD_HANDLE)
+
+
+class ServerConnection:
+    """One WebSocket connection, used from its handler's thread (``send`` and ``close``
+    also from any other thread)."""
+
+    def __init__(self, server: WebSocketServer, event: UpgradeRequestEvent) -> None:
+        self._server = server
+        self._engine = server._engine
+        #: The engine's connection id (never reused).
+        self.id = event.conn
+        #: The upgrade request (path and headers).
+        self.request = request_of(event)
+        #: The peer's ``(host, port)``, or ``None`` if unknown.
+        self.remote_address = parse_address(event.remote_address)
+        #: The negotiated subprotocol, or ``None``.
+        self.subprotocol: str | None = None
+        self._lock = threading.Condition()
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._opened = False
+        self._over_soft_limit = False
+        self._close_exc: ConnectionClosed | None = None
+        self._close_sent: tuple[int, str] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone."""
+        return self._close_exc is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed, else ``None``."""
+        return self._close_exc.code if self._close_exc else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once closed, else ``None``."""
+        return self._close_exc.reason if self._close_exc else None
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> str | bytes:
+        """The next message (``str`` text, ``bytes`` binary). Raises ``TimeoutError``
+        after ``timeout`` seconds, :class:`ConnectionClosed` once closed and read out."""
+        with self._lock:
+            if not self._lock.wait_for(
+                lambda: self._messages or self._close_exc is not None, timeout
+            ):
+                raise TimeoutError("no message within the timeout")
+            if self._messages:
+                message = self._messages.popleft()
+                self._lock.notify_all()  # a dispatcher waiting for room
+                return message
+            assert self._close_exc is not None
+            raise self._close_exc
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Messages until a normal close (an abnormal one raises)."""
+        try:
+            while True:
+                yield self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, message: Payload) -> None:
+        """Sends a message (``str`` text, bytes-like binary); blocks while the
+        connection is over its soft send limit, until it drained to low water."""
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: not self._over_soft_limit or self._close_exc is not None)
+                if self._close_exc is not None:
+                    raise self._close_exc
+            try:
+                over = self._engine.send(self.id, message)
+            except QueueFull:
+                with self._lock:
+                    self._over_soft_limit = True
+                continue
+            except Error as exc:
+                if exc.code in _CLOSED_ERRORS:
+                    raise self._closed_now() from None
+                raise
+            if over:
+                with self._lock:
+                    self._over_soft_limit = True
+                    self._lock.wait_for(lambda: not self._over_soft_limit or self._close_exc is not None)
+            return
+
+    def ping(self, data: bytes = b"") -> None:
+        """Sends a ping (at most 125 bytes)."""
+        try:
+            self._engine.ping(self.id, data)
+        except Error as exc:
+            if exc.code in _CLOSED_ERRORS:
+                raise self._closed_now() from None
+            raise
+
+    def _closed_now(self) -> ConnectionClosed:
+        if self._close_exc is not None:
+            return self._close_exc
+        if self._close_sent is not None:
+            return connection_closed(*self._close_sent, True)
+        return ConnectionClosedError(1006, "", False)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "", timeout: float | None = None) -> None:
+        """Starts the closing handshake and waits (up to ``timeout`` s) until closed."""
+        if self._close_exc is None and self._close_sent is None:
+            try:
+                self._engine.close(self.id, code, reason)
+                self._close_sent = (code, reason)
+            except Error as exc:
+                if exc.code not in _CLOSED_ERRORS:
+                    raise
+        self.wait_closed(timeout)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Waits until the connection is closed; False if ``timeout`` passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._close_exc is not None, timeout)
+
+    # -- from the dispatcher ---------------------------------------------------------
+
+    def _deliver(self, message: str | bytes, max_queue: int, stopping: threading.Event) -> None:
+        with self._lock:
+            while len(self._messages) >= max_queue and self._close_exc is None and not stopping.is_set():
+                self._lock.wait(0.1)
+            self._messages.append(message)
+            self._lock.notify_all()
+
+    def _on_open(self, subprotocol: str | None) -> None:
+        with self._lock:
+            self.subprotocol = subprotocol
+            self._opened = True
+            self._lock.notify_all()
+
+    def _on_drain(self) -> None:
+        with self._lock:
+            self._over_soft_limit = False
+            self._lock.notify_all()
+
+    def _on_close(self, code: int, reason: str, clean: bool) -> None:
+        with self._lock:
+            if self._close_exc is None:
+                self._close_exc = connection_closed(code, reason, clean)
+            self._lock.notify_all()
+
+    def __repr__(self) -> str:
+        return f"<wsqueue.sync.ServerConnection id={self.id} path={self.request.path!r}>"
+
+
+class WebSocketServer:
+    """A running server; created by :func:`serve`. Its dispatcher thread runs from
+    creation until :meth:`shutdown`."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        config: Config,
+        *,
+        process_request: ProcessRequest | None,
+        select_subprotocol: SelectSubprotocol | None,
+        max_queue: int,
+        poll_batch: int,
+    ) -> None:
+        self._handler = handler
+        self._process_request = process_request
+        self._select_subprotocol = select_subprotocol
+        self._max_queue = max(1, max_queue)
+        self._poll_batch = poll_batch
+        self._engine = Server(config)
+        self._conns: dict[int, ServerConnection] = {}
+        self._workers: dict[int, threading.Thread] = {}
+        self._workers_lock = threading.Lock()
+        # Workers whose handler ended; joined by the dispatcher (so none outlives
+        # shutdown, not even for the instant between leaving _workers and exiting).
+        self._finished: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._done = threading.Event()
+        self._shutdown_lock = threading.Lock()
+        self._shutdown_started = False
+        self._dispatcher = threading.Thread(target=self._dispatch, name="wsqueue-dispatch", daemon=True)
+        self._dispatcher.start()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return self._engine.port
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """The first listen address as ``(host, port)``."""
+        return parse_address(self._engine.local_address(0))
+
+    @property
+    def engine(self) -> Server:
+        """The low-level :class:`wsqueue.Server` underneath."""
+        return self._engine
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """The open connections."""
+        return {c for c in list(self._conns.values()) if c._opened and not c.closed}
+
+    def serve_forever(self) -> None:
+        """Blocks until :meth:`shutdown` (Ctrl-C raises KeyboardInterrupt here; leaving
+        the ``with`` block then shuts down cleanly)."""
+        self._done.wait()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stops accepting, closes every connection with 1001 after its queued messages
+        (waiting up to ``timeout`` s), waits for the handler threads, frees the
+        engine. Idempotent; from a handler thread it starts the shutdown and returns."""
+        with self._shutdown_lock:
+            first = not self._shutdown_started
+            self._shutdown_started = True
+        if first:
+            self._stopping.set()
+            try:
+                self._engine.stop(timeout)
+            except Error:
+                pass  # already freed
+        current = threading.current_thread()
+        if current is self._dispatcher or current in self._workers.values():
+            return
+        self._done.wait()
+        self._dispatcher.join()
+
+    def __enter__(self) -> WebSocketServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- dispatcher thread --------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        try:
+            while True:
+                events = self._engine.poll(None, self._poll_batch)
+                if not events:
+                    # poll(forever) returns nothing only once stopped and drained.
+                    break
+                self._handle(events)
+        except Exception:
+            logger.exception("wsqueue: dispatcher failed")
+        finally:
+            for conn in list(self._conns.values()):
+                conn._on_close(1006, "", False)
+            self._conns.clear()
+            while True:
+                with self._workers_lock:
+                    workers = list(self._workers.values()) + self._finished
+                    self._finished = []
+                if not workers:
+                    break
+                for worker in workers:
+                    worker.join()
+            self._engine.free()
+            self._done.set()
+
+    def _handle(self, events: list[Any]) -> None:
+        with self._workers_lock:
+            finished, self._finished = self._finished, []
+        for worker in finished:
+            worker.join()
+        conns = self._conns
+        for event in events:
+            if type(event) is MessageEvent:
+                conn = conns.get(event.conn)
+                if conn is not None:
+                    conn._deliver(event.data, self._max_queue, self._stopping)
+            elif type(event) is DrainEvent:
+                conn = conns.get(event.conn)
+                if conn is not None:
+                    conn._on_drain()
+            elif type(event) is CloseEvent:
+                conn = conns.pop(event.conn, None)
+                if conn is not None:
+                    conn._on_close(event.code, event.reason, event.clean)
+            elif type(event) is UpgradeRequestEvent:
+                conn = ServerConnection(self, event)
+                conns[event.conn] = conn
+                worker = threading.Thread(
+                    target=self._run_connection, args=(conn,), name=f"wsqueue-conn-{event.conn}", daemon=True
+                )
+                with self._workers_lock:
+                    self._workers[event.conn] = worker
+                try:
+                    worker.start()
+                except RuntimeError:
+                    # Out of threads (a thread per connection has its price): refuse
+                    # this upgrade with 503 and keep serving the others.
+                    with self._workers_lock:
+                        self._workers.pop(event.conn, None)
+                    logger.error("wsqueue: no thread for a new connection; refused with 503")
+                    try:
+                        self._engine.reject(event.conn, 503, b"")
+                    except Error:
+                        pass
+            elif type(event) is OpenEvent:
+                conn = conns.get(event.conn)
+                if conn is not None:
+                    conn._on_open(event.subprotocol)
+
+    # -- worker threads ---------------------------------------------------------------
+
+    def _run_connection(self, conn: ServerConnection) -> None:
+        try:
+            if self._decide(conn):
+                with conn._lock:
+                    conn._lock.wait_for(lambda: conn._opened or conn._close_exc is not None)
+                if conn._opened:
+                    self._run_handler(conn)
+        finally:
+            with self._workers_lock:
+                worker = self._workers.pop(conn.id, None)
+                if worker is not None:
+                    self._finished.append(worker)
+
+    def _decide(self, conn: ServerConnection) -> bool:
+        response: Response | None = None
+        subprotocol: str | None = None
+        try:
+            if self._process_request is not None:
+                response = response_of(self._process_request(conn, conn.request))
+            if response is None and self._select_subprotocol is not None:
+                offered = offered_subprotocols(conn.request.headers)
+                subprotocol = self._select_subprotocol(conn, offered)
+                if subprotocol is not None and subprotocol not in offered:
+                    raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
+        except Exception:
+            logger.exception("wsqueue: opening handshake failed")
+            response = Response(500, "Failed to open a WebSocket connection.\n")
+        try:
+            if response is not None:
+                self._engine.reject(conn.id, response.status, response.body)
+                return False
+            self._engine.accept(conn.id, subprotocol)
+            return True
+        except Error as exc:
+            if exc.code not in _CLOSED_ERRORS:
+                logger.error("wsqueue: answering the upgrade failed: %s", exc)
+            return False
+
+    def _run_handler(self, conn: ServerConnection) -> None:
+        code = CLOSE_NORMAL
+        try:
+            self._handler(conn)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("wsqueue: connection handler failed")
+            code = CLOSE_INTERNAL_ERROR
+        try:
+            conn.close(code)
+        except Error:
+            pass
+
+
+def serve(
+    handler: Handler,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    process_request: ProcessRequest | None = None,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
+    max_size: int | None = None,
+    max_queue: int = DEFAULT_MAX_QUEUE,
+    poll_batch: int = DEFAULT_POLL_BATCH,
+    config: Config | None = None,
+    **settings: Any,
+) -> WebSocketServer:
+    """Starts a server calling ``handler(connection)`` in a thread per connection.
+
+    Parameters as :func:`wsqueue.asyncio.serve` (``process_request`` and
+    ``select_subprotocol`` are plain functions here). Use as a context manager,
+    which shuts the server down on exit.
+    """
+    cfg = build_config(host, port, config, subprotocols, max_size, settings)
+    return WebSocketServer(
+        handler,
+        cfg,
+        process_request=process_request,
+        select_subprotocol=select_subprotocol,
+        max_queue=max_queue,
+        poll_batch=poll_batch,
+    )
+
+
+def broadcast(connections: Iterable[ServerConnection], message: Payload) -> None:
+    """Sends ``message`` to every open connection in ``connections`` without waiting
+    (``wsq_broadcast``; closed ones and those at their hard limit are skipped)."""
+    by_server: dict[int, tuple[Server, list[int]]] = {}
+    for conn in connections:
+        if conn.closed or conn._engine.freed:
+            continue
+        by_server.setdefault(id(conn._engine), (conn._engine, []))[1].append(conn.id)
+    for engine, ids in by_server.values():
+        try:
+            engine.broadcast(message, ids)
+        except Error as exc:
+            if exc.code not in _CLOSED_ERRORS:
+                raise
