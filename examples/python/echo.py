@@ -1,10 +1,12 @@
 """Echo server on the Python binding (asyncio), same contract as examples/c/echo_server.c.
 
-    python3 examples/python/echo.py [port=9002]
+    python3 examples/python/echo.py [port=9002] [--deflate off|shared|dedicated]
 
 Echoes every message exactly (text as text, binary as binary, up to 16 MiB), prints
 ``listening on 127.0.0.1:PORT`` once ready (port 0 picks a free one), and on SIGINT
 or SIGTERM closes every client with 1001 after its queued messages and exits 0.
+``--deflate`` picks the permessage-deflate mode, as the C echo's option does (default:
+the engine's, shared).
 """
 
 from __future__ import annotations
@@ -48,7 +50,26 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def main(port: int) -> None:
+DEFLATE_MODES = {
+    "off": wsqueue.DEFLATE_OFF,
+    "shared": wsqueue.DEFLATE_SHARED,
+    "dedicated": wsqueue.DEFLATE_DEDICATED,
+}
+
+
+def parse_args(argv: list[str]) -> tuple[int, int]:
+    """The port (first argument) and the deflate mode (``--deflate MODE`` after it)."""
+    port = int(argv[0]) if argv and not argv[0].startswith("--") else 9002
+    rest = argv[1:] if argv and not argv[0].startswith("--") else argv
+    deflate = wsqueue.DEFLATE_SHARED
+    if rest:
+        if len(rest) != 2 or rest[0] != "--deflate" or rest[1] not in DEFLATE_MODES:
+            raise SystemExit("usage: echo.py [port=9002] [--deflate off|shared|dedicated]")
+        deflate = DEFLATE_MODES[rest[1]]
+    return port, deflate
+
+
+async def main(port: int, deflate: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,6 +84,7 @@ async def main(port: int) -> None:
         send_queue_low_water=SEND_QUEUE_LOW_WATER,
         send_queue_hard_limit=SEND_QUEUE_HARD_LIMIT,
         slow_consumer=wsqueue.SLOW_CONSUMER_CLOSE,
+        deflate=deflate,
     ) as server:
         print(f"listening on 127.0.0.1:{server.port}", flush=True)
         await stop.wait()
@@ -72,7 +94,7 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     raise_open_file_limit()
     try:
-        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9002))
+        asyncio.run(main(*parse_args(sys.argv[1:])))
     except wsqueue.Error as exc:
         print(f"echo: {exc}", file=sys.stderr)
         sys.exit(1)
