@@ -26,16 +26,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use wsqueue::protocol::deflate::{InflateError, MessageInflater};
+use wsqueue::protocol::deflate::MessageInflater;
 use wsqueue::protocol::extensions::DeflateAgreement;
-use wsqueue::protocol::frame::{FrameHeader, OpCode};
 use wsqueue::protocol::handshake::{
     accept_key, is_upgrade_request, render_accept, render_rejection, validate, HandshakePolicy,
 };
 use wsqueue::protocol::http::{HeadLimits, RequestParser};
 use wsqueue::protocol::server_connection::Settings;
 use wsqueue::protocol::utf8::Utf8Validator;
-use wsqueue::protocol::{Incoming, Limits, MessageKind, ProtocolError, Reader, ServerConnection};
+use wsqueue::protocol::{Incoming, Limits, MessageKind, Reader, ServerConnection};
 
 const HANDSHAKE_CASES: usize = 30_000;
 const VALID_STREAM_CASES: usize = 4_000;
@@ -125,6 +124,8 @@ fn random_chunks<'a>(rng: &mut Rng, data: &'a [u8]) -> Vec<&'a [u8]> {
 /// `data[0] & 7` size bytes follow (each `b + 1`, used in turn); the rest is the stream.
 #[path = "../fuzz/fuzz_targets/drive.rs"]
 mod drive;
+#[path = "../fuzz/fuzz_targets/inflate_check.rs"]
+mod inflate_check;
 
 mod chunking {
     pub fn split(data: &[u8]) -> (Vec<usize>, &[u8]) {
@@ -1278,7 +1279,7 @@ fn fuzz_seeds_replay_without_panics_and_with_defined_outcomes() {
         }
     }
     for (path, data) in seeds("inflate") {
-        check_inflate(&data, &path.display().to_string());
+        inflate_check::check(&data, &path.display().to_string());
     }
     for (path, data) in seeds("utf8") {
         let (sizes, stream) = chunking::split(&data);
@@ -1288,74 +1289,6 @@ fn fuzz_seeds_replay_without_panics_and_with_defined_outcomes() {
             check_utf8(stream, &random_chunks(&mut rng, stream), &context);
         }
     }
-}
-
-/// The `inflate` fuzz target's checks (`fuzz/fuzz_targets/inflate.rs`), for its seeds.
-fn check_inflate(data: &[u8], context: &str) {
-    let Some(&first) = data.first() else { return };
-    let limit: usize = if first & 8 != 0 { 256 } else { 64 * 1024 };
-    let agreement = DeflateAgreement {
-        server_no_context_takeover: true,
-        client_no_context_takeover: first & 16 == 0,
-        server_max_window_bits: 15,
-        client_max_window_bits: 15,
-        min_size: 0,
-        level: 6,
-        response: String::new(),
-    };
-    let (sizes, stream) = chunking::split(data);
-    let direct = MessageInflater::new(&agreement).inflate(stream, limit);
-    if let Ok(out) = &direct {
-        assert!(out.len() <= limit, "{context}: over the limit");
-    }
-    assert_eq!(
-        direct,
-        MessageInflater::new(&agreement).inflate(stream, limit),
-        "{context}"
-    );
-    let mut pieces = chunking::chunks(&sizes, stream);
-    if pieces.is_empty() {
-        pieces.push(&[]); // an empty message is still one frame
-    }
-    let mut wire = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        let (opcode, rsv) = if i == 0 {
-            (OpCode::Binary, 4)
-        } else {
-            (OpCode::Continuation, 0)
-        };
-        let h = FrameHeader {
-            fin: i + 1 == pieces.len(),
-            rsv,
-            opcode,
-            mask: Some([0; 4]),
-            payload_len: piece.len() as u64,
-        };
-        let mut buf = [0u8; MAX_HEADER_LEN];
-        let n = h.encode(&mut buf);
-        wire.extend_from_slice(&buf[..n]);
-        wire.extend_from_slice(piece);
-    }
-    let mut reader = Reader::new(Limits {
-        max_frame_size: 1 << 20,
-        max_message_size: limit as u64,
-    });
-    reader.enable_inflate(MessageInflater::new(&agreement));
-    let mut events = Vec::new();
-    reader.feed(&wire, &mut events);
-    let expected = if stream.len() > limit {
-        Incoming::Error(ProtocolError::MessageTooLarge)
-    } else {
-        match direct {
-            Ok(payload) => Incoming::Message {
-                kind: MessageKind::Binary,
-                payload,
-            },
-            Err(InflateError::TooLarge) => Incoming::Error(ProtocolError::MessageTooLarge),
-            Err(InflateError::Corrupt) => Incoming::Error(ProtocolError::InvalidCompressedData),
-        }
-    };
-    assert_eq!(events.last(), Some(&expected), "{context}");
 }
 
 #[test]
