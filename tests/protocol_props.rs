@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use wsqueue::protocol::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use wsqueue::protocol::mask::apply_mask;
+use wsqueue::protocol::reader::MessageBuffers;
 use wsqueue::protocol::utf8::Utf8Validator;
 use wsqueue::protocol::{Incoming, Limits, MessageKind, Reader};
 
@@ -137,6 +138,57 @@ fn feed_split(stream: &[u8], splits: &[usize]) -> Vec<Incoming> {
     events
 }
 
+/// What the engine's recycling does, less kindly: a new message gets the buffer of an
+/// earlier one with its old bytes (scribbled over, so a leak shows) not even cleared.
+#[derive(Default)]
+struct Recycler {
+    spares: Vec<Vec<u8>>,
+}
+
+impl MessageBuffers for Recycler {
+    fn message_buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = self.spares.pop().unwrap_or_else(|| vec![0xEE; 3]);
+        buf.reserve(len);
+        buf
+    }
+}
+
+/// [`feed_split`] with message buffers from a [`Recycler`]: every delivered message's
+/// payload is copied out, scribbled over and handed back for the next messages.
+fn feed_split_recycling(stream: &[u8], splits: &[usize]) -> Vec<Incoming> {
+    let mut reader = Reader::new(Limits::DEFAULT);
+    let mut recycler = Recycler::default();
+    let mut out = Vec::new();
+    let mut pending = Vec::new();
+    let mut last = 0;
+    let mut points: Vec<usize> = splits.iter().map(|&s| s.min(stream.len())).collect();
+    points.sort_unstable();
+    points.push(stream.len());
+    for p in points {
+        pending.extend_from_slice(&stream[last..p]);
+        last = p;
+        let mut events = Vec::new();
+        let n = reader.feed_with(&pending, &mut events, &mut recycler);
+        pending.drain(..n);
+        for event in events {
+            if let Incoming::Message { kind, mut payload } = event {
+                out.push(Incoming::Message {
+                    kind,
+                    payload: payload.clone(),
+                });
+                payload.fill(0xA5);
+                recycler.spares.push(payload);
+            } else {
+                out.push(event);
+            }
+        }
+        if reader.is_finished() {
+            break;
+        }
+    }
+    out
+}
+
 fn control_strategy() -> impl Strategy<Value = Option<Control>> {
     prop::option::weighted(
         0.3,
@@ -208,6 +260,19 @@ proptest! {
         prop_assert_eq!(&whole, &expected(&messages));
         let cut_points: Vec<usize> = splits.iter().map(|i| i.index(stream.len() + 1)).collect();
         prop_assert_eq!(feed_split(&stream, &cut_points), whole);
+    }
+
+    #[test]
+    fn recycled_message_buffers_show_no_old_bytes_whole_or_split_anywhere(
+        messages in prop::collection::vec(sent_strategy(70_000), 1..6),
+        splits in prop::collection::vec(any::<prop::sample::Index>(), 0..16),
+    ) {
+        // Each message is assembled in the (scribbled) buffer of an earlier, larger or
+        // smaller one: it must still be exactly its own bytes.
+        let stream = encode(&messages);
+        prop_assert_eq!(feed_split_recycling(&stream, &[]), expected(&messages));
+        let cut_points: Vec<usize> = splits.iter().map(|i| i.index(stream.len() + 1)).collect();
+        prop_assert_eq!(feed_split_recycling(&stream, &cut_points), expected(&messages));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 mod event_queue;
 mod id_map;
+mod large_spares;
 mod reactor;
 mod recycle;
 mod registry;
@@ -480,6 +481,8 @@ impl Engine {
         }
         drop(threads);
         self.shared.events.close();
+        // The large message buffers kept for reuse are not held after a stop.
+        recycle::release_large_spares();
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Bytes are consumed as they come: a frame's payload is unmasked straight into the
 //! message buffer, so the caller only ever keeps back an incomplete frame header
-//! (fewer than [`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes).
+//! (fewer than [`MAX_HEADER_LEN`](super::frame::MAX_HEADER_LEN) bytes). A new
+//! message's buffer comes from [`MessageBuffers`], so the I/O layer can hand out
+//! recycled buffers without the reader knowing where they come from.
 
 use super::close::{parse_close_payload, CloseCode};
 use super::deflate::{InflateError, MessageInflater};
@@ -29,6 +31,22 @@ pub enum Incoming {
     },
     /// The peer broke the protocol: fail the connection with `error.close_code()`.
     Error(ProtocolError),
+}
+
+/// Where a new message's buffer comes from. The protocol keeps no pool of its own; the
+/// I/O layer may hand out recycled buffers.
+pub trait MessageBuffers {
+    /// A buffer with room for at least `len` bytes (the reader empties it first).
+    fn message_buffer(&mut self, len: usize) -> Vec<u8>;
+}
+
+/// Fresh allocations: the default source.
+pub struct Allocate;
+
+impl MessageBuffers for Allocate {
+    fn message_buffer(&mut self, len: usize) -> Vec<u8> {
+        Vec::with_capacity(len)
+    }
 }
 
 /// Up-front reservation for a message buffer: the frame's length, capped so that a
@@ -92,6 +110,16 @@ impl Reader {
     /// presented again at the front of the next call. After a `Close` or `Error` event
     /// the reader is finished and consumes nothing more.
     pub fn feed(&mut self, input: &[u8], events: &mut Vec<Incoming>) -> usize {
+        self.feed_with(input, events, &mut Allocate)
+    }
+
+    /// [`feed`](Self::feed), with new message buffers taken from `buffers`.
+    pub fn feed_with(
+        &mut self,
+        input: &[u8],
+        events: &mut Vec<Incoming>,
+        buffers: &mut dyn MessageBuffers,
+    ) -> usize {
         let mut pos = 0;
         while !self.finished {
             if self.frame.is_none() {
@@ -99,7 +127,7 @@ impl Reader {
                     Ok(None) => break,
                     Ok(Some((header, len))) => {
                         pos += len;
-                        if let Err(e) = self.start_frame(&header) {
+                        if let Err(e) = self.start_frame(&header, buffers) {
                             self.fail(e, events);
                             break;
                         }
@@ -146,7 +174,11 @@ impl Reader {
     }
 
     /// Applies the server-side rules to a new frame header.
-    fn start_frame(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
+    fn start_frame(
+        &mut self,
+        h: &FrameHeader,
+        buffers: &mut dyn MessageBuffers,
+    ) -> Result<(), ProtocolError> {
         // §5.1: the server MUST fail the connection on an unmasked client frame.
         let key = h.mask.ok_or(ProtocolError::UnmaskedFrame)?;
         // §5.2: non-zero RSV bits without a negotiated meaning fail the connection.
@@ -183,8 +215,15 @@ impl Reader {
             if compressible {
                 self.compressed = rsv1;
             }
-            self.buffer
-                .reserve(h.payload_len.min(MAX_UPFRONT_RESERVE) as usize);
+            let upfront = h.payload_len.min(MAX_UPFRONT_RESERVE) as usize;
+            if self.buffer.capacity() == 0 {
+                // A new message (a finished or failed one leaves no buffer behind).
+                self.buffer = buffers.message_buffer(upfront);
+                // Whatever the source left in it is not this message's.
+                self.buffer.clear();
+            } else {
+                self.buffer.reserve(upfront);
+            }
         }
         self.frame = Some(PayloadState {
             opcode: h.opcode,

@@ -27,7 +27,7 @@ use super::frame::{
 };
 use super::handshake::{self, HandshakePolicy, UpgradeRequest};
 use super::http::{HeadLimits, RequestHead, RequestParser};
-use super::reader::{Incoming, Reader};
+use super::reader::{Allocate, Incoming, MessageBuffers, Reader};
 use super::{Limits, MessageKind};
 
 /// Pongs owed but not written yet. Every ping is answered while the socket takes
@@ -246,6 +246,16 @@ impl ServerConnection {
     /// Processes received bytes (any chunking), appending what they complete to
     /// `events`. An empty `data` processes input held back earlier (after `accept`).
     pub fn receive(&mut self, data: &[u8], events: &mut Vec<ConnEvent>) {
+        self.receive_with(data, events, &mut Allocate);
+    }
+
+    /// [`receive`](Self::receive), with new message buffers taken from `buffers`.
+    pub fn receive_with(
+        &mut self,
+        data: &[u8],
+        events: &mut Vec<ConnEvent>,
+        buffers: &mut dyn MessageBuffers,
+    ) {
         if !data.is_empty() {
             self.awaiting_pong = false;
         }
@@ -265,7 +275,7 @@ impl ServerConnection {
             State::AwaitingAccept(_) => self.input.extend_from_slice(data),
             State::Finished(_) => self.discarded += data.len(),
             State::Deferred(_) => {} // the reader is finished: nothing after the error
-            State::Open | State::CloseSent => self.receive_frames(data, events),
+            State::Open | State::CloseSent => self.receive_frames(data, events, buffers),
         }
     }
 
@@ -291,15 +301,20 @@ impl ServerConnection {
         }
     }
 
-    fn receive_frames(&mut self, data: &[u8], events: &mut Vec<ConnEvent>) {
+    fn receive_frames(
+        &mut self,
+        data: &[u8],
+        events: &mut Vec<ConnEvent>,
+        buffers: &mut dyn MessageBuffers,
+    ) {
         let mut incoming = Vec::new();
         if self.input.is_empty() {
-            let consumed = self.reader.feed(data, &mut incoming);
+            let consumed = self.reader.feed_with(data, &mut incoming, buffers);
             self.input.extend_from_slice(&data[consumed..]);
         } else {
             let mut buf = std::mem::take(&mut self.input);
             buf.extend_from_slice(data);
-            let consumed = self.reader.feed(&buf, &mut incoming);
+            let consumed = self.reader.feed_with(&buf, &mut incoming, buffers);
             buf.drain(..consumed);
             self.input = buf;
         }

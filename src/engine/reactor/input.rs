@@ -151,7 +151,7 @@ impl Reactor {
         let mut events = std::mem::take(&mut self.conn_events);
         {
             let mut st = local.shared.state.lock();
-            st.ws.receive(data, &mut events);
+            st.ws.receive_with(data, &mut events, &mut recycle::Spares);
             st.pump(&self.engine.stats);
         }
         for event in events.drain(..) {
