@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use super::cork::CORK_MAX_MESSAGE;
 use super::error::Error;
 use super::event::ConnId;
+use super::recycle;
 use super::send_queue::{ChunkKind, SendQueue};
 use super::stats::Counters;
 use super::sys;
@@ -204,7 +205,8 @@ impl ConnState {
             }
             self.blocked = true;
         }
-        let mut rest = Vec::with_capacity(total - written);
+        // A large rest takes a recycled buffer (given back when written: `send_queue.rs`).
+        let mut rest = recycle::take(total - written);
         if written < header.len() {
             rest.extend_from_slice(&header[written..]);
             rest.extend_from_slice(payload);

@@ -8,6 +8,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+use super::recycle;
 use super::sys;
 
 /// How many queued chunks one `writev` gathers.
@@ -238,6 +239,10 @@ impl SendQueue {
                 close |= done.kind == ChunkKind::Close;
                 self.head_written = 0;
                 frames += done.frames();
+                if let Bytes::Owned(buf) = done.bytes {
+                    // A large message's rest came from the spares (`ConnState::write`).
+                    recycle::give_back_large(buf);
+                }
             } else {
                 self.head_written += written;
                 written = 0;
