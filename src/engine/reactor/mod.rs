@@ -85,6 +85,9 @@ pub struct Reactor {
     due: Vec<(u64, u64)>,
     shutdown_deadline: Option<Instant>,
     ready_events: Vec<sys::EpollEvent>,
+    /// The engine's clock, read once per turn after the wait: connections' input and
+    /// timer times need millisecond precision, not a clock read per connection.
+    now_ms: u64,
 }
 
 /// How a turn ended.
@@ -103,6 +106,7 @@ impl Reactor {
     ) -> std::io::Result<Reactor> {
         let epoll = Epoll::new()?;
         epoll.add(engine.reactors[index].wake.fd(), WAKE_TOKEN, sys::EV_IN)?;
+        let engine_now = engine.now_ms();
         let reactor = Reactor {
             index,
             engine,
@@ -119,6 +123,7 @@ impl Reactor {
             due: Vec::new(),
             shutdown_deadline: None,
             ready_events: sys::empty_events(256),
+            now_ms: engine_now,
         };
         reactor.watch_listeners(true);
         Ok(reactor)
@@ -189,6 +194,7 @@ impl Reactor {
         }
         let mut ready_events = std::mem::take(&mut self.ready_events);
         let n = self.epoll.wait(&mut ready_events, timeout).unwrap_or(0);
+        self.now_ms = self.engine.now_ms();
         for ev in &ready_events[..n] {
             let (token, flags) = (ev.u64, ev.events);
             if token == WAKE_TOKEN {
@@ -328,7 +334,7 @@ impl Reactor {
         }
         shared.state.lock().attach(socket);
         self.engine.registry.insert(shared.clone());
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         self.conns.insert(
             id,
             Local {
