@@ -72,7 +72,9 @@ pub struct Reactor {
     epoll: Epoll,
     listeners: Option<Arc<Vec<TcpListener>>>,
     listeners_paused_until: Option<Instant>,
-    conns: IdMap<Local>,
+    /// Boxed: the map's slots (a third of them empty at any size) hold a pointer, not
+    /// the whole connection half.
+    conns: IdMap<Box<Local>>,
     scratch: Vec<u8>,
     /// Connections with unread input left after their turn.
     ready: Vec<u64>,
@@ -337,7 +339,7 @@ impl Reactor {
         let now = self.now_ms;
         self.conns.insert(
             id,
-            Local {
+            Box::new(Local {
                 shared,
                 fd,
                 info: None,
@@ -349,7 +351,7 @@ impl Reactor {
                 announced: false,
                 counted: false,
                 paused_for_output: false,
-            },
+            }),
         );
         self.process(id, &initial);
     }
