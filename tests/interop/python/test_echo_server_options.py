@@ -11,8 +11,8 @@ import base64
 import os
 import socket
 import subprocess
-import time
 import sys
+import time
 import urllib.parse
 
 import pytest
