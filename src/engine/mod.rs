@@ -253,11 +253,11 @@ impl Engine {
         }
         // Admitted at its uncompressed size: a compressor with context takeover must
         // not see a message that is then refused.
-        let (_, n) = st
+        let wire_len = st
             .ws
-            .message_header(kind, payload.len())
+            .message_wire_len(payload.len())
             .map_err(|_| Error::Closed)?;
-        if let Err(refusal) = self.shared.admit(&mut st, n + payload.len()) {
+        if let Err(refusal) = self.shared.admit(&mut st, wire_len) {
             if refusal == Refusal::Condemned {
                 drop(st);
                 self.shared.command(conn.reactor, Command::Kick(id));

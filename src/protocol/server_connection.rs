@@ -23,7 +23,8 @@ use super::deflate::{Compressed, MessageDeflater, MessageInflater};
 use super::error::{ProtocolError, SendError};
 use super::extensions::{negotiate_deflate, DeflatePolicy};
 use super::frame::{
-    encode_frame, server_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_SERVER_HEADER_LEN,
+    encode_frame, server_header, server_header_len, OpCode, MAX_CONTROL_PAYLOAD,
+    MAX_SERVER_HEADER_LEN,
 };
 use super::handshake::{self, HandshakePolicy, UpgradeRequest};
 use super::http::{HeadLimits, RequestHead, RequestParser};
@@ -514,6 +515,15 @@ impl ServerConnection {
     /// Whether permessage-deflate was negotiated (RFC 7692).
     pub fn deflate_negotiated(&self) -> bool {
         self.deflater.is_some()
+    }
+
+    /// The wire length of an uncompressed message of `len` bytes (the bound a send is
+    /// admitted against), or why nothing may be sent.
+    pub fn message_wire_len(&self, len: usize) -> Result<usize, SendError> {
+        if !self.can_send() {
+            return Err(SendError::Closing);
+        }
+        Ok(server_header_len(len as u64) + len)
     }
 
     /// Encodes one whole message as a frame, compressed if permessage-deflate was
