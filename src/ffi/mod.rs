@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use error::wsq_result_t::{self, *};
 use error::{from_engine, invalid, set_last_error};
-use handle::{new_handle, server_of, take_server, wsq_server_t};
+use handle::{new_handle, server_of, take_server, with_server, wsq_server_t};
 use panic::{guard, guard_or, guard_void};
 use types::*;
 
@@ -509,12 +509,17 @@ pub extern "C" fn wsq_send(
     len: usize,
 ) -> wsq_result_t {
     guard(|| {
-        // SAFETY: handle checked by `live`; buffer per the documented contract.
-        let s = match unsafe { live(server) } {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        send_one(&s, conn, kind, data, len)
+        if server.is_null() {
+            return invalid("server is NULL");
+        }
+        // SAFETY: non-null handles come from wsq_server_start; buffer per the
+        // documented contract. A send never blocks, so it may hold the handle's lock.
+        unsafe { with_server(server, |s| send_one(s, conn, kind, data, len)) }.unwrap_or_else(
+            || {
+                set_last_error("the server handle was freed");
+                WSQ_ERR_BAD_HANDLE
+            },
+        )
     })
 }
 
