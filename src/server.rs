@@ -187,8 +187,8 @@ impl Server {
     /// Hands back the buffer of a message event the caller is done with (its `data`),
     /// so that the engine can carry a later message in it. Optional: dropping it is
     /// fine. Returning buffers from the thread that polls keeps small messages free of
-    /// cross-thread allocator traffic, and large ones (up to 2 MiB, a bounded number)
-    /// free of page faults.
+    /// cross-thread allocator traffic, and large ones (up to 128 KiB, a bounded
+    /// number) free of page faults.
     pub fn recycle(data: Vec<u8>) {
         crate::engine::recycle_buffer(data)
     }

@@ -7,7 +7,7 @@
 //! payloads into spares taken from it in batches: one lock per batch, and the
 //! reactor's own scratch allocations are freed on the thread that made them.
 //!
-//! Large buffers (up to 2 MiB) are kept too, for another reason: glibc
+//! Large buffers (up to 128 KiB) are kept too, for another reason: glibc
 //! gives a freed 64 KiB block at the top of the reactor's heap back to the kernel
 //! (`madvise`), and the next message faults it in again, page by page; a run was
 //! either 1.25 or 2.1 GB/s depending on where the heap's top landed. They are kept
