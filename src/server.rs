@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+pub use crate::engine::tls::{Pem, TlsListen};
 use crate::engine::Engine;
 pub use crate::engine::{
     CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,

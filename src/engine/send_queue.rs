@@ -5,10 +5,10 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use super::sys;
+use super::transport::Writev;
 
 /// How many queued chunks one `writev` gathers.
 const MAX_IOVECS: usize = 64;
@@ -183,7 +183,7 @@ impl SendQueue {
 
     /// Writes as much as the socket takes, gathering up to [`MAX_IOVECS`] frames per
     /// `writev`. Stops at EAGAIN (`blocked`) or when empty.
-    pub fn flush(&mut self, fd: RawFd) -> io::Result<Flushed> {
+    pub fn flush(&mut self, sink: &mut impl Writev) -> io::Result<Flushed> {
         let mut out = Flushed {
             bytes: 0,
             frames: 0,
@@ -203,7 +203,7 @@ impl SendQueue {
                     });
                     n += 1;
                 }
-                match sys::writev(fd, &iov[..n]) {
+                match sink.writev(&iov[..n]) {
                     Ok(w) => w,
                     Err(e) if sys::would_block(&e) => {
                         out.blocked = true;
@@ -250,6 +250,7 @@ impl SendQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::transport::PlainSocket;
     use std::io::Read;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
@@ -262,7 +263,7 @@ mod tests {
         q.push_shared(Arc::from(&b"shared "[..]), ChunkKind::Message);
         q.push_owned(b"world".to_vec(), ChunkKind::Close);
         assert_eq!(q.bytes(), 18);
-        let f = q.flush(a.as_raw_fd()).unwrap();
+        let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
         assert_eq!(
             (f.bytes, f.frames, f.blocked, f.close_written),
             (18, 3, false, true)
@@ -281,7 +282,7 @@ mod tests {
         let mut q = SendQueue::new();
         let big: Vec<u8> = (0..4_000_000u32).map(|i| i as u8).collect();
         q.push_owned(big.clone(), ChunkKind::Message);
-        let first = q.flush(a.as_raw_fd()).unwrap();
+        let first = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
         assert!(
             first.blocked,
             "a 4 MB frame must not fit in a socket buffer"
@@ -295,7 +296,7 @@ mod tests {
         });
         let mut total = first.bytes;
         while !q.is_empty() {
-            let f = q.flush(a.as_raw_fd()).unwrap();
+            let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
             total += f.bytes;
             if f.blocked {
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -338,7 +339,7 @@ mod tests {
         q.push_owned(b"pong".to_vec(), ChunkKind::Control);
         q.push_message(b"h4", b"four");
         assert_eq!(q.chunks.len(), 3, "a frame in between starts a new buffer");
-        let f = q.flush(a.as_raw_fd()).unwrap();
+        let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
         assert_eq!((f.bytes, f.frames, f.blocked), (27, 5, false));
         drop(a);
         let mut got = String::new();

@@ -8,8 +8,9 @@ use crate::engine::recycle;
 use crate::engine::static_files;
 use crate::engine::stats::Counters;
 use crate::engine::sys;
+use crate::engine::tls::{Received, TlsFailure};
 use crate::protocol::close::CloseCode;
-use crate::protocol::server_connection::ConnEvent;
+use crate::protocol::server_connection::{ConnEvent, Outcome};
 
 /// The smallest client frame: two header bytes and the mask key (§5.2).
 const MIN_FRAME: usize = 6;
@@ -149,16 +150,24 @@ impl Reactor {
             local.last_input_ms = now;
         }
         let mut events = std::mem::take(&mut self.conn_events);
-        {
+        let received = {
             let mut st = local.shared.state.lock();
-            st.ws.receive(data, &mut events);
+            let received = st.receive(data, &mut events);
             st.pump(&self.engine.stats);
-        }
+            received
+        };
         for event in events.drain(..) {
             self.on_conn_event(id, event);
         }
         self.conn_events = events;
-        self.after_write(id);
+        match received {
+            Ok(Received::More) => self.after_write(id),
+            Ok(Received::PeerClosed) => self.on_eof(id),
+            Err(TlsFailure(why)) => {
+                Counters::add(&self.engine.stats.tls_errors, 1);
+                self.teardown_with(id, |_| Outcome::lost(&format!("TLS: {why}")));
+            }
+        }
     }
 
     fn on_conn_event(&mut self, id: u64, event: ConnEvent) {
