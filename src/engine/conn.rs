@@ -92,6 +92,7 @@ impl ConnState {
     /// Runs bytes read from the socket through TLS (if any) and the protocol. A TLS
     /// failure leaves its alert written (if the socket took it) and is returned: the
     /// connection cannot go on.
+    #[inline]
     pub fn receive(
         &mut self,
         data: &[u8],
