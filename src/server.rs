@@ -41,7 +41,8 @@ impl Server {
         })
     }
 
-    /// The bound addresses, in the order of `Config::listen` (port 0 resolved).
+    /// The bound addresses: those of `Config::listen`, then those of
+    /// `Config::tls_listen`, each in its order (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         self.engine.local_addrs()
     }

@@ -396,7 +396,8 @@ pub extern "C" fn wsq_server_free(server: *mut wsq_server_t) {
     })
 }
 
-/// Writes the port of the first listen address to `*port`.
+/// Writes the port of the first listen address to `*port` (the first of `listen`, or
+/// of `tls_listen` when `listen` is empty).
 #[no_mangle]
 pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -> wsq_result_t {
     call(|| {
@@ -406,7 +407,8 @@ pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -
     })
 }
 
-/// Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+/// Writes listen address number `index` (in config order: those of `listen`, then those
+/// of `tls_listen`) as "ip:port" (IPv6:
 /// "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
 /// WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
 #[no_mangle]
