@@ -65,6 +65,18 @@ type Config struct {
 	// written once per connection per batch. Callbacks must then never block,
 	// and writes do not wait for a drain (ErrWriteQueueFull at the hard limit).
 	HandlerWorkers int
+	// TLSListen is a comma-separated list of wss:// addresses (Listen and
+	// ListenHandler only: behind Upgrade, net/http does TLS), bound after the
+	// plain ones (see Server.Addrs), each presenting the certificate chain
+	// (leaf first) and private key below: PEM files, or PEM bytes, which win
+	// when set. TLS 1.2 and 1.3, ALPN http/1.1. A certificate or key that
+	// cannot be read or used makes Listen fail (WSQ_ERR_TLS). With TLSListen
+	// set, Listen's addr may be "" for a wss://-only server.
+	TLSListen         string
+	TLSCertChainFile  string
+	TLSPrivateKeyFile string
+	TLSCertChainPEM   []byte
+	TLSPrivateKeyPEM  []byte
 	// MaxQueuedReadBytes bounds the bytes of received messages waiting for a
 	// connection's reader in Go. A connection over it is closed with 1008: the
 	// dispatcher serves every connection and must never wait for one reader.
@@ -157,10 +169,32 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 		return p
 	}
 	listen := cfg.Listen
-	if listen == "" {
+	if listen == "" && cfg.TLSListen == "" {
 		listen = "127.0.0.1:0"
 	}
 	c.listen = str(listen)
+	if cfg.TLSListen != "" {
+		c.tls_listen = str(cfg.TLSListen)
+		if cfg.TLSCertChainFile != "" {
+			c.tls_cert_chain_file = str(cfg.TLSCertChainFile)
+		}
+		if cfg.TLSPrivateKeyFile != "" {
+			c.tls_private_key_file = str(cfg.TLSPrivateKeyFile)
+		}
+		// Copied into C memory: the engine reads them during wsq_server_start only.
+		if len(cfg.TLSCertChainPEM) > 0 {
+			p := C.CBytes(cfg.TLSCertChainPEM)
+			cstrs = append(cstrs, (*C.char)(p))
+			c.tls_cert_chain_pem = (*C.uint8_t)(p)
+			c.tls_cert_chain_pem_len = C.size_t(len(cfg.TLSCertChainPEM))
+		}
+		if len(cfg.TLSPrivateKeyPEM) > 0 {
+			p := C.CBytes(cfg.TLSPrivateKeyPEM)
+			cstrs = append(cstrs, (*C.char)(p))
+			c.tls_private_key_pem = (*C.uint8_t)(p)
+			c.tls_private_key_pem_len = C.size_t(len(cfg.TLSPrivateKeyPEM))
+		}
+	}
 	setU32 := func(dst *C.uint32_t, v uint32) {
 		if v != 0 {
 			*dst = C.uint32_t(v)
@@ -250,8 +284,13 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 
 // localAddr returns the engine's first listen address as "ip:port".
 func (e *engine) localAddr() string {
+	return e.localAddrAt(0)
+}
+
+// localAddrAt returns listen address number i ("" past the last one).
+func (e *engine) localAddrAt(i int) string {
 	var buf [64]C.char
-	if C.wsq_server_local_addr(e.srv, 0, &buf[0], C.size_t(len(buf))) != C.WSQ_OK {
+	if C.wsq_server_local_addr(e.srv, C.size_t(i), &buf[0], C.size_t(len(buf))) != C.WSQ_OK {
 		return ""
 	}
 	return C.GoString(&buf[0])
