@@ -374,3 +374,29 @@ fn backpressure_and_drain_work_over_tls_and_nothing_is_lost() {
     assert_eq!(server.buffered_amount(id).unwrap(), 0);
     tls_echo(&server, &mut client, id, b"after the drain");
 }
+
+#[test]
+fn alpn_picks_http11_refuses_h2_only_and_serves_clients_without_alpn() {
+    let pki = TestPki::new();
+    let server = start_both(&pki, Config::default());
+    let mut config = (*pki.client_config(rustls::DEFAULT_VERSIONS)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut h2_only = pki.connect_with(wss_addr(&server), std::sync::Arc::new(config));
+    let mut failed = None;
+    while failed.is_none() && h2_only.conn.is_handshaking() {
+        failed = h2_only.conn.complete_io(&mut h2_only.sock).err();
+    }
+    let failed = failed.expect("a client offering only h2 must be refused");
+    assert!(
+        failed.to_string().contains("NoApplicationProtocol"),
+        "refused with {failed}"
+    );
+    let mut config = (*pki.client_config(rustls::DEFAULT_VERSIONS)).clone();
+    config.alpn_protocols = Vec::new();
+    let mut client =
+        TlsWsClient::over(pki.connect_with(wss_addr(&server), std::sync::Arc::new(config)));
+    let (id, _) = expect_open(&server);
+    assert_eq!(client.stream.conn.alpn_protocol(), None);
+    tls_echo(&server, &mut client, id, b"no ALPN offered");
+    assert_eq!(server.stats().tls_errors, 1);
+}
