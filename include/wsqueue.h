@@ -587,11 +587,14 @@ const char *wsq_version(void);
 wsq_result_t wsq_config_init(wsq_config_t *config);
 
 /**
- * Starts a server: binds every listen address and starts the reactor threads.
- * `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
- * receives a handle the caller owns and must release with wsq_server_free; on
- * failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
- * WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+ * Starts a server: binds every listen address (`listen`, then `tls_listen`) and
+ * starts the reactor threads. `config` (NULL: all defaults) and everything it points
+ * to (strings, PEM bytes) are only read during the call; certificate files are read
+ * during it too. On WSQ_OK, `*out` receives a handle the caller owns and must release
+ * with wsq_server_free; on failure `*out` is set to NULL. Typical failures:
+ * WSQ_ERR_IO (address in use), WSQ_ERR_INVALID_ARGUMENT (bad setting),
+ * WSQ_ERR_TLS (a certificate chain or key that cannot be read or used); see
+ * wsq_last_error for which.
  */
 wsq_result_t wsq_server_start(const wsq_config_t *config, wsq_server_t **out);
 
@@ -612,12 +615,14 @@ wsq_result_t wsq_server_stop(wsq_server_t *server, uint32_t timeout_ms);
 void wsq_server_free(wsq_server_t *server);
 
 /**
- * Writes the port of the first listen address to `*port`.
+ * Writes the port of the first listen address to `*port` (the first of `listen`, or
+ * of `tls_listen` when `listen` is empty).
  */
 wsq_result_t wsq_server_port(const wsq_server_t *server, uint16_t *port);
 
 /**
- * Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+ * Writes listen address number `index` (in config order: those of `listen`, then those
+ * of `tls_listen`) as "ip:port" (IPv6:
  * "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
  * WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
  */

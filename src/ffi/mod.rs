@@ -336,11 +336,14 @@ fn deflate_mode_to_c(mode: DeflateMode) -> u32 {
     }
 }
 
-/// Starts a server: binds every listen address and starts the reactor threads.
-/// `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
-/// receives a handle the caller owns and must release with wsq_server_free; on
-/// failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
-/// WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+/// Starts a server: binds every listen address (`listen`, then `tls_listen`) and
+/// starts the reactor threads. `config` (NULL: all defaults) and everything it points
+/// to (strings, PEM bytes) are only read during the call; certificate files are read
+/// during it too. On WSQ_OK, `*out` receives a handle the caller owns and must release
+/// with wsq_server_free; on failure `*out` is set to NULL. Typical failures:
+/// WSQ_ERR_IO (address in use), WSQ_ERR_INVALID_ARGUMENT (bad setting),
+/// WSQ_ERR_TLS (a certificate chain or key that cannot be read or used); see
+/// wsq_last_error for which.
 #[no_mangle]
 pub extern "C" fn wsq_server_start(
     config: *const wsq_config_t,
