@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run
+from websockets.asyncio.client import connect as aconnect
 from websockets.sync.client import connect
 
 import wsqueue
+import wsqueue.asyncio as wsa
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -114,3 +117,25 @@ def test_unusable_certificates_raise_tls_error(certs: Path) -> None:
         wsqueue.Server(wsqueue.Config(listen="127.0.0.1:0", tls_listen="127.0.0.1:0"))
     with pytest.raises(wsqueue.InvalidArgument):
         wsqueue.Server(wsqueue.Config(listen="127.0.0.1:0", tls_cert_chain_pem="text, not bytes"))  # type: ignore[arg-type]
+
+
+def test_asyncio_serve_takes_the_tls_settings(certs: Path) -> None:
+    async def echo(connection: wsa.ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    async def main() -> None:
+        async with wsa.serve(
+            echo,
+            "127.0.0.1",
+            0,
+            listen="",  # wss:// only: the settings override serve's host and port
+            tls_listen="127.0.0.1:0",
+            tls_cert_chain_file=str(certs / "server.pem"),
+            tls_private_key_file=str(certs / "server.key"),
+        ) as server:
+            async with aconnect(f"wss://127.0.0.1:{server.port}/", ssl=client_context(certs)) as client:
+                await client.send("asyncio over TLS")
+                assert await client.recv() == "asyncio over TLS"
+
+    run(main())
