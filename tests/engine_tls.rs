@@ -400,3 +400,25 @@ fn alpn_picks_http11_refuses_h2_only_and_serves_clients_without_alpn() {
     tls_echo(&server, &mut client, id, b"no ALPN offered");
     assert_eq!(server.stats().tls_errors, 1);
 }
+
+#[test]
+fn a_forged_record_on_an_open_connection_closes_it_with_1006_and_is_counted() {
+    let pki = TestPki::new();
+    let server = start_both(&pki, Config::default());
+    let mut client = TlsWsClient::connect(&pki, wss_addr(&server));
+    let (id, _) = expect_open(&server);
+    tls_echo(&server, &mut client, id, b"before the forgery");
+    // An application-data record whose authentication tag cannot verify, written
+    // under the TLS layer straight into the socket.
+    let mut forged = vec![23, 3, 3, 0, 40];
+    forged.extend((0..40u8).map(|i| i.wrapping_mul(37)));
+    client.stream.sock.write_all(&forged).unwrap();
+    let info = expect_close(&server, id);
+    assert_eq!((info.code, info.clean), (1006, false));
+    assert!(info.reason.starts_with("TLS"), "reason {:?}", info.reason);
+    assert_eq!(server.stats().tls_errors, 1);
+    assert_eq!(server.stats().connections, 0);
+    // The client sees a fatal alert (bad_record_mac), then the end.
+    let mut buf = [0u8; 64];
+    assert!(std::io::Read::read(&mut client.stream, &mut buf).is_err());
+}
