@@ -35,6 +35,19 @@ pub unsafe fn server_of(ptr: *const wsq_server_t) -> Option<Arc<Server>> {
     handle.server.read().clone()
 }
 
+/// Runs `f` on the live server behind a handle without taking a reference on it (for
+/// calls that never block: a concurrent `wsq_server_free` waits for them to finish).
+/// None for NULL or a freed handle.
+///
+/// # Safety
+/// As for [`server_of`].
+pub unsafe fn with_server<R>(ptr: *const wsq_server_t, f: impl FnOnce(&Server) -> R) -> Option<R> {
+    // SAFETY: as above.
+    let handle = unsafe { ptr.as_ref() }?;
+    let guard = handle.server.read();
+    guard.as_deref().map(f)
+}
+
 /// Empties a handle, returning the server it held (None if NULL or already freed).
 ///
 /// # Safety

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use error::wsq_result_t::{self, *};
 use error::{from_engine, invalid, set_last_error};
-use handle::{new_handle, server_of, take_server, wsq_server_t};
+use handle::{new_handle, server_of, take_server, with_server, wsq_server_t};
 use panic::{guard, guard_or, guard_void};
 use types::*;
 
@@ -507,6 +507,11 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
 /// belongs to the calling OS thread: a runtime that moves tasks between threads (Go's
 /// goroutines) must keep the polling task on its thread from wsq_poll to
 /// wsq_events_release, or another task's sends on that thread wait for its next poll.
+/// Threads: a poll that waits (timeout_ms not 0) and finds nothing queued reads the
+/// sockets itself in place of the library's I/O threads (one such poller at a time),
+/// so a request and its reply need no hand-over between threads. The I/O threads
+/// take over again while no poll is waiting for a few milliseconds, so nothing
+/// (pings, timeouts, writes) waits on a thread that is busy with its batch.
 #[no_mangle]
 pub extern "C" fn wsq_poll(
     server: *const wsq_server_t,
@@ -585,12 +590,17 @@ pub extern "C" fn wsq_send(
     len: usize,
 ) -> wsq_result_t {
     guard(|| {
-        // SAFETY: handle checked by `live`; buffer per the documented contract.
-        let s = match unsafe { live(server) } {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        send_one(&s, conn, kind, data, len)
+        if server.is_null() {
+            return invalid("server is NULL");
+        }
+        // SAFETY: non-null handles come from wsq_server_start; buffer per the
+        // documented contract. A send never blocks, so it may hold the handle's lock.
+        unsafe { with_server(server, |s| send_one(s, conn, kind, data, len)) }.unwrap_or_else(
+            || {
+                set_last_error("the server handle was freed");
+                WSQ_ERR_BAD_HANDLE
+            },
+        )
     })
 }
 

@@ -179,6 +179,16 @@ pub fn server_header(
     (out, n)
 }
 
+/// The length of the header [`server_header`] makes for `payload_len` (the minimal
+/// length encoding of §5.2), without making it.
+pub fn server_header_len(payload_len: u64) -> usize {
+    match payload_len {
+        0..=125 => 2,
+        126..=0xFFFF => 4,
+        _ => 10,
+    }
+}
+
 /// Appends a complete unmasked server frame (header then payload) to `out`.
 pub fn encode_frame(opcode: OpCode, fin: bool, payload: &[u8], out: &mut Vec<u8>) {
     let (header, n) = server_header(opcode, fin, payload.len() as u64);
@@ -284,6 +294,12 @@ mod tests {
         assert_eq!(server_header(OpCode::Text, true, 65536).1, 10);
         let (h, _) = server_header(OpCode::Binary, false, 3);
         assert_eq!(&h[..2], &[0x02, 0x03]);
+        for len in [0, 1, 125, 126, 127, 65535, 65536, 1 << 40] {
+            assert_eq!(
+                server_header_len(len),
+                server_header(OpCode::Text, true, len).1
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::engine::sys;
 use crate::engine::tls::{Received, TlsFailure};
 use crate::protocol::close::CloseCode;
 use crate::protocol::server_connection::{ConnEvent, Outcome};
+use crate::protocol::MessageKind;
 
 /// The smallest client frame: two header bytes and the mask key (§5.2).
 const MIN_FRAME: usize = 6;
@@ -18,7 +19,7 @@ const MIN_FRAME: usize = 6;
 impl Reactor {
     pub(super) fn on_io(&mut self, id: u64, flags: u32) {
         if flags & sys::EV_OUT != 0 {
-            let now = self.engine.now_ms();
+            let now = self.now_ms;
             if let Some(local) = self.conns.get_mut(&id) {
                 // Edge triggering reports writability with every new edge (input
                 // too). Only a socket that blocked needs the reactor to write: frames
@@ -142,13 +143,14 @@ impl Reactor {
     /// Runs received bytes through the connection's state machine and acts on what it
     /// says. Empty `data` processes input the connection held back.
     pub(super) fn process(&mut self, id: u64, data: &[u8]) {
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         let Some(local) = self.conns.get_mut(&id) else {
             return;
         };
         if !data.is_empty() {
             local.last_input_ms = now;
         }
+        let tag = local.shared.tag();
         let mut events = std::mem::take(&mut self.conn_events);
         let received = {
             let mut st = local.shared.state.lock();
@@ -156,8 +158,20 @@ impl Reactor {
             st.pump(&self.engine.stats);
             received
         };
+        // Messages, the common event, take the short way: no lookup of the connection
+        // per message, and one count per read.
+        let mut messages = 0;
         for event in events.drain(..) {
-            self.on_conn_event(id, event);
+            match event {
+                ConnEvent::Message { kind, payload } => {
+                    messages += 1;
+                    self.deliver_message(ConnId(id), tag, kind, payload);
+                }
+                other => self.on_conn_event(id, other),
+            }
+        }
+        if messages > 0 {
+            Counters::add(&self.engine.stats.messages_in, messages);
         }
         self.conn_events = events;
         match received {
@@ -181,14 +195,7 @@ impl Reactor {
         match event {
             ConnEvent::Message { kind, payload } => {
                 Counters::add(&stats.messages_in, 1);
-                // A small payload travels in a recycled buffer; its own is freed here,
-                // on the thread that allocated it (see `recycle.rs`).
-                let data = recycle::copy_into_spare(&payload).unwrap_or(payload);
-                self.entries.push(Entry::Event(Event {
-                    conn,
-                    tag,
-                    kind: EventKind::Message { kind, data },
-                }));
+                self.deliver_message(conn, tag, kind, payload);
             }
             ConnEvent::Ping(payload) if engine.config.deliver_ping_pong => {
                 self.entries.push(Entry::Event(Event {
@@ -276,6 +283,17 @@ impl Reactor {
                 self.open(id, info, chosen);
             }
         }
+    }
+
+    fn deliver_message(&mut self, conn: ConnId, tag: u64, kind: MessageKind, payload: Vec<u8>) {
+        // A small payload travels in a recycled buffer; its own is freed here, on the
+        // thread that allocated it (see `recycle.rs`).
+        let data = recycle::copy_into_spare(&payload).unwrap_or(payload);
+        self.entries.push(Entry::Event(Event {
+            conn,
+            tag,
+            kind: EventKind::Message { kind, data },
+        }));
     }
 
     /// The 101 is out: tell the app, then process what the client sent after its head.
