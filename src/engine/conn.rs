@@ -344,9 +344,21 @@ impl ConnState {
     /// Half-closes once everything is written and the protocol is finished (§7.1.1:
     /// the server closes TCP first; the peer still reads what we sent). Returns true
     /// when it did.
+    #[inline]
     pub fn half_close_if_done(&mut self) -> bool {
-        if !self.queue.is_empty() || self.tls_pending() || !self.ws.wants_half_close() {
+        if !self.queue.is_empty() || !self.ws.wants_half_close() {
             return false;
+        }
+        self.half_close()
+    }
+
+    /// Out of line: it runs once per connection, and `half_close_if_done` runs after
+    /// every write.
+    #[cold]
+    #[inline(never)]
+    fn half_close(&mut self) -> bool {
+        if self.tls_pending() {
+            return false; // our last records first: the writability edge comes back here
         }
         if let Some(fd) = self.fd() {
             if let Some(tls) = self.tls.as_deref_mut() {

@@ -233,7 +233,7 @@ impl SendQueue {
 
     /// Advances past `written` bytes; returns how many frames were completed, and
     /// whether one of them was our close frame.
-    #[inline]
+    #[inline(always)]
     fn consume(&mut self, mut written: usize) -> (usize, bool) {
         self.bytes -= written;
         let mut frames = 0;

@@ -177,11 +177,16 @@ impl Reactor {
         match received {
             Ok(Received::More) => self.after_write(id),
             Ok(Received::PeerClosed) => self.on_eof(id),
-            Err(TlsFailure(why)) => {
-                Counters::add(&self.engine.stats.tls_errors, 1);
-                self.teardown_with(id, |_| Outcome::lost(&format!("TLS: {why}")));
-            }
+            Err(failure) => self.on_tls_failure(id, failure),
         }
+    }
+
+    /// TLS failed (its alert is written if the socket took it): counted, and the
+    /// connection dropped (an opened one reports 1006 with the reason).
+    #[cold]
+    fn on_tls_failure(&mut self, id: u64, TlsFailure(why): TlsFailure) {
+        Counters::add(&self.engine.stats.tls_errors, 1);
+        self.teardown_with(id, |_| Outcome::lost(&format!("TLS: {why}")));
     }
 
     fn on_conn_event(&mut self, id: u64, event: ConnEvent) {
