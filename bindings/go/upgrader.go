@@ -1,6 +1,7 @@
 package wsqueue
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"net/http"
@@ -176,6 +177,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		b, _ := brw.Reader.Peek(n)
 		initial = append(initial, b...)
 	}
+	releaseHijackBuffers(brw, netConn)
 	fd, err := dupSocket(netConn)
 	netConn.Close()
 	if err != nil {
@@ -190,9 +192,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	c.remote, c.local = remote, local
 	c.mu.Unlock()
 
-	var deadline time.Time
+	var deadline int64
 	if u.HandshakeTimeout > 0 {
-		deadline = time.Now().Add(u.HandshakeTimeout)
+		deadline = time.Now().Add(u.HandshakeTimeout).UnixNano()
 	}
 	header := http.Header{}
 	for k, vs := range responseHeader {
@@ -222,6 +224,18 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 			return nil, ErrBadHandshake
 		}
 	}
+}
+
+// releaseHijackBuffers swaps the 8 KiB of buffers behind the hijacked reader
+// and writer (net/http's own, which it keeps reachable from its connection for
+// as long as the handler runs, that is for the connection's whole life in the
+// goroutine-per-connection style) for tiny ones over the closed socket. The
+// engine reads and writes the socket from now on, and net/http never touches a
+// hijacked connection's buffers again; without this they are most of what an
+// idle connection costs.
+func releaseHijackBuffers(brw *bufio.ReadWriter, closed net.Conn) {
+	*brw.Reader = *bufio.NewReaderSize(closed, 16)
+	*brw.Writer = *bufio.NewWriterSize(closed, 1)
 }
 
 // requestHead rebuilds the request head net/http parsed, for the engine to
