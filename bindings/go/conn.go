@@ -191,9 +191,18 @@ type Conn struct {
 	handler   Handler
 	scheduled bool // in pool's run queue or being run (guarded by mu)
 
-	closed      atomic.Bool // set by Close, which then wakes every blocked reader and writer
+	closed atomic.Bool // set by Close, which then wakes every blocked reader and writer
+	// Writes through the engine's outbox (outbox.go): how many of this
+	// connection's messages and bytes wait there, whether the last flush left
+	// it over its soft limit, and a failure found by a flush (guarded by mu),
+	// returned by the next write.
+	outPending  atomic.Int32
+	outBytes    atomic.Int32
+	overSoft    atomic.Bool
+	writeErr    error
+	stall       *connStall // messages refused at the server-wide budget (guarded by mu)
 	closeSentMu sync.Mutex
-	closeSent   bool
+	closeSent   atomic.Bool // written under closeSentMu
 
 	// Deadlines in Unix nanoseconds (0: none), set from any goroutine.
 	readDeadline  atomic.Int64
@@ -506,12 +515,50 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	if c.isClosed() {
 		return errConnClosed
 	}
-	// Text is checked by the engine (WSQ_ERR_INVALID_ARGUMENT), not twice.
 	dl := c.writeDeadline.Load()
+	c.mu.Lock()
+	inline := c.pool != nil && c.pool.inline
+	werr := c.writeErr
+	if werr == nil && (c.gone || c.closeSent.Load()) {
+		// What the engine would answer; the outbox answers later.
+		werr = ErrCloseSent
+	}
+	stalled := c.stall != nil
+	c.mu.Unlock()
+	if werr != nil {
+		return werr
+	}
+	if stalled {
+		// Messages refused at the server-wide budget go first.
+		if err := c.waitStall(dl); err != nil {
+			return err
+		}
+	}
+	if c.overSoft.Load() && !inline {
+		// An outbox message left the connection over its soft limit.
+		if err := c.waitDrain(dl); err != nil {
+			return err
+		}
+		c.overSoft.Store(false)
+	}
+	out := c.eng.out
+	if out != nil && !inline && len(data) <= outboxMaxMessage &&
+		int(c.outBytes.Load())+len(data) <= outboxMaxConnBytes {
+		// The engine checks text when the outbox is flushed, after this
+		// call has returned: check it here, with the engine's answer.
+		if messageType == TextMessage && !utf8.Valid(data) {
+			return codeError(resInvalidArgument)
+		}
+		if out.put(c, messageType, data) {
+			return nil
+		}
+	}
+	c.flushOutbox()
+	if err := c.waitStall(dl); err != nil {
+		return err
+	}
+	// Text is checked by the engine (WSQ_ERR_INVALID_ARGUMENT), not twice.
 	for {
-		c.mu.Lock()
-		inline := c.pool != nil && c.pool.inline
-		c.mu.Unlock()
 		bp, code := c.eng.send(c.id, messageType, data)
 		if inline {
 			// A callback on the dispatcher must not wait for a drain that only
@@ -614,6 +661,10 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 		}
 		return c.sendClose(code, reason)
 	case PingMessage:
+		c.flushOutbox()
+		if err := c.waitStall(deadlineNanos(deadline)); err != nil {
+			return err
+		}
 		return c.sendError(c.eng.ping(c.id, data))
 	case PongMessage:
 		c.mu.Lock()
@@ -631,16 +682,20 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 func (c *Conn) sendClose(code int, reason string) error {
 	c.closeSentMu.Lock()
 	defer c.closeSentMu.Unlock()
-	if c.closeSent {
+	if c.closeSent.Load() {
 		return ErrCloseSent
 	}
+	// The close follows every message written before it (after Close, the
+	// stalled ones are dropped at once).
+	c.flushOutbox()
+	_ = c.waitStall(0)
 	r := c.eng.close(c.id, code, reason)
 	if r == resOK {
-		c.closeSent = true
+		c.closeSent.Store(true)
 		return nil
 	}
 	if r == resClosed || r == resNotFound || r == resStopped || r == resBadHandle {
-		c.closeSent = true
+		c.closeSent.Store(true)
 		return ErrCloseSent
 	}
 	return codeError(r)

@@ -127,6 +127,7 @@ type engine struct {
 	onOpen func(c *Conn)
 
 	events   *eventWaiter
+	out      *outbox // nil when the limits leave no room for it (outboxUsable)
 	stopping atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{} // closed when the dispatcher has returned
@@ -244,6 +245,9 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 		return nil, err
 	}
 	e.events = w
+	if outboxUsable(uint64(c.send_queue_soft_limit), uint64(c.send_queue_hard_limit)) {
+		e.out = newOutbox(e)
+	}
 	go e.dispatch()
 	return e, nil
 }
@@ -261,6 +265,9 @@ func (e *engine) localAddr() string {
 // timeoutMs), lets the dispatcher deliver the last events, then frees the server.
 func (e *engine) stop(timeoutMs uint32) {
 	e.stopOnce.Do(func() {
+		if e.out != nil {
+			e.out.stop() // what was written goes before the engine's 1001
+		}
 		C.wsq_server_stop(e.srv, C.uint32_t(timeoutMs))
 		// The last events (every connection's close) are queued now: the
 		// dispatcher drains them, sees the flag and returns.
@@ -269,6 +276,9 @@ func (e *engine) stop(timeoutMs uint32) {
 		<-e.done
 		C.wsq_server_free(e.srv)
 		e.events.close()
+		if e.out != nil {
+			e.out.free()
+		}
 	})
 }
 
@@ -517,12 +527,14 @@ func codeError(code uint32) error {
 }
 
 const (
-	resQueueFull = uint32(C.WSQ_ERR_QUEUE_FULL)
-	resClosed    = uint32(C.WSQ_ERR_CLOSED)
-	resNotFound  = uint32(C.WSQ_ERR_NOT_FOUND)
-	resStopped   = uint32(C.WSQ_ERR_STOPPED)
-	resBadHandle = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
-	resOK        = uint32(C.WSQ_OK)
+	resQueueFull       = uint32(C.WSQ_ERR_QUEUE_FULL)
+	resClosed          = uint32(C.WSQ_ERR_CLOSED)
+	resNotFound        = uint32(C.WSQ_ERR_NOT_FOUND)
+	resStopped         = uint32(C.WSQ_ERR_STOPPED)
+	resBadHandle       = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
+	resOK              = uint32(C.WSQ_OK)
+	resBackpressure    = uint32(C.WSQ_BACKPRESSURE)
+	resInvalidArgument = uint32(C.WSQ_ERR_INVALID_ARGUMENT)
 
 	evOpen    = uint32(C.WSQ_EVENT_OPEN)
 	evMessage = uint32(C.WSQ_EVENT_MESSAGE)
