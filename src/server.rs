@@ -62,6 +62,10 @@ impl Server {
 
     /// Waits up to `timeout` (None: until an event arrives or the server stops) for
     /// one event.
+    ///
+    /// A poll that waits and finds nothing queued reads the sockets itself in place of
+    /// the reactor threads (leader/follower; one such poller at a time), which take over
+    /// again when no poll has waited for a few milliseconds.
     pub fn poll(&self, timeout: Option<Duration>) -> Option<Event> {
         let mut out = Vec::with_capacity(1);
         self.engine.poll_batch(&mut out, 1, timeout);

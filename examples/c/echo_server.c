@@ -2,7 +2,7 @@
  * echo_server: sends every WebSocket message back to its sender, unchanged (text as
  * text, binary as binary). The reference peer for the interop tests and benchmarks.
  *
- *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS]
+ *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS] [ECHO_REACTOR_THREADS=N]
  *   echo_server [port=9002] [--deflate off|shared|dedicated] [--deflate-level 0-9]
  *               [static_dir]
  *
@@ -16,11 +16,13 @@
  * to 64 MiB; up to 19,000 clients at once by default (the open-file limit is raised to
  * its hard limit for them), so a 19,000-connection benchmark is not refused with 503.
  *
- * Two benchmark settings come from the environment, kept off the command line; a value
- * that is not a whole number in range is refused (exit 2):
+ * Three benchmark settings come from the environment, kept off the command line; a
+ * value that is not a whole number in range is refused (exit 2):
  *  - ECHO_MAX_CONNECTIONS: the connection cap (max_connections), 1 to 4294967295;
  *  - ECHO_PING_INTERVAL_MS: keepalive pings to a client silent that long
- *    (ping_interval_ms; 0, the default, sends none), 0 to 4294967295.
+ *    (ping_interval_ms; 0, the default, sends none), 0 to 4294967295;
+ *  - ECHO_REACTOR_THREADS: I/O threads (reactor_threads; 0, the default, is one per
+ *    core the process may run on; the library refuses more than 1024).
  *
  * Backpressure: the library buffers every echo; there is no backlog here. A send that
  * returns WSQ_BACKPRESSURE was accepted all the same: the client's buffered echoes are
@@ -174,7 +176,8 @@ int main(int argc, char **argv)
     cfg.max_buffered_bytes = MAX_BUFFERED_BYTES;
     cfg.static_dir = static_dir;
     if (!env_u32("ECHO_MAX_CONNECTIONS", 1, &cfg.max_connections) ||
-        !env_u32("ECHO_PING_INTERVAL_MS", 0, &cfg.ping_interval_ms))
+        !env_u32("ECHO_PING_INTERVAL_MS", 0, &cfg.ping_interval_ms) ||
+        !env_u32("ECHO_REACTOR_THREADS", 0, &cfg.reactor_threads))
         return 2;
 
     wsq_server_t *srv = example_start("echo_server", &cfg, port, "", "");

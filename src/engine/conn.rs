@@ -36,8 +36,6 @@ pub struct ConnState {
     /// A corking thread holds frames for this connection in its queue (see `cork.rs`)
     /// and will write them when it uncorks.
     pub corked: bool,
-    /// Pongs coalesced already added to the server's counter.
-    pongs_counted: u64,
 }
 
 pub struct ConnShared {
@@ -62,7 +60,6 @@ impl ConnShared {
                 broken: false,
                 abort_requested: false,
                 corked: false,
-                pongs_counted: 0,
             }),
         })
     }
@@ -229,10 +226,9 @@ impl ConnState {
                 let _ = self.write(&pong, &[], ChunkKind::Control, stats);
             }
         }
-        let coalesced = self.ws.pongs_coalesced();
-        if coalesced > self.pongs_counted {
-            Counters::add(&stats.pongs_coalesced, coalesced - self.pongs_counted);
-            self.pongs_counted = coalesced;
+        let coalesced = self.ws.take_pongs_coalesced();
+        if coalesced > 0 {
+            Counters::add(&stats.pongs_coalesced, u64::from(coalesced));
         }
         if let Some(close) = self.ws.take_close_frame() {
             let _ = self.write(&close, &[], ChunkKind::Close, stats);

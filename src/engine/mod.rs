@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 mod event_queue;
 mod id_map;
+mod leader;
 mod reactor;
 mod recycle;
 mod registry;
@@ -41,6 +42,7 @@ pub use stats::Stats;
 
 use conn::ConnShared;
 use event_queue::EventQueue;
+use leader::Leadership;
 use registry::Registry;
 use shared::{Command, EngineShared, ReactorHandle, Refusal};
 use stats::Counters;
@@ -88,6 +90,8 @@ pub struct Engine {
     shared: Arc<EngineShared>,
     /// Held while a stop joins the reactors, so concurrent stops all return when done.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Lets a waiting poller run the reactors' turns (see `leader.rs`).
+    leadership: Leadership,
     local_addrs: Vec<SocketAddr>,
 }
 
@@ -149,17 +153,14 @@ impl Engine {
             listeners: Mutex::new(Some(listeners.clone())),
             config,
         });
-        let mut handles = Vec::with_capacity(threads);
-        for index in 0..threads {
-            let reactor = reactor::Reactor::new(index, shared.clone(), listeners.clone())?;
-            let handle = std::thread::Builder::new()
-                .name(format!("wsq-reactor-{index}"))
-                .spawn(move || reactor.run())?;
-            handles.push(handle);
-        }
+        let reactors = (0..threads)
+            .map(|index| reactor::Reactor::new(index, shared.clone(), listeners.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (leadership, handles) = Leadership::start(shared.clone(), reactors)?;
         Ok(Engine {
             shared,
             threads: Mutex::new(handles),
+            leadership,
             local_addrs,
         })
     }
@@ -187,9 +188,13 @@ impl Engine {
         end_batch();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut barriers = Vec::new();
+        let mut may_lead = timeout != Some(Duration::ZERO);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let popped = self.shared.events.pop_batch(out, &mut barriers, max, left);
+            // A poller that may lead looks without waiting: if nothing is queued, it
+            // runs the reactors' turns itself instead of sleeping (see `leader.rs`).
+            let wait = if may_lead { Some(Duration::ZERO) } else { left };
+            let popped = self.shared.events.pop_batch(out, &mut barriers, max, wait);
             if popped.resume_readers {
                 for i in 0..self.shared.reactors.len() {
                     self.shared.command(i, Command::Resume);
@@ -203,6 +208,14 @@ impl Engine {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return 0;
                 }
+                continue;
+            }
+            if popped.count == 0 && may_lead {
+                if left == Some(Duration::ZERO) {
+                    return 0;
+                }
+                // Another poller leads, or the server stops: wait on the queue.
+                may_lead = self.leadership.lead(left);
                 continue;
             }
             if !barriers.is_empty() {
@@ -476,6 +489,9 @@ impl Engine {
             }
         }
         for h in threads.drain(..) {
+            // A thread standing by for a leader looks at once, sees the stop and
+            // finishes it.
+            h.thread().unpark();
             let _ = h.join();
         }
         drop(threads);

@@ -47,6 +47,10 @@ impl Epoll {
         Ok(Epoll { fd })
     }
 
+    pub fn raw(&self) -> RawFd {
+        self.fd
+    }
+
     pub fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.

@@ -19,6 +19,8 @@ struct Storage {
     subprotocol: Option<Vec<u8>>,
     header_strings: Vec<(Vec<u8>, Vec<u8>)>,
     headers: Vec<wsq_header_t>,
+    /// Something besides `data` was filled (a request or close event).
+    rich: bool,
 }
 
 /// Released storages kept per thread for the next events, so that an event costs no
@@ -43,9 +45,11 @@ fn new_storage() -> Box<Storage> {
 /// it for a later event.
 fn retire_storage(mut storage: Box<Storage>) {
     Server::recycle(std::mem::take(&mut storage.data));
-    // Request and close events' strings are freed, not pooled (a message event has
-    // none: this frees nothing then).
-    *storage = Storage::default();
+    // Request and close events' strings are freed, not pooled. A message event has
+    // none, and skips resetting them (most events are messages).
+    if storage.rich {
+        *storage = Storage::default();
+    }
     let _ = STORAGES.try_with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < POOLED_STORAGES {
@@ -85,6 +89,7 @@ fn empty_event() -> wsq_event_t {
 }
 
 fn fill_request(out: &mut wsq_event_t, storage: &mut Storage, info: &RequestInfo) {
+    storage.rich = true;
     storage.path = c_bytes(&info.target);
     storage.remote = c_bytes(&info.remote.map(|a| a.to_string()).unwrap_or_default());
     storage.subprotocol = info.subprotocol.as_deref().map(c_bytes);
@@ -140,6 +145,7 @@ pub fn to_c(event: Event) -> wsq_event_t {
             out.clean = info.clean;
             out.unsent_messages = info.unsent_messages;
             out.reason_len = info.reason.len();
+            storage.rich = true;
             storage.reason = c_bytes(&info.reason);
             out.reason = storage.reason.as_ptr() as *const c_char;
         }

@@ -426,6 +426,11 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
 /// belongs to the calling OS thread: a runtime that moves tasks between threads (Go's
 /// goroutines) must keep the polling task on its thread from wsq_poll to
 /// wsq_events_release, or another task's sends on that thread wait for its next poll.
+/// Threads: a poll that waits (timeout_ms not 0) and finds nothing queued reads the
+/// sockets itself in place of the library's I/O threads (one such poller at a time),
+/// so a request and its reply need no hand-over between threads. The I/O threads
+/// take over again while no poll is waiting for a few milliseconds, so nothing
+/// (pings, timeouts, writes) waits on a thread that is busy with its batch.
 #[no_mangle]
 pub extern "C" fn wsq_poll(
     server: *const wsq_server_t,

@@ -173,7 +173,8 @@ pub struct ServerConnection {
     input: Vec<u8>,
     /// What waits to be written; allocated only while something does.
     outbox: Option<Box<Outbox>>,
-    pongs_coalesced: u64,
+    /// Pongs coalesced since the I/O layer last took the count.
+    pongs_coalesced: u32,
     close_written: bool,
     half_closed: bool,
     awaiting_pong: bool,
@@ -326,7 +327,7 @@ impl ServerConnection {
                     let outbox = self.outbox.get_or_insert_with(Box::default);
                     if outbox.pongs.len() == MAX_PENDING_PONGS {
                         outbox.pongs.pop_front();
-                        self.pongs_coalesced += 1;
+                        self.pongs_coalesced = self.pongs_coalesced.saturating_add(1);
                     }
                     outbox.pongs.push_back(payload.clone());
                 }
@@ -636,9 +637,10 @@ impl ServerConnection {
         frames
     }
 
-    /// Pings left unanswered because more recent ones were pending.
-    pub fn pongs_coalesced(&self) -> u64 {
-        self.pongs_coalesced
+    /// Pings left unanswered because more recent ones were pending, since the last
+    /// call (the count restarts at 0: the caller adds it to its own total).
+    pub fn take_pongs_coalesced(&mut self) -> u32 {
+        std::mem::take(&mut self.pongs_coalesced)
     }
 
     /// Our close frame, once it is to be written (after everything queued before it).
@@ -988,7 +990,8 @@ mod tests {
             flood.extend(client_frame(true, 9, &i.to_be_bytes()));
         }
         feed(&mut c, &flood);
-        assert_eq!(c.pongs_coalesced(), 1000 - MAX_PENDING_PONGS as u64);
+        assert_eq!(c.take_pongs_coalesced(), 1000 - MAX_PENDING_PONGS as u32);
+        assert_eq!(c.take_pongs_coalesced(), 0, "taken once");
         let expected: Vec<u8> = (1000 - MAX_PENDING_PONGS as u32..1000)
             .flat_map(|i| [&[0x8A, 4][..], &i.to_be_bytes()].concat())
             .collect();

@@ -49,7 +49,7 @@ impl Reactor {
     /// Notes the timer the protocol now waits on (restarting its clock if it changed)
     /// and makes sure the heap will look at this connection by its deadline.
     pub(super) fn arm(&mut self, id: u64) {
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         let Some(local) = self.conns.get_mut(&id) else {
             return;
         };
@@ -68,7 +68,7 @@ impl Reactor {
     }
 
     pub(super) fn fire_due_timers(&mut self) {
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         while let Some(entry) = self.timers.pop_due(now) {
             self.due.push(entry);
         }

@@ -17,7 +17,7 @@ const MIN_FRAME: usize = 6;
 impl Reactor {
     pub(super) fn on_io(&mut self, id: u64, flags: u32) {
         if flags & sys::EV_OUT != 0 {
-            let now = self.engine.now_ms();
+            let now = self.now_ms;
             if let Some(local) = self.conns.get_mut(&id) {
                 // Edge triggering reports writability with every new edge (input
                 // too). Only a socket that blocked needs the reactor to write: frames
@@ -141,7 +141,7 @@ impl Reactor {
     /// Runs received bytes through the connection's state machine and acts on what it
     /// says. Empty `data` processes input the connection held back.
     pub(super) fn process(&mut self, id: u64, data: &[u8]) {
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         let Some(local) = self.conns.get_mut(&id) else {
             return;
         };

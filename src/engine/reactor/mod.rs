@@ -72,7 +72,9 @@ pub struct Reactor {
     epoll: Epoll,
     listeners: Option<Arc<Vec<TcpListener>>>,
     listeners_paused_until: Option<Instant>,
-    conns: IdMap<Local>,
+    /// Boxed: the map's slots (a third of them empty at any size) hold a pointer, not
+    /// the whole connection half.
+    conns: IdMap<Box<Local>>,
     scratch: Vec<u8>,
     /// Connections with unread input left after their turn.
     ready: Vec<u64>,
@@ -84,6 +86,18 @@ pub struct Reactor {
     timers: TimerHeap,
     due: Vec<(u64, u64)>,
     shutdown_deadline: Option<Instant>,
+    ready_events: Vec<sys::EpollEvent>,
+    /// The engine's clock, read once per turn after the wait: connections' input and
+    /// timer times need millisecond precision, not a clock read per connection.
+    now_ms: u64,
+}
+
+/// How a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnEnd {
+    Running,
+    /// The stop is complete: every connection is gone.
+    Finished,
 }
 
 impl Reactor {
@@ -94,6 +108,7 @@ impl Reactor {
     ) -> std::io::Result<Reactor> {
         let epoll = Epoll::new()?;
         epoll.add(engine.reactors[index].wake.fd(), WAKE_TOKEN, sys::EV_IN)?;
+        let engine_now = engine.now_ms();
         let reactor = Reactor {
             index,
             engine,
@@ -109,6 +124,8 @@ impl Reactor {
             timers: TimerHeap::new(),
             due: Vec::new(),
             shutdown_deadline: None,
+            ready_events: sys::empty_events(256),
+            now_ms: engine_now,
         };
         reactor.watch_listeners(true);
         Ok(reactor)
@@ -158,52 +175,72 @@ impl Reactor {
         wait as i32
     }
 
-    pub fn run(mut self) {
-        let mut ready_events = sys::empty_events(256);
-        loop {
-            let timeout = self.wait_timeout(self.engine.now_ms());
-            let n = self.epoll.wait(&mut ready_events, timeout).unwrap_or(0);
-            for ev in &ready_events[..n] {
-                let (token, flags) = (ev.u64, ev.events);
-                if token == WAKE_TOKEN {
-                    self.engine.reactors[self.index].wake.clear();
-                    self.run_commands();
-                } else if token > LISTENER_TOKEN_BASE - self.listener_count() {
-                    self.accept((LISTENER_TOKEN_BASE - token) as usize);
-                } else {
-                    self.on_io(token, flags);
-                }
-            }
-            let again = std::mem::take(&mut self.ready);
-            for id in again {
-                self.read_turn(id, false);
-            }
-            self.fire_due_timers();
-            self.resume_listeners();
-            self.publish();
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    self.drop_all_at_deadline();
-                    break;
-                }
+    /// The epoll instance's descriptor, for a leader's wait over several reactors.
+    pub fn epoll_fd(&self) -> RawFd {
+        self.epoll.raw()
+    }
+
+    /// Milliseconds this reactor may sleep before its next turn is due.
+    pub fn idle_timeout(&self) -> i32 {
+        self.wait_timeout(self.engine.now_ms())
+    }
+
+    /// One turn of the loop: waits for I/O (at most `cap_ms`, and never past a timer),
+    /// handles it, fires due timers and publishes the events. `led`: the caller is an
+    /// application thread running the turn in place of this reactor's thread (see
+    /// `engine/leader.rs`). Returns `Finished` once a stop is complete.
+    pub fn turn(&mut self, cap_ms: Option<i32>, led: bool) -> TurnEnd {
+        let mut timeout = self.wait_timeout(self.engine.now_ms());
+        if let Some(cap) = cap_ms {
+            timeout = timeout.min(cap.max(0));
+        }
+        let mut ready_events = std::mem::take(&mut self.ready_events);
+        let n = self.epoll.wait(&mut ready_events, timeout).unwrap_or(0);
+        self.now_ms = self.engine.now_ms();
+        for ev in &ready_events[..n] {
+            let (token, flags) = (ev.u64, ev.events);
+            if token == WAKE_TOKEN {
+                self.engine.reactors[self.index].wake.clear();
+                self.run_commands();
+            } else if token > LISTENER_TOKEN_BASE - self.listener_count() {
+                self.accept((LISTENER_TOKEN_BASE - token) as usize);
+            } else {
+                self.on_io(token, flags);
             }
         }
-        self.publish();
+        self.ready_events = ready_events;
+        let again = std::mem::take(&mut self.ready);
+        for id in again {
+            self.read_turn(id, false);
+        }
+        self.fire_due_timers();
+        self.resume_listeners();
+        let mut end = TurnEnd::Running;
+        if let Some(deadline) = self.shutdown_deadline {
+            if self.conns.is_empty() {
+                end = TurnEnd::Finished;
+            } else if Instant::now() >= deadline {
+                self.drop_all_at_deadline();
+                end = TurnEnd::Finished;
+            }
+        }
+        self.publish(!led);
+        end
     }
 
     /// Publishes this turn's events, then yields the CPU: when the application's polling
     /// thread shares this reactor's core, it runs now instead of when the scheduler's
     /// slice ends (measured on one core: p99 at half of peak 13 ms -> 3.7 ms, 1 in
     /// flight +10%; with a core to itself the yield returns at once).
-    fn publish(&mut self) {
+    /// A led turn does not yield: the events are its own thread's to handle next.
+    fn publish(&mut self, yield_after: bool) {
         if self.entries.is_empty() {
             return;
         }
         self.engine.events.push_all(&mut self.entries);
-        std::thread::yield_now();
+        if yield_after {
+            std::thread::yield_now();
+        }
     }
 
     fn run_commands(&mut self) {
@@ -299,10 +336,10 @@ impl Reactor {
         }
         shared.state.lock().attach(socket);
         self.engine.registry.insert(shared.clone());
-        let now = self.engine.now_ms();
+        let now = self.now_ms;
         self.conns.insert(
             id,
-            Local {
+            Box::new(Local {
                 shared,
                 fd,
                 info: None,
@@ -314,7 +351,7 @@ impl Reactor {
                 announced: false,
                 counted: false,
                 paused_for_output: false,
-            },
+            }),
         );
         self.process(id, &initial);
     }

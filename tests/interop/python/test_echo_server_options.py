@@ -1,5 +1,6 @@
-"""The echo example's options (examples/README.md): ECHO_MAX_CONNECTIONS and
-ECHO_PING_INTERVAL_MS from the environment, each seen to take effect on the wire, and
+"""The echo example's options (examples/README.md): ECHO_MAX_CONNECTIONS,
+ECHO_PING_INTERVAL_MS and ECHO_REACTOR_THREADS from the environment, each seen to take
+effect (on the wire, or in the process's threads), and
 bad values refused with exit status 2 before anything starts.
 
 Each test starts its own build/echo_server (path in WSQ_ECHO_SERVER; run.sh sets it)
@@ -11,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.parse
 
 import pytest
@@ -61,6 +63,8 @@ def key():
         ("ECHO_MAX_CONNECTIONS", ""),
         ("ECHO_PING_INTERVAL_MS", "1.5"),
         ("ECHO_PING_INTERVAL_MS", "99999999999999999999999"),
+        ("ECHO_REACTOR_THREADS", "two"),
+        ("ECHO_REACTOR_THREADS", "-1"),
     ],
 )
 def test_bad_option_value_is_refused_with_exit_2(binary, name, value):
@@ -137,5 +141,24 @@ def test_without_the_option_a_silent_client_is_not_pinged(binary):
                 sock.recv(1)
         finally:
             sock.close()
+    finally:
+        stop(proc)
+
+
+def reactor_threads(pid):
+    names = [open(f"/proc/{pid}/task/{t}/comm").read().strip() for t in os.listdir(f"/proc/{pid}/task")]
+    return sum(name.startswith("wsq-reactor") for name in names)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_reactor_threads_option_sets_the_io_threads(binary, count):
+    proc, _ = start(binary, ECHO_REACTOR_THREADS=str(count))
+    try:
+        # A thread names itself once it runs: look again for a while before failing.
+        for _ in range(100):
+            if reactor_threads(proc.pid) == count:
+                break
+            time.sleep(0.05)
+        assert reactor_threads(proc.pid) == count
     finally:
         stop(proc)
