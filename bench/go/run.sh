@@ -6,7 +6,8 @@
 # dispatcher; wsqueue-go-events-pool: the same on a worker pool) and gorilla's echo
 # loop on the binding's own listener (bench/go/wsqueue-go-accept: Listen and Accept,
 # a goroutine per connection, no net/http), interleaved round by round. Prints one JSON line per run, then the median msg/s per scenario
-# and each server's ratio to gorilla.
+# and each server's ratio to gorilla, then the median server CPU time per message
+# (less sensitive than msg/s to other load on a shared machine).
 # Not part of any test suite.
 #
 #   bash bench/go/run.sh [SECS=5]     env: ROUNDS [3] CONNS [100] SIZE [32] WINDOWS [1 16]
@@ -87,5 +88,13 @@ for w in sorted({k[1] for k in med}):
         ratio = f" ({m / g:.2f}x gorilla)" if g else ""
         parts.append(f"{label} {m:,.0f}{ratio}")
     print(f"window {w}, msg/s, medians of {len(next(iter(med.values())))}: " + ", ".join(parts))
+cpu = {}
+for r in rows:
+    if r["msgs_per_sec"] > 0:
+        cpu.setdefault((r["label"], r["window"]), []).append(r["server_cpu"] / r["msgs_per_sec"] * 1e6)
+for w in sorted({k[1] for k in cpu}):
+    parts = [f"{label} {statistics.median(cpu[(label, w)]):.2f}"
+             for label in dict.fromkeys(k[0] for k in cpu) if (label, w) in cpu]
+    print(f"window {w}, server CPU us per message, medians: " + ", ".join(parts))
 PY
 exit $failed
