@@ -192,7 +192,7 @@ type Conn struct {
 	scheduled bool // in pool's run queue or being run (guarded by mu)
 
 	closed atomic.Bool // set by Close, which then wakes every blocked reader and writer
-	// Writes through the engine's outbox (outbox.go): how many of this
+	// Writes through the outbox (outbox.go): how many of this
 	// connection's messages and bytes wait there, whether the last flush left
 	// it over its soft limit, and a failure found by a flush (guarded by mu),
 	// returned by the next write.
@@ -500,10 +500,12 @@ func (c *Conn) Path() string {
 
 func (c *Conn) isClosed() bool { return c.closed.Load() }
 
-// WriteMessage sends one message. Data messages are accepted by the engine at
-// once; while the connection is over its soft send limit the call blocks until
-// it drains (or the write deadline passes). Close, ping and pong go through
-// WriteControl.
+// WriteMessage sends one message. Data messages are accepted at once (up to
+// 16 KiB into the outbox, which the engine gets corked with the other writers'
+// messages; larger ones by the engine directly); while the connection is over
+// its soft send limit the call blocks until it drains (or the write deadline
+// passes). A failure found when the outbox is flushed is returned by the next
+// write. Close, ping and pong go through WriteControl.
 func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	switch messageType {
 	case TextMessage, BinaryMessage:

@@ -46,7 +46,7 @@ import (
 )
 
 // Small writes from goroutines (the goroutine-per-connection style, a Handler's
-// workers) go through the engine's outbox: WriteMessage copies the message and
+// workers) go through an outbox: WriteMessage copies the message and
 // returns, and a flusher goroutine hands everything written meanwhile to the
 // engine in one corked wsq_send_batch. One system call per connection then
 // carries all the replies to a batch of messages, as on the dispatcher, instead
