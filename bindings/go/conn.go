@@ -688,9 +688,16 @@ func (c *Conn) sendClose(code int, reason string) error {
 		return ErrCloseSent
 	}
 	// The close follows every message written before it (after Close, the
-	// stalled ones are dropped at once).
+	// stalled ones are dropped at once). A callback on the dispatcher does not
+	// wait for messages stalled at the server-wide budget: it would hold up
+	// every connection's events; the close then goes first and they fail.
 	c.flushOutbox()
-	_ = c.waitStall(0)
+	c.mu.Lock()
+	inline := c.pool != nil && c.pool.inline
+	c.mu.Unlock()
+	if !inline {
+		_ = c.waitStall(0)
+	}
 	r := c.eng.close(c.id, code, reason)
 	if r == resOK {
 		c.closeSent.Store(true)
