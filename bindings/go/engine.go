@@ -426,8 +426,8 @@ func (e *engine) broadcast(kind int, data []byte, ids []uint64) (int, error) {
 }
 
 // accept completes a manual-accept handshake with the chosen subprotocol and
-// extra response headers.
-func (e *engine) accept(id uint64, subprotocol string, header map[string][]string) error {
+// extra response headers (but the one named skip, compared without case).
+func (e *engine) accept(id uint64, subprotocol string, header map[string][]string, skip string) error {
 	var cstrs []*C.char
 	defer func() {
 		for _, p := range cstrs {
@@ -445,8 +445,10 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 	}
 	var hs *C.wsq_header_t
 	count := 0
-	for _, vs := range header {
-		count += len(vs)
+	for k, vs := range header {
+		if !strings.EqualFold(k, skip) {
+			count += len(vs)
+		}
 	}
 	if count > 0 {
 		hs = (*C.wsq_header_t)(C.calloc(C.size_t(count), C.size_t(unsafe.Sizeof(C.wsq_header_t{}))))
@@ -454,6 +456,9 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 		arr := unsafe.Slice(hs, count)
 		i := 0
 		for k, vs := range header {
+			if strings.EqualFold(k, skip) {
+				continue
+			}
 			for _, v := range vs {
 				arr[i].name = str(k)
 				arr[i].value = str(v)
