@@ -136,20 +136,15 @@ func (u *Upgrader) selectSubprotocol(r *http.Request, responseHeader http.Header
 // frame is 1.1 KiB of it) for the connection's whole life in the
 // goroutine-per-connection style.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
-	if err := u.checkRequest(w, r, responseHeader); err != nil {
+	if _, err := u.check(w, r, responseHeader); err != nil {
 		return nil, err
 	}
 	return u.handOver(w, r, responseHeader)
 }
 
-// checkRequest answers a request that Upgrade refuses before the hijack.
+// check answers (through u.Error) a request that Upgrade refuses before the
+// hijack, and returns the error; nil, nil for a request it takes.
 //
-//go:noinline
-func (u *Upgrader) checkRequest(w http.ResponseWriter, r *http.Request, responseHeader http.Header) error {
-	_, err := u.check(w, r, responseHeader)
-	return err
-}
-
 //go:noinline
 func (u *Upgrader) check(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
 	const badHandshake = "websocket: the client is not using the websocket protocol: "
