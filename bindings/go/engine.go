@@ -139,6 +139,7 @@ type engine struct {
 	onOpen func(c *Conn)
 
 	events   *eventWaiter
+	out      *outbox // nil when the limits leave no room for it (outboxUsable)
 	stopping atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{} // closed when the dispatcher has returned
@@ -278,6 +279,9 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 		return nil, err
 	}
 	e.events = w
+	if outboxUsable(uint64(c.send_queue_soft_limit), uint64(c.send_queue_hard_limit)) {
+		e.out = newOutbox(e)
+	}
 	go e.dispatch()
 	return e, nil
 }
@@ -300,6 +304,9 @@ func (e *engine) localAddrAt(i int) string {
 // timeoutMs), lets the dispatcher deliver the last events, then frees the server.
 func (e *engine) stop(timeoutMs uint32) {
 	e.stopOnce.Do(func() {
+		if e.out != nil {
+			e.out.stop() // what was written goes before the engine's 1001
+		}
 		C.wsq_server_stop(e.srv, C.uint32_t(timeoutMs))
 		// The last events (every connection's close) are queued now: the
 		// dispatcher drains them, sees the flag and returns.
@@ -308,6 +315,9 @@ func (e *engine) stop(timeoutMs uint32) {
 		<-e.done
 		C.wsq_server_free(e.srv)
 		e.events.close()
+		if e.out != nil {
+			e.out.free()
+		}
 	})
 }
 
@@ -455,8 +465,8 @@ func (e *engine) broadcast(kind int, data []byte, ids []uint64) (int, error) {
 }
 
 // accept completes a manual-accept handshake with the chosen subprotocol and
-// extra response headers.
-func (e *engine) accept(id uint64, subprotocol string, header map[string][]string) error {
+// extra response headers (but the one named skip, compared without case).
+func (e *engine) accept(id uint64, subprotocol string, header map[string][]string, skip string) error {
 	var cstrs []*C.char
 	defer func() {
 		for _, p := range cstrs {
@@ -474,8 +484,10 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 	}
 	var hs *C.wsq_header_t
 	count := 0
-	for _, vs := range header {
-		count += len(vs)
+	for k, vs := range header {
+		if !strings.EqualFold(k, skip) {
+			count += len(vs)
+		}
 	}
 	if count > 0 {
 		hs = (*C.wsq_header_t)(C.calloc(C.size_t(count), C.size_t(unsafe.Sizeof(C.wsq_header_t{}))))
@@ -483,6 +495,9 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 		arr := unsafe.Slice(hs, count)
 		i := 0
 		for k, vs := range header {
+			if strings.EqualFold(k, skip) {
+				continue
+			}
 			for _, v := range vs {
 				arr[i].name = str(k)
 				arr[i].value = str(v)
@@ -556,12 +571,14 @@ func codeError(code uint32) error {
 }
 
 const (
-	resQueueFull = uint32(C.WSQ_ERR_QUEUE_FULL)
-	resClosed    = uint32(C.WSQ_ERR_CLOSED)
-	resNotFound  = uint32(C.WSQ_ERR_NOT_FOUND)
-	resStopped   = uint32(C.WSQ_ERR_STOPPED)
-	resBadHandle = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
-	resOK        = uint32(C.WSQ_OK)
+	resQueueFull       = uint32(C.WSQ_ERR_QUEUE_FULL)
+	resClosed          = uint32(C.WSQ_ERR_CLOSED)
+	resNotFound        = uint32(C.WSQ_ERR_NOT_FOUND)
+	resStopped         = uint32(C.WSQ_ERR_STOPPED)
+	resBadHandle       = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
+	resOK              = uint32(C.WSQ_OK)
+	resBackpressure    = uint32(C.WSQ_BACKPRESSURE)
+	resInvalidArgument = uint32(C.WSQ_ERR_INVALID_ARGUMENT)
 
 	evOpen    = uint32(C.WSQ_EVENT_OPEN)
 	evMessage = uint32(C.WSQ_EVENT_MESSAGE)
