@@ -345,6 +345,15 @@ impl ConnState {
     /// the server closes TCP first; the peer still reads what we sent). Returns true
     /// when it did.
     #[inline]
+    /// Nothing the reactor's after-write step would act on: no abort, no failed
+    /// write, no `Drain` owed, no half-close due.
+    pub fn is_settled(&self) -> bool {
+        !self.abort_requested
+            && !self.broken
+            && !self.drain_wanted
+            && !(self.queue.is_empty() && self.ws.wants_half_close())
+    }
+
     pub fn half_close_if_done(&mut self) -> bool {
         if !self.queue.is_empty() || !self.ws.wants_half_close() {
             return false;

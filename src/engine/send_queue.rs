@@ -12,6 +12,8 @@ use super::transport::Writev;
 
 /// How many queued chunks one `writev` gathers.
 const MAX_IOVECS: usize = 64;
+/// Queues this short (the common case) are written with a vector of this many entries.
+const FEW_IOVECS: usize = 4;
 
 /// What a queued chunk carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,19 +200,15 @@ impl SendQueue {
             close_written: false,
         };
         while !self.chunks.is_empty() {
+            // Usually one chunk (a corked batch gathers into one): a small vector then,
+            // rather than 64 entries set up for one.
+            let result = if self.chunks.len() <= FEW_IOVECS {
+                self.writev_front::<FEW_IOVECS>(sink)
+            } else {
+                self.writev_front::<MAX_IOVECS>(sink)
+            };
             let written = {
-                let mut iov: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut n = 0;
-                for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                    let bytes = chunk.bytes();
-                    iov[i] = IoSlice::new(if i == 0 {
-                        &bytes[self.head_written..]
-                    } else {
-                        bytes
-                    });
-                    n += 1;
-                }
-                match sink.writev(&iov[..n]) {
+                match result {
                     Ok(w) => w,
                     Err(e) if sys::would_block(&e) => {
                         out.blocked = true;
@@ -229,6 +227,23 @@ impl SendQueue {
             self.chunks = VecDeque::new();
         }
         Ok(out)
+    }
+
+    /// One vectored write of up to `N` chunks from the front.
+    #[inline(always)]
+    fn writev_front<const N: usize>(&self, sink: &mut impl Writev) -> io::Result<usize> {
+        let mut iov: [IoSlice<'_>; N] = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        for (i, chunk) in self.chunks.iter().take(N).enumerate() {
+            let bytes = chunk.bytes();
+            iov[i] = IoSlice::new(if i == 0 {
+                &bytes[self.head_written..]
+            } else {
+                bytes
+            });
+            n += 1;
+        }
+        sink.writev(&iov[..n])
     }
 
     /// Advances past `written` bytes; returns how many frames were completed, and

@@ -31,9 +31,10 @@ impl Reactor {
                     if st.flush(&self.engine.stats) > 0 {
                         local.last_write_ms = now;
                     }
+                    drop(st);
+                    self.after_write(id);
                 }
             }
-            self.after_write(id);
         }
         if flags & (sys::EV_IN | sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0 {
             let hangup = flags & (sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0;
@@ -152,22 +153,27 @@ impl Reactor {
         }
         let tag = local.shared.tag();
         let mut events = std::mem::take(&mut self.conn_events);
-        let received = {
+        let paused_for_output = local.paused_for_output;
+        let (received, settled, timer) = {
             let mut st = local.shared.state.lock();
             let received = st.receive(data, &mut events);
             st.pump(&self.engine.stats);
-            received
+            (received, st.is_settled(), st.ws.timer())
         };
         // Messages, the common event, take the short way: no lookup of the connection
         // per message, and one count per read.
         let mut messages = 0;
+        let mut others = false;
         for event in events.drain(..) {
             match event {
                 ConnEvent::Message { kind, payload } => {
                     messages += 1;
                     self.deliver_message(ConnId(id), tag, kind, payload);
                 }
-                other => self.on_conn_event(id, other),
+                other => {
+                    others = true;
+                    self.on_conn_event(id, other);
+                }
             }
         }
         if messages > 0 {
@@ -175,6 +181,12 @@ impl Reactor {
         }
         self.conn_events = events;
         match received {
+            // Only messages, and nothing `after_write` acts on (seen under the lock
+            // above; a message changes nothing there): just the timer, without locking
+            // the connection again.
+            Ok(Received::More) if settled && !others && !paused_for_output => {
+                self.arm_with(id, timer)
+            }
             Ok(Received::More) => self.after_write(id),
             Ok(Received::PeerClosed) => self.on_eof(id),
             Err(failure) => self.on_tls_failure(id, failure),
