@@ -348,10 +348,8 @@ impl ConnState {
     /// Nothing the reactor's after-write step would act on: no abort, no failed
     /// write, no `Drain` owed, no half-close due.
     pub fn is_settled(&self) -> bool {
-        !self.abort_requested
-            && !self.broken
-            && !self.drain_wanted
-            && !(self.queue.is_empty() && self.ws.wants_half_close())
+        let half_close_due = self.queue.is_empty() && self.ws.wants_half_close();
+        !(self.abort_requested || self.broken || self.drain_wanted || half_close_due)
     }
 
     pub fn half_close_if_done(&mut self) -> bool {
