@@ -1,6 +1,8 @@
 # wsqueue: one entry point for building, testing, running the demo and installing.
 #   make            release build of libwsqueue.so / libwsqueue.a
 #   make demo       chat server + web page on http://127.0.0.1:$(DEMO_PORT)/ (DEMO_PORT=9001)
+#   make demo TLS=1 the same over https:// and wss://, with a local CA and certificate
+#                   made once into build/tls/ (trust build/tls/ca.pem in the browser)
 #   make test       every test in every language (installs what the tests need)
 #   make header     regenerate include/wsqueue.h from src/ffi (check-header diffs it)
 #   make install PREFIX=/usr/local [DESTDIR=...]   (does not run cargo once `make` has)
@@ -46,8 +48,20 @@ $(BUILD)/%: examples/c/%.c include/wsqueue.h lib
 examples: $(EXAMPLES)
 
 # The server prints its URL once it is listening (a busy port gives an error instead).
+# TLS=1: https:// and wss:// with the certificate below.
+ifeq ($(TLS),1)
+demo: $(BUILD)/chat_server $(BUILD)/tls/server.pem
+	./$(BUILD)/chat_server $(DEMO_PORT) --tls $(BUILD)/tls/server.pem $(BUILD)/tls/server.key examples/web
+else
 demo: $(BUILD)/chat_server
 	./$(BUILD)/chat_server $(DEMO_PORT) examples/web
+endif
+
+# A throwaway CA (ca.pem) and a certificate for localhost and 127.0.0.1 that it
+# signed (server.pem, server.key), made with rcgen by examples/tls/make_certs.rs; kept
+# across runs so that a browser told to trust ca.pem keeps trusting the demo.
+$(BUILD)/tls/server.pem:
+	$(CARGO) run --quiet --example make_certs -- $(BUILD)/tls
 
 test: deps lint test-rust test-c test-interop test-go test-python
 	@echo "make test: all suites passed"

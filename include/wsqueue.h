@@ -166,6 +166,12 @@ enum wsq_result_t
    */
   WSQ_ERR_PANIC = 9,
   /**
+   * wsq_server_start: a wss:// listener's certificate chain or private key could
+   * not be read (missing or unreadable file) or used (not PEM, no certificate, no
+   * key, or a key that does not match the certificate); wsq_last_error says which.
+   */
+  WSQ_ERR_TLS = 10,
+  /**
    * Not an error: the message was accepted, and the connection's buffered amount is
    * now over send_queue_soft_limit. Send no more to it until WSQ_EVENT_DRAIN.
    */
@@ -318,6 +324,35 @@ typedef struct {
    * about 1.5x the bytes). Default 6.
    */
   uint32_t deflate_level;
+  /**
+   * Comma-separated wss:// listen addresses (TLS 1.2 and 1.3, ALPN http/1.1), bound
+   * after those of `listen` (wsq_server_addr numbers them in that order); NULL =
+   * none. Every one presents the certificate chain and key below. To serve only
+   * wss://, set `listen` to "". Default NULL.
+   */
+  const char *tls_listen;
+  /**
+   * Path of a PEM file with the certificate chain, leaf first (read once, by
+   * wsq_server_start). Ignored when tls_cert_chain_pem is set. Default NULL.
+   */
+  const char *tls_cert_chain_file;
+  /**
+   * Path of a PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Ignored when
+   * tls_private_key_pem is set. Default NULL.
+   */
+  const char *tls_private_key_file;
+  /**
+   * The certificate chain as PEM bytes in memory (not NUL-terminated; borrowed for
+   * the duration of wsq_server_start, which copies it); NULL = use the file.
+   */
+  const uint8_t *tls_cert_chain_pem;
+  size_t tls_cert_chain_pem_len;
+  /**
+   * The private key as PEM bytes in memory (borrowed like tls_cert_chain_pem; the
+   * library keeps its copy until the server is freed); NULL = use the file.
+   */
+  const uint8_t *tls_private_key_pem;
+  size_t tls_private_key_pem_len;
 } wsq_config_t;
 
 /**
@@ -405,6 +440,11 @@ typedef struct {
    * answered, RFC 6455 §5.5.3).
    */
   uint64_t pongs_coalesced;
+  /**
+   * wss:// connections closed because TLS failed (plain HTTP or garbage on a TLS
+   * port, a handshake that cannot be agreed, a bad record); an alert was sent.
+   */
+  uint64_t tls_errors;
 } wsq_stats_t;
 
 /**
@@ -547,11 +587,14 @@ const char *wsq_version(void);
 wsq_result_t wsq_config_init(wsq_config_t *config);
 
 /**
- * Starts a server: binds every listen address and starts the reactor threads.
- * `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
- * receives a handle the caller owns and must release with wsq_server_free; on
- * failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
- * WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+ * Starts a server: binds every listen address (`listen`, then `tls_listen`) and
+ * starts the reactor threads. `config` (NULL: all defaults) and everything it points
+ * to (strings, PEM bytes) are only read during the call; certificate files are read
+ * during it too. On WSQ_OK, `*out` receives a handle the caller owns and must release
+ * with wsq_server_free; on failure `*out` is set to NULL. Typical failures:
+ * WSQ_ERR_IO (address in use), WSQ_ERR_INVALID_ARGUMENT (bad setting),
+ * WSQ_ERR_TLS (a certificate chain or key that cannot be read or used); see
+ * wsq_last_error for which.
  */
 wsq_result_t wsq_server_start(const wsq_config_t *config, wsq_server_t **out);
 
@@ -572,12 +615,14 @@ wsq_result_t wsq_server_stop(wsq_server_t *server, uint32_t timeout_ms);
 void wsq_server_free(wsq_server_t *server);
 
 /**
- * Writes the port of the first listen address to `*port`.
+ * Writes the port of the first listen address to `*port` (the first of `listen`, or
+ * of `tls_listen` when `listen` is empty).
  */
 wsq_result_t wsq_server_port(const wsq_server_t *server, uint16_t *port);
 
 /**
- * Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+ * Writes listen address number `index` (in config order: those of `listen`, then those
+ * of `tls_listen`) as "ip:port" (IPv6:
  * "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
  * WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
  */

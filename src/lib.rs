@@ -16,3 +16,4 @@ pub use server::{
     CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, MessageKind, RequestInfo,
     SendStatus, Server, SlowConsumerPolicy, Stats,
 };
+pub use server::{Pem, TlsListen};

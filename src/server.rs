@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+pub use crate::engine::tls::{Pem, TlsListen};
 use crate::engine::Engine;
 pub use crate::engine::{
     CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,
@@ -40,7 +41,8 @@ impl Server {
         })
     }
 
-    /// The bound addresses, in the order of `Config::listen` (port 0 resolved).
+    /// The bound addresses: those of `Config::listen`, then those of
+    /// `Config::tls_listen`, each in its order (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         self.engine.local_addrs()
     }

@@ -33,6 +33,11 @@
 #   NOISY [0.25]   a run during which other programs used more than this many cores
 #              is flagged noisy; RERUN_NOISY [1] reruns a noisy run up to that many
 #              times (all attempts are kept and shown)
+#   TLS [0]    1: wss:// everywhere: the servers that can (wsqueue-c, wsqueue-c-other,
+#              tokio-tungstenite with tokio-rustls; the default SERVERS then) start with
+#              --tls and a certificate made into bench/target/tls/ by
+#              examples/tls/make_certs.rs, the load generator trusts its CA; raw-tcp,
+#              uws, fastwebsockets and the others are left out
 #   PIN [1]    1: server on CPU 0, load generator on CPU 1; 0: unpinned, the load
 #              generator gets LOADGEN_THREADS [2] threads
 #   OUT [bench/target/compare-DATE.jsonl]: every run's JSON line, also the input of
@@ -45,6 +50,10 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 if [ "${QUICK:-0}" = 1 ]; then
     : "${ROUNDS:=1}" "${SECS:=2}" "${WARMUP:=0.5}" "${HOLD_CONNS:=2000}" "${HOLD_SECS:=4}" "${HOLD_SETTLE:=2}"
+fi
+TLS=${TLS:-0}
+if [ "$TLS" = 1 ]; then
+    SERVERS=${SERVERS:-tokio-tungstenite wsqueue-c}
 fi
 SERVERS=${SERVERS:-raw-tcp uws tokio-tungstenite fastwebsockets wsqueue-c}
 WORKLOADS=${WORKLOADS:-p1 p16 c1000 m64k m1m hold latency}
@@ -97,6 +106,20 @@ if has python-websockets && ! "$PYTHON" -c 'import websockets' 2>/dev/null; then
     echo "no 'websockets' in .venv/ (bash tests/deps.sh installs it): leaving python-websockets out" >&2
     SERVERS=${SERVERS//python-websockets/}
 fi
+TLS_DIR=$BENCH_TARGET/tls
+SERVER_TLS=()
+LOADGEN_TLS=()
+if [ "$TLS" = 1 ]; then
+    for s in $SERVERS; do
+        case $s in
+            wsqueue-c | wsqueue-c-other | tokio-tungstenite) ;;
+            *) echo "$s has no TLS mode here: left out (TLS=1)" >&2; SERVERS=${SERVERS//$s/} ;;
+        esac
+    done
+    [ -s "$TLS_DIR/server.key" ] || cargo run --quiet --example make_certs -- "$TLS_DIR" >&2
+    SERVER_TLS=(--tls "$TLS_DIR/server.pem" "$TLS_DIR/server.key")
+    LOADGEN_TLS=(--tls "$TLS_DIR/ca.pem")
+fi
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
@@ -142,13 +165,14 @@ start_named() {
     case $1 in
         raw-tcp)           start_server "$BIN/raw-tcp-echo" 0 ;;
         uws)               start_server "$BENCH_TARGET/uws/uws-echo" 0 ;;
-        tokio-tungstenite) start_server "$BIN/tokio-echo" 0 1 ;;
+        tokio-tungstenite) start_server "$BIN/tokio-echo" 0 1 "${SERVER_TLS[@]}" ;;
         fastwebsockets)    start_server "$BIN/fastwebsockets-echo" 0 ;;
-        wsqueue-c)         start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" ./build/echo_server 0 ;;
+        wsqueue-c)         start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" ./build/echo_server 0 \
+                               "${SERVER_TLS[@]}" ;;
         wsqueue-c-before)  start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
                                "${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server" 0 ;;
         wsqueue-c-other)   start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
-                               "${OTHER_DIR:?set OTHER_DIR}/build/echo_server" 0 ;;
+                               "${OTHER_DIR:?set OTHER_DIR}/build/echo_server" 0 "${SERVER_TLS[@]}" ;;
         wsqueue-rust)      start_server "$BIN/wsqueue-echo" 0 1 ;;
         gorilla)           start_server env GOMAXPROCS=1 "$BIN/gorilla-echo" 0 ;;
         python-websockets) start_server "$PYTHON" bench/peers/python-echo/echo.py 0 ;;
@@ -208,7 +232,7 @@ run_one() {
             local -a probe_args
             read -r -a probe_args <<< "$(workload_args p16)"
             [ "$server" = raw-tcp ] && probe_args+=(--mode raw)
-            probe=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${probe_args[@]}" \
+            probe=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${probe_args[@]}" "${LOADGEN_TLS[@]}" \
                 --secs 2 --warmup 0.5 --threads "$LOADGEN_THREADS" || true)
             peak=$(python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["msgs_per_sec"]))' <<< "$probe" || echo 0)
         fi
@@ -222,7 +246,7 @@ run_one() {
     local nthreads line
     nthreads=$(ls "/proc/$server_pid/task" | wc -l)
     echo "== $workload, round $round: $server${attempt:+ (rerun $attempt)}" >&2
-    line=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${args[@]}" --secs "$secs" \
+    line=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${args[@]}" "${LOADGEN_TLS[@]}" --secs "$secs" \
         --warmup "$warmup" --threads "$LOADGEN_THREADS" --label "$server" \
         --server-pid "$server_pid") || failed=1
     if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -236,7 +260,7 @@ run_one() {
     fi
     local noisy
     noisy=$(python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); o=r["others_cpu"]; print("true" if o is not None and o > float(sys.argv[1]) else "false")' "$NOISY" <<< "$line")
-    line=${line/\{/\{\"workload\":\"$workload\",\"round\":$round,\"attempt\":${attempt:-0},\"pinned\":$PIN,\"server_os_threads\":$nthreads,\"noisy\":$noisy,}
+    line=${line/\{/\{\"workload\":\"$workload\",\"round\":$round,\"attempt\":${attempt:-0},\"pinned\":$PIN,\"tls\":$([ "$TLS" = 1 ] && echo true || echo false),\"server_os_threads\":$nthreads,\"noisy\":$noisy,}
     echo "$line" >> "$OUT"
     python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("   msg/s %(msgs_per_sec)s  MB/s %(mbytes_per_sec)s  p99 %(lat_p99_us)s us  server cpu %(server_cpu)s  loadgen cpu %(loadgen_cpu)s  others %(others_cpu)s  rss/conn %(rss_per_conn_bytes)s  ok %(ok)s" % r, file=sys.stderr)' <<< "$line"
     [ "$noisy" = false ]

@@ -3,14 +3,16 @@
 # (bench/peers/gorilla-echo), gws's echo (bench/peers/gws-echo), the gorilla code on the
 # wsqueue Go binding (bench/go/wsqueue-go-echo, only the import changed) and the
 # binding's event style (examples/go/echo: a Handler on ListenHandler, callbacks on the
-# dispatcher; wsqueue-go-events-pool: the same on a worker pool), interleaved
-# round by round. Prints one JSON line per run, then the median msg/s per scenario
-# and each server's ratio to gorilla.
+# dispatcher; wsqueue-go-events-pool: the same on a worker pool) and gorilla's echo
+# loop on the binding's own listener (bench/go/wsqueue-go-accept: Listen and Accept,
+# a goroutine per connection, no net/http), interleaved round by round. Prints one JSON line per run, then the median msg/s per scenario
+# and each server's ratio to gorilla, then the median server CPU time per message
+# (less sensitive than msg/s to other load on a shared machine).
 # Not part of any test suite.
 #
 #   bash bench/go/run.sh [SECS=5]     env: ROUNDS [3] CONNS [100] SIZE [32] WINDOWS [1 16]
 #                                           SERVERS [gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events
-#                                                    wsqueue-go-events-pool]
+#                                                    wsqueue-go-events-pool wsqueue-go-accept]
 #
 # Pinned like bench/run.sh: server on CPU 0, load generator on CPU 1. gorilla and gws
 # run with GOMAXPROCS=1; the binding with GOMAXPROCS=1 plus the engine's reactor threads
@@ -37,12 +39,13 @@ trap cleanup EXIT
 (cd bench/peers/gorilla-echo && go build -o "$work/gorilla-echo" .)
 (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/wsqueue-go-echo" .)
 (cd bench/peers/gws-echo && go build -o "$work/gws-echo" .)
+(cd bench/go/wsqueue-go-accept && go build -mod=mod -o "$work/wsqueue-go-accept" .)
 (cd examples/go && go build -o "$work/wsqueue-go-events" ./echo)
 # The same event-style echo with its callbacks on a worker pool instead of the
 # dispatcher (exec keeps the pid that the load generator samples).
 printf '#!/bin/sh\nWSQUEUE_ECHO_WORKERS=0 exec "%s" "$@"\n' "$work/wsqueue-go-events" > "$work/wsqueue-go-events-pool"
 chmod +x "$work/wsqueue-go-events-pool"
-SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool}
+SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool wsqueue-go-accept}
 
 start_server() {
     : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
@@ -85,5 +88,13 @@ for w in sorted({k[1] for k in med}):
         ratio = f" ({m / g:.2f}x gorilla)" if g else ""
         parts.append(f"{label} {m:,.0f}{ratio}")
     print(f"window {w}, msg/s, medians of {len(next(iter(med.values())))}: " + ", ".join(parts))
+cpu = {}
+for r in rows:
+    if r["msgs_per_sec"] > 0:
+        cpu.setdefault((r["label"], r["window"]), []).append(r["server_cpu"] / r["msgs_per_sec"] * 1e6)
+for w in sorted({k[1] for k in cpu}):
+    parts = [f"{label} {statistics.median(cpu[(label, w)]):.2f}"
+             for label in dict.fromkeys(k[0] for k in cpu) if (label, w) in cpu]
+    print(f"window {w}, server CPU us per message, medians: " + ", ".join(parts))
 PY
 exit $failed

@@ -11,7 +11,12 @@
 #            for before/after comparisons in one sitting. Go servers (built here):
 #            gorilla-go (bench/peers/gorilla-echo), gws-go (bench/peers/gws-echo),
 #            wsqueue-go (gorilla's echo on the binding, bench/go/wsqueue-go-echo),
-#            wsqueue-go-events (the binding's event style, examples/go/echo).
+#            wsqueue-go-events (the binding's event style, examples/go/echo),
+#            wsqueue-go-accept (gorilla's echo loop on the binding's own listener,
+#            bench/go/wsqueue-go-accept: a goroutine per connection, no net/http),
+#            nethttp-park (no WebSocket library: net/http hijacks and parks the
+#            handler goroutine, bench/go/nethttp-park; the floor of any
+#            goroutine-per-connection server that upgrades through net/http).
 #   REPEAT   [3] rounds over all servers.
 #   HOLD_ARGS  [] extra hold.py options, e.g. "--deflate --message 1024" to offer
 #            permessage-deflate and exchange one message per connection; with the
@@ -41,6 +46,8 @@ for server in $SERVERS; do
         gws-go)            (cd bench/peers/gws-echo && go build -o "$work/$server" .) ;;
         wsqueue-go)        (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/$server" .) ;;
         wsqueue-go-events) (cd examples/go && go build -o "$work/$server" ./echo) ;;
+        wsqueue-go-accept) (cd bench/go/wsqueue-go-accept && go build -mod=mod -o "$work/$server" .) ;;
+        nethttp-park)      (cd bench/go/nethttp-park && go build -o "$work/$server" .) ;;
     esac
 done
 
@@ -50,7 +57,8 @@ for round in $(seq "$REPEAT"); do
             wsqueue-c)        bin=./build/echo_server; args=() ;;
             wsqueue-c-deflate-*) bin=./build/echo_server; args=(--deflate "${server#wsqueue-c-deflate-}") ;;
             wsqueue-c-before) bin=${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server; args=() ;;
-            gorilla-go | gws-go | wsqueue-go | wsqueue-go-events) bin=$work/$server; args=() ;;
+            gorilla-go | gws-go | wsqueue-go | wsqueue-go-events | wsqueue-go-accept | nethttp-park)
+                bin=$work/$server; args=() ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
         : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -165,6 +166,11 @@ type inEvent struct {
 
 // Conn is one WebSocket connection run by the engine. It is safe for one
 // reader and any number of concurrent writers.
+//
+// An idle connection in the goroutine-per-connection style is this struct and
+// one small channel that its blocked reader sleeps on: the channels for writers
+// waiting on a drain are made only when a writer has to wait, and nothing else
+// is allocated until a message arrives.
 type Conn struct {
 	eng *engine
 	id  uint64
@@ -172,8 +178,8 @@ type Conn struct {
 	mu          sync.Mutex
 	queue       []inEvent
 	queuedBytes int
-	notify      chan struct{} // a token when queue gains an event
-	drainCh     chan struct{} // closed (and replaced) at each WSQ_EVENT_DRAIN
+	wake        chan struct{} // a token for the blocked reader; made by the first reader that waits
+	drainCh     chan struct{} // made by a writer that waits; closed at WSQ_EVENT_DRAIN, the close and Close
 	gone        bool          // the engine's WSQ_EVENT_CLOSE was queued
 	subprotocol string
 	path        string
@@ -185,30 +191,33 @@ type Conn struct {
 	handler   Handler
 	scheduled bool // in pool's run queue or being run (guarded by mu)
 
-	closed      chan struct{} // closed by Close: wakes every blocked reader and writer
-	closeOnce   sync.Once
+	closed atomic.Bool // set by Close, which then wakes every blocked reader and writer
+	// Writes through the outbox (outbox.go): how many of this
+	// connection's messages and bytes wait there, whether the last flush left
+	// it over its soft limit, and a failure found by a flush (guarded by mu),
+	// returned by the next write.
+	outPending  atomic.Int32
+	outBytes    atomic.Int32
+	overSoft    atomic.Bool
+	writeErr    error
+	stall       *connStall // messages refused at the server-wide budget (guarded by mu)
 	closeSentMu sync.Mutex
-	closeSent   bool
+	closeSent   atomic.Bool // written under closeSentMu
+
+	// Deadlines in Unix nanoseconds (0: none), set from any goroutine.
+	readDeadline  atomic.Int64
+	writeDeadline atomic.Int64
 
 	// Reader state: one reader at a time, as in gorilla.
-	readErr       error
-	readLimit     int64
-	readDeadline  time.Time
-	writeDeadline time.Time
-	deadlineMu    sync.Mutex
-	pingHandler   func(string) error
-	pongHandler   func(string) error
-	closeHandler  func(int, string) error
+	readErr      error
+	readLimit    int64
+	pingHandler  func(string) error
+	pongHandler  func(string) error
+	closeHandler func(int, string) error
 }
 
 func newConn(e *engine, id uint64) *Conn {
-	return &Conn{
-		eng:     e,
-		id:      id,
-		notify:  make(chan struct{}, 1),
-		drainCh: make(chan struct{}),
-		closed:  make(chan struct{}),
-	}
+	return &Conn{eng: e, id: id}
 }
 
 // push queues an event for the reader; false when the reader is too far behind.
@@ -239,10 +248,7 @@ func (c *Conn) push(ev inEvent) bool {
 	} else if schedule {
 		pool.schedule(c)
 	} else if pool == nil {
-		select {
-		case c.notify <- struct{}{}:
-		default:
-		}
+		c.wakeReader()
 	}
 	if ev.typ == evClose {
 		// Writers waiting for a drain that will never come.
@@ -251,17 +257,45 @@ func (c *Conn) push(ev inEvent) bool {
 	return true
 }
 
+// wakeReader gives the blocked reader (if any) a token.
+func (c *Conn) wakeReader() {
+	c.mu.Lock()
+	w := c.wake
+	c.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drained wakes every writer waiting for the connection to drain.
 func (c *Conn) drained() {
 	c.mu.Lock()
-	close(c.drainCh)
-	c.drainCh = make(chan struct{})
+	if c.drainCh != nil {
+		close(c.drainCh)
+		c.drainCh = nil
+	}
 	c.mu.Unlock()
 }
 
-// next waits for the next event until the deadline (zero: none).
-func (c *Conn) next(deadline time.Time) (inEvent, error) {
-	var timer *time.Timer
-	var timeout <-chan time.Time
+// drainSignal returns the channel that the next drain closes.
+func (c *Conn) drainSignal() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drainCh == nil {
+		c.drainCh = make(chan struct{})
+	}
+	return c.drainCh
+}
+
+// next waits for the next event until the deadline (Unix nanoseconds, 0:
+// none). Its frame and the one it parks in are small on purpose: a grown
+// goroutine stack is shrunk by the garbage collector only while less than a
+// quarter of it is in use, and the idle goroutine of the goroutine-per-
+// connection style sits here.
+func (c *Conn) next(deadline int64) (inEvent, error) {
 	for {
 		c.mu.Lock()
 		if c.pool != nil {
@@ -277,36 +311,50 @@ func (c *Conn) next(deadline time.Time) (inEvent, error) {
 			}
 			c.queuedBytes -= len(ev.data)
 			c.mu.Unlock()
-			if timer != nil {
-				timer.Stop()
-			}
 			return ev, nil
 		}
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
+		wake := c.wake
 		c.mu.Unlock()
-		select {
-		case <-c.closed:
+		if c.closed.Load() {
 			return inEvent{}, errConnClosed
-		default:
 		}
-		if !deadline.IsZero() && timer == nil {
-			d := time.Until(deadline)
-			if d <= 0 {
-				return inEvent{}, timeoutError{}
+		if deadline != 0 {
+			if err := waitUntil(wake, deadline); err != nil {
+				return inEvent{}, err
 			}
-			timer = time.NewTimer(d)
-			timeout = timer.C
+			continue
 		}
-		select {
-		case <-c.notify:
-		case <-c.closed:
-			if timer != nil {
-				timer.Stop()
-			}
-			return inEvent{}, errConnClosed
-		case <-timeout:
-			return inEvent{}, timeoutError{}
-		}
+		<-wake
 	}
+}
+
+// waitUntil waits for a token on wake until the deadline (Unix nanoseconds).
+//
+//go:noinline
+func waitUntil(wake chan struct{}, deadline int64) error {
+	d := time.Until(time.Unix(0, deadline))
+	if d <= 0 {
+		return timeoutError{}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-t.C:
+		return timeoutError{}
+	}
+}
+
+// deadlineNanos turns a deadline into Unix nanoseconds (0 for none).
+func deadlineNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // ReadMessage returns the next data message. Pings, pongs and the peer's close
@@ -316,10 +364,7 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		return 0, nil, c.readErr
 	}
 	for {
-		c.deadlineMu.Lock()
-		dl := c.readDeadline
-		c.deadlineMu.Unlock()
-		ev, err := c.next(dl)
+		ev, err := c.next(c.readDeadline.Load())
 		if err != nil {
 			c.readErr = err
 			return 0, nil, err
@@ -379,18 +424,14 @@ func (c *Conn) SetReadLimit(limit int64) { c.readLimit = limit }
 // SetReadDeadline sets when blocked and future reads fail with a timeout
 // (zero: never). As in gorilla, a timed-out connection stays failed.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.deadlineMu.Lock()
-	c.readDeadline = t
-	c.deadlineMu.Unlock()
+	c.readDeadline.Store(deadlineNanos(t))
 	return nil
 }
 
 // SetWriteDeadline sets how long writes may wait for a connection over its
 // soft send limit to drain (zero: as long as it takes).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.deadlineMu.Lock()
-	c.writeDeadline = t
-	c.deadlineMu.Unlock()
+	c.writeDeadline.Store(deadlineNanos(t))
 	return nil
 }
 
@@ -457,19 +498,14 @@ func (c *Conn) Path() string {
 	return c.path
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return c.closed.Load() }
 
-// WriteMessage sends one message. Data messages are accepted by the engine at
-// once; while the connection is over its soft send limit the call blocks until
-// it drains (or the write deadline passes). Close, ping and pong go through
-// WriteControl.
+// WriteMessage sends one message. Data messages are accepted at once (up to
+// 16 KiB into the outbox, which the engine gets corked with the other writers'
+// messages; larger ones by the engine directly); while the connection is over
+// its soft send limit the call blocks until it drains (or the write deadline
+// passes). A failure found when the outbox is flushed is returned by the next
+// write. Close, ping and pong go through WriteControl.
 func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	switch messageType {
 	case TextMessage, BinaryMessage:
@@ -481,15 +517,50 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	if c.isClosed() {
 		return errConnClosed
 	}
+	dl := c.writeDeadline.Load()
+	c.mu.Lock()
+	inline := c.pool != nil && c.pool.inline
+	werr := c.writeErr
+	if werr == nil && (c.gone || c.closeSent.Load()) {
+		// What the engine would answer; the outbox answers later.
+		werr = ErrCloseSent
+	}
+	stalled := c.stall != nil
+	c.mu.Unlock()
+	if werr != nil {
+		return werr
+	}
+	if stalled {
+		// Messages refused at the server-wide budget go first.
+		if err := c.waitStall(dl); err != nil {
+			return err
+		}
+	}
+	if c.overSoft.Load() && !inline {
+		// An outbox message left the connection over its soft limit.
+		if err := c.waitDrain(dl); err != nil {
+			return err
+		}
+		c.overSoft.Store(false)
+	}
+	out := c.eng.out
+	if out != nil && !inline && len(data) <= outboxMaxMessage &&
+		int(c.outBytes.Load())+len(data) <= outboxMaxConnBytes {
+		// The engine checks text when the outbox is flushed, after this
+		// call has returned: check it here, with the engine's answer.
+		if messageType == TextMessage && !utf8.Valid(data) {
+			return codeError(resInvalidArgument)
+		}
+		if out.put(c, messageType, data) {
+			return nil
+		}
+	}
+	c.flushOutbox()
+	if err := c.waitStall(dl); err != nil {
+		return err
+	}
 	// Text is checked by the engine (WSQ_ERR_INVALID_ARGUMENT), not twice.
-	c.deadlineMu.Lock()
-	dl := c.writeDeadline
-	c.deadlineMu.Unlock()
 	for {
-		c.mu.Lock()
-		drain := c.drainCh
-		inline := c.pool != nil && c.pool.inline
-		c.mu.Unlock()
 		bp, code := c.eng.send(c.id, messageType, data)
 		if inline {
 			// A callback on the dispatcher must not wait for a drain that only
@@ -501,7 +572,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 			return c.sendError(code)
 		}
 		if code == resQueueFull {
-			if err := c.waitDrain(drain, dl); err != nil {
+			if err := c.waitDrain(dl); err != nil {
 				return err
 			}
 			continue
@@ -510,7 +581,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 			return err
 		}
 		if bp {
-			return c.waitDrain(drain, dl)
+			return c.waitDrain(dl)
 		}
 		return nil
 	}
@@ -529,9 +600,9 @@ func (c *Conn) sendError(code uint32) error {
 	return codeError(code)
 }
 
-// waitDrain blocks while the connection is over its soft limit. drain is the
-// channel taken before the send, so a drain after the send is never missed.
-func (c *Conn) waitDrain(drain chan struct{}, deadline time.Time) error {
+// waitDrain blocks while the connection is over its soft limit, until the
+// deadline (Unix nanoseconds, 0: none).
+func (c *Conn) waitDrain(deadline int64) error {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -540,18 +611,21 @@ func (c *Conn) waitDrain(drain chan struct{}, deadline time.Time) error {
 	}()
 	var timeout <-chan time.Time
 	for {
+		// Taken before the buffered amount is read, so that a drain after
+		// the read is never missed.
+		drain := c.drainSignal()
+		if c.isClosed() {
+			return errConnClosed
+		}
 		n, ok := c.eng.buffered(c.id)
 		if !ok {
-			if c.isClosed() {
-				return errConnClosed
-			}
 			return ErrCloseSent
 		}
 		if n <= c.eng.softLim {
 			return nil
 		}
-		if !deadline.IsZero() && timer == nil {
-			d := time.Until(deadline)
+		if deadline != 0 && timer == nil {
+			d := time.Until(time.Unix(0, deadline))
 			if d <= 0 {
 				return timeoutError{}
 			}
@@ -560,14 +634,9 @@ func (c *Conn) waitDrain(drain chan struct{}, deadline time.Time) error {
 		}
 		select {
 		case <-drain:
-		case <-c.closed:
-			return errConnClosed
 		case <-timeout:
 			return timeoutError{}
 		}
-		c.mu.Lock()
-		drain = c.drainCh
-		c.mu.Unlock()
 	}
 }
 
@@ -594,6 +663,10 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 		}
 		return c.sendClose(code, reason)
 	case PingMessage:
+		c.flushOutbox()
+		if err := c.waitStall(deadlineNanos(deadline)); err != nil {
+			return err
+		}
 		return c.sendError(c.eng.ping(c.id, data))
 	case PongMessage:
 		c.mu.Lock()
@@ -611,16 +684,27 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 func (c *Conn) sendClose(code int, reason string) error {
 	c.closeSentMu.Lock()
 	defer c.closeSentMu.Unlock()
-	if c.closeSent {
+	if c.closeSent.Load() {
 		return ErrCloseSent
+	}
+	// The close follows every message written before it (after Close, the
+	// stalled ones are dropped at once). A callback on the dispatcher does not
+	// wait for messages stalled at the server-wide budget: it would hold up
+	// every connection's events; the close then goes first and they fail.
+	c.flushOutbox()
+	c.mu.Lock()
+	inline := c.pool != nil && c.pool.inline
+	c.mu.Unlock()
+	if !inline {
+		_ = c.waitStall(0)
 	}
 	r := c.eng.close(c.id, code, reason)
 	if r == resOK {
-		c.closeSent = true
+		c.closeSent.Store(true)
 		return nil
 	}
 	if r == resClosed || r == resNotFound || r == resStopped || r == resBadHandle {
-		c.closeSent = true
+		c.closeSent.Store(true)
 		return ErrCloseSent
 	}
 	return codeError(r)
@@ -630,12 +714,7 @@ func (c *Conn) sendClose(code int, reason string) error {
 // unless a close was already sent the engine closes it with 1000 (after the
 // messages already accepted). A second Close returns an error.
 func (c *Conn) Close() error {
-	first := false
-	c.closeOnce.Do(func() {
-		first = true
-		close(c.closed)
-	})
-	if !first {
+	if !c.closed.CompareAndSwap(false, true) {
 		return errConnClosed
 	}
 	_ = c.sendClose(CloseNormalClosure, "")
@@ -645,6 +724,8 @@ func (c *Conn) Close() error {
 		c.queuedBytes = 0
 	} // else a worker delivers what is queued: OnClose is still due
 	c.mu.Unlock()
+	c.wakeReader()
+	c.drained()
 	return nil
 }
 

@@ -65,6 +65,18 @@ type Config struct {
 	// written once per connection per batch. Callbacks must then never block,
 	// and writes do not wait for a drain (ErrWriteQueueFull at the hard limit).
 	HandlerWorkers int
+	// TLSListen is a comma-separated list of wss:// addresses (Listen and
+	// ListenHandler only: behind Upgrade, net/http does TLS), bound after the
+	// plain ones (see Server.Addrs), each presenting the certificate chain
+	// (leaf first) and private key below: PEM files, or PEM bytes, which win
+	// when set. TLS 1.2 and 1.3, ALPN http/1.1. A certificate or key that
+	// cannot be read or used makes Listen fail (WSQ_ERR_TLS). With TLSListen
+	// set, Listen's addr may be "" for a wss://-only server.
+	TLSListen         string
+	TLSCertChainFile  string
+	TLSPrivateKeyFile string
+	TLSCertChainPEM   []byte
+	TLSPrivateKeyPEM  []byte
 	// MaxQueuedReadBytes bounds the bytes of received messages waiting for a
 	// connection's reader in Go. A connection over it is closed with 1008: the
 	// dispatcher serves every connection and must never wait for one reader.
@@ -127,6 +139,7 @@ type engine struct {
 	onOpen func(c *Conn)
 
 	events   *eventWaiter
+	out      *outbox // nil when the limits leave no room for it (outboxUsable)
 	stopping atomic.Bool
 	stopOnce sync.Once
 	done     chan struct{} // closed when the dispatcher has returned
@@ -157,10 +170,32 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 		return p
 	}
 	listen := cfg.Listen
-	if listen == "" {
+	if listen == "" && cfg.TLSListen == "" {
 		listen = "127.0.0.1:0"
 	}
 	c.listen = str(listen)
+	if cfg.TLSListen != "" {
+		c.tls_listen = str(cfg.TLSListen)
+		if cfg.TLSCertChainFile != "" {
+			c.tls_cert_chain_file = str(cfg.TLSCertChainFile)
+		}
+		if cfg.TLSPrivateKeyFile != "" {
+			c.tls_private_key_file = str(cfg.TLSPrivateKeyFile)
+		}
+		// Copied into C memory: the engine reads them during wsq_server_start only.
+		if len(cfg.TLSCertChainPEM) > 0 {
+			p := C.CBytes(cfg.TLSCertChainPEM)
+			cstrs = append(cstrs, (*C.char)(p))
+			c.tls_cert_chain_pem = (*C.uint8_t)(p)
+			c.tls_cert_chain_pem_len = C.size_t(len(cfg.TLSCertChainPEM))
+		}
+		if len(cfg.TLSPrivateKeyPEM) > 0 {
+			p := C.CBytes(cfg.TLSPrivateKeyPEM)
+			cstrs = append(cstrs, (*C.char)(p))
+			c.tls_private_key_pem = (*C.uint8_t)(p)
+			c.tls_private_key_pem_len = C.size_t(len(cfg.TLSPrivateKeyPEM))
+		}
+	}
 	setU32 := func(dst *C.uint32_t, v uint32) {
 		if v != 0 {
 			*dst = C.uint32_t(v)
@@ -244,14 +279,22 @@ func startEngineWith(cfg Config, manualAccept bool, onOpen func(c *Conn)) (*engi
 		return nil, err
 	}
 	e.events = w
+	if outboxUsable(uint64(c.send_queue_soft_limit), uint64(c.send_queue_hard_limit)) {
+		e.out = newOutbox(e)
+	}
 	go e.dispatch()
 	return e, nil
 }
 
 // localAddr returns the engine's first listen address as "ip:port".
 func (e *engine) localAddr() string {
+	return e.localAddrAt(0)
+}
+
+// localAddrAt returns listen address number i ("" past the last one).
+func (e *engine) localAddrAt(i int) string {
 	var buf [64]C.char
-	if C.wsq_server_local_addr(e.srv, 0, &buf[0], C.size_t(len(buf))) != C.WSQ_OK {
+	if C.wsq_server_local_addr(e.srv, C.size_t(i), &buf[0], C.size_t(len(buf))) != C.WSQ_OK {
 		return ""
 	}
 	return C.GoString(&buf[0])
@@ -261,6 +304,9 @@ func (e *engine) localAddr() string {
 // timeoutMs), lets the dispatcher deliver the last events, then frees the server.
 func (e *engine) stop(timeoutMs uint32) {
 	e.stopOnce.Do(func() {
+		if e.out != nil {
+			e.out.stop() // what was written goes before the engine's 1001
+		}
 		C.wsq_server_stop(e.srv, C.uint32_t(timeoutMs))
 		// The last events (every connection's close) are queued now: the
 		// dispatcher drains them, sees the flag and returns.
@@ -269,6 +315,9 @@ func (e *engine) stop(timeoutMs uint32) {
 		<-e.done
 		C.wsq_server_free(e.srv)
 		e.events.close()
+		if e.out != nil {
+			e.out.free()
+		}
 	})
 }
 
@@ -416,8 +465,8 @@ func (e *engine) broadcast(kind int, data []byte, ids []uint64) (int, error) {
 }
 
 // accept completes a manual-accept handshake with the chosen subprotocol and
-// extra response headers.
-func (e *engine) accept(id uint64, subprotocol string, header map[string][]string) error {
+// extra response headers (but the one named skip, compared without case).
+func (e *engine) accept(id uint64, subprotocol string, header map[string][]string, skip string) error {
 	var cstrs []*C.char
 	defer func() {
 		for _, p := range cstrs {
@@ -435,8 +484,10 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 	}
 	var hs *C.wsq_header_t
 	count := 0
-	for _, vs := range header {
-		count += len(vs)
+	for k, vs := range header {
+		if !strings.EqualFold(k, skip) {
+			count += len(vs)
+		}
 	}
 	if count > 0 {
 		hs = (*C.wsq_header_t)(C.calloc(C.size_t(count), C.size_t(unsafe.Sizeof(C.wsq_header_t{}))))
@@ -444,6 +495,9 @@ func (e *engine) accept(id uint64, subprotocol string, header map[string][]strin
 		arr := unsafe.Slice(hs, count)
 		i := 0
 		for k, vs := range header {
+			if strings.EqualFold(k, skip) {
+				continue
+			}
 			for _, v := range vs {
 				arr[i].name = str(k)
 				arr[i].value = str(v)
@@ -517,12 +571,14 @@ func codeError(code uint32) error {
 }
 
 const (
-	resQueueFull = uint32(C.WSQ_ERR_QUEUE_FULL)
-	resClosed    = uint32(C.WSQ_ERR_CLOSED)
-	resNotFound  = uint32(C.WSQ_ERR_NOT_FOUND)
-	resStopped   = uint32(C.WSQ_ERR_STOPPED)
-	resBadHandle = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
-	resOK        = uint32(C.WSQ_OK)
+	resQueueFull       = uint32(C.WSQ_ERR_QUEUE_FULL)
+	resClosed          = uint32(C.WSQ_ERR_CLOSED)
+	resNotFound        = uint32(C.WSQ_ERR_NOT_FOUND)
+	resStopped         = uint32(C.WSQ_ERR_STOPPED)
+	resBadHandle       = uint32(C.WSQ_ERR_BAD_HANDLE) // the server was shut down and freed
+	resOK              = uint32(C.WSQ_OK)
+	resBackpressure    = uint32(C.WSQ_BACKPRESSURE)
+	resInvalidArgument = uint32(C.WSQ_ERR_INVALID_ARGUMENT)
 
 	evOpen    = uint32(C.WSQ_EVENT_OPEN)
 	evMessage = uint32(C.WSQ_EVENT_MESSAGE)

@@ -133,6 +133,7 @@ func (p *workerPool) stop() {
 func (c *Conn) attach(p *workerPool, h Handler) {
 	c.mu.Lock()
 	c.pool, c.handler = p, h
+	c.wake = nil // Upgrade's wait made it; no reader waits on a Handler's connection
 	c.queue = append([]inEvent{{typ: evOpen}}, c.queue...)
 	c.scheduled = true
 	c.mu.Unlock()

@@ -53,7 +53,7 @@ func ListenHandler(addr string, cfg Config, h Handler) (*Server, error) {
 }
 
 func listen(addr string, cfg Config, h Handler) (*Server, error) {
-	if addr == "" {
+	if addr == "" && cfg.TLSListen == "" {
 		return nil, errors.New("wsqueue: empty listen address")
 	}
 	cfg.Listen = addr
@@ -86,6 +86,22 @@ func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
+}
+
+// Addrs returns every listen address: addr's, then cfg.TLSListen's (wss://),
+// each in order, with the ports the system picked for port 0.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	var out []net.Addr
+	for i := 0; ; i++ {
+		a := eng.localAddrAt(i)
+		if a == "" {
+			return out
+		}
+		out = append(out, parseAddr(a))
+	}
 }
 
 // queueForAccept runs on the dispatcher: it never blocks. The queue is bounded

@@ -1,6 +1,7 @@
 package wsqueue
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"net/http"
@@ -128,7 +129,24 @@ func (u *Upgrader) selectSubprotocol(r *http.Request, responseHeader http.Header
 
 // Upgrade upgrades the HTTP connection to a WebSocket connection. On failure
 // before the hijack it answers with an HTTP error (through u.Error).
+//
+// The work is split into functions that run one after another, each with a
+// small frame, on purpose: Upgrade runs on net/http's goroutine for the
+// connection, whose stack stays as large as it once grew (and net/http's own
+// frame is 1.1 KiB of it) for the connection's whole life in the
+// goroutine-per-connection style.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
+	if _, err := u.check(w, r, responseHeader); err != nil {
+		return nil, err
+	}
+	return u.handOver(w, r, responseHeader)
+}
+
+// check answers (through u.Error) a request that Upgrade refuses before the
+// hijack, and returns the error; nil, nil for a request it takes.
+//
+//go:noinline
+func (u *Upgrader) check(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
 	const badHandshake = "websocket: the client is not using the websocket protocol: "
 	if !tokenListContainsValue(r.Header, "Connection", "upgrade") {
 		return u.returnError(w, r, http.StatusBadRequest, badHandshake+"'upgrade' token not found in 'Connection' header")
@@ -155,19 +173,38 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if r.Header.Get("Sec-Websocket-Key") == "" {
 		return u.returnError(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing or blank")
 	}
-	subprotocol := u.selectSubprotocol(r, responseHeader)
-
-	h, ok := w.(http.Hijacker)
-	if !ok {
+	if _, ok := w.(http.Hijacker); !ok {
 		return u.returnError(w, r, http.StatusInternalServerError, "websocket: response does not implement http.Hijacker")
 	}
+	return nil, nil
+}
+
+// handOver hijacks the checked request's connection, gives it to the engine
+// and completes the handshake there.
+//
+//go:noinline
+func (u *Upgrader) handOver(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
+	eng, c, err := u.adoptHijacked(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return u.completeHandshake(eng, c, u.selectSubprotocol(r, responseHeader), responseHeader)
+}
+
+// adoptHijacked hijacks the connection and hands its socket, with the request
+// head and any bytes already read, to the engine.
+//
+//go:noinline
+func (u *Upgrader) adoptHijacked(w http.ResponseWriter, r *http.Request) (*engine, *Conn, error) {
 	eng, err := upgradeEngine()
 	if err != nil {
-		return u.returnError(w, r, http.StatusServiceUnavailable, "websocket: "+err.Error())
+		_, err = u.returnError(w, r, http.StatusServiceUnavailable, "websocket: "+err.Error())
+		return nil, nil, err
 	}
-	netConn, brw, err := h.Hijack()
+	netConn, brw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
-		return u.returnError(w, r, http.StatusInternalServerError, err.Error())
+		_, err = u.returnError(w, r, http.StatusInternalServerError, err.Error())
+		return nil, nil, err
 	}
 	remote, local := netConn.RemoteAddr(), netConn.LocalAddr()
 	initial := requestHead(r, u.EnableCompression)
@@ -176,30 +213,31 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		b, _ := brw.Reader.Peek(n)
 		initial = append(initial, b...)
 	}
+	releaseHijackBuffers(brw, netConn)
 	fd, err := dupSocket(netConn)
 	netConn.Close()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := eng.adopt(fd, initial)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The dispatcher may be filling in the Open event's details meanwhile.
 	c.mu.Lock()
 	c.remote, c.local = remote, local
 	c.mu.Unlock()
+	return eng, c, nil
+}
 
-	var deadline time.Time
+// completeHandshake answers the engine's upgrade request for c and waits until
+// the connection is open.
+//
+//go:noinline
+func (u *Upgrader) completeHandshake(eng *engine, c *Conn, subprotocol string, responseHeader http.Header) (*Conn, error) {
+	var deadline int64
 	if u.HandshakeTimeout > 0 {
-		deadline = time.Now().Add(u.HandshakeTimeout)
-	}
-	header := http.Header{}
-	for k, vs := range responseHeader {
-		if strings.EqualFold(k, "Sec-Websocket-Protocol") {
-			continue
-		}
-		header[k] = vs
+		deadline = time.Now().Add(u.HandshakeTimeout).UnixNano()
 	}
 	for {
 		ev, err := c.next(deadline)
@@ -210,7 +248,8 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		}
 		switch ev.typ {
 		case evUpgrade:
-			if err := eng.accept(c.id, subprotocol, header); err != nil {
+			// The subprotocol goes as its own argument, not as a header.
+			if err := eng.accept(c.id, subprotocol, responseHeader, "Sec-Websocket-Protocol"); err != nil {
 				eng.reject(c.id, http.StatusBadRequest, "")
 				c.Close()
 				return nil, err
@@ -222,6 +261,18 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 			return nil, ErrBadHandshake
 		}
 	}
+}
+
+// releaseHijackBuffers swaps the 8 KiB of buffers behind the hijacked reader
+// and writer (net/http's own, which it keeps reachable from its connection for
+// as long as the handler runs, that is for the connection's whole life in the
+// goroutine-per-connection style) for tiny ones over the closed socket. The
+// engine reads and writes the socket from now on, and net/http never touches a
+// hijacked connection's buffers again; without this they are most of what an
+// idle connection costs.
+func releaseHijackBuffers(brw *bufio.ReadWriter, closed net.Conn) {
+	*brw.Reader = *bufio.NewReaderSize(closed, 16)
+	*brw.Writer = *bufio.NewWriterSize(closed, 1)
 }
 
 // requestHead rebuilds the request head net/http parsed, for the engine to

@@ -2,7 +2,7 @@
  * chat_server: a chat room. Serves the web page (examples/web) and the WebSocket on
  * the same port; every text message a user sends is broadcast to everyone.
  *
- *   chat_server [port=9001] [static_dir=examples/web]
+ *   chat_server [port=9001] [--tls CERT.pem KEY.pem] [static_dir=examples/web]
  *
  * Every message the server sends is one JSON object:
  *   {"type":"welcome","you":N,"text":"welcome, you are user N"}   to a new user only
@@ -206,6 +206,11 @@ int main(int argc, char **argv)
 {
     uint16_t port;
     const char *static_dir;
+    wsq_config_t cfg;
+    wsq_config_init(&cfg);
+    /* --tls: the page over https:// and the chat over wss:// (app.js picks wss:// then). */
+    if (!example_take_tls(&argc, argv, &cfg, "[port] [--tls CERT.pem KEY.pem] [static_dir]"))
+        return 2;
     if (!example_parse_args(argc, argv, DEFAULT_PORT, "static_dir=" DEFAULT_STATIC_DIR,
                             DEFAULT_STATIC_DIR, &port, &static_dir))
         return 2;
@@ -215,8 +220,6 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    wsq_config_t cfg;
-    wsq_config_init(&cfg);
     cfg.max_frame_size = MAX_MESSAGE_SIZE;
     cfg.max_message_size = MAX_MESSAGE_SIZE;
     cfg.send_queue_soft_limit = SEND_QUEUE_SOFT_LIMIT;

@@ -4,11 +4,13 @@
  *
  *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS] [ECHO_REACTOR_THREADS=N]
  *   echo_server [port=9002] [--deflate off|shared|dedicated] [--deflate-level 0-9]
- *               [static_dir]
+ *               [--tls CERT.pem KEY.pem] [static_dir]
  *
  * --deflate picks the permessage-deflate mode (RFC 7692; default: the library's,
  * shared): "dedicated" keeps a compression context per connection, "off" declines
- * every offer. --deflate-level sets the zlib level (default 6).
+ * every offer. --deflate-level sets the zlib level (default 6). --tls makes the port a
+ * wss:// one, presenting that certificate chain (leaf first) and private key (PEM
+ * files); the "listening on" line is the same.
  *
  * Listens on 127.0.0.1 (port 0 picks a free port), prints
  * "listening on 127.0.0.1:PORT" once ready, and runs until SIGINT or SIGTERM, then
@@ -144,7 +146,7 @@ static int take_deflate_options(int *argc, char **argv, wsq_config_t *cfg)
         if (!ok) {
             fprintf(stderr,
                     "usage: %s [port=%u] [--deflate off|shared|dedicated] [--deflate-level 0-9] "
-                    "[static_dir]\n",
+                    "[--tls CERT.pem KEY.pem] [static_dir]\n",
                     argv[0], (unsigned)DEFAULT_PORT);
             return 0;
         }
@@ -162,6 +164,9 @@ int main(int argc, char **argv)
     wsq_config_t cfg;
     wsq_config_init(&cfg);
     if (!take_deflate_options(&argc, argv, &cfg))
+        return 2;
+    if (!example_take_tls(&argc, argv, &cfg,
+                          "[port] [--deflate MODE] [--tls CERT.pem KEY.pem] [static_dir]"))
         return 2;
     if (!example_parse_args(argc, argv, DEFAULT_PORT, "static_dir", NULL, &port, &static_dir))
         return 2;

@@ -4,6 +4,7 @@
  *   cc ... examples/c/NAME.c -o build/NAME -lwsqueue
  *
  *   example_parse_args  [port] [static_dir] from the command line
+ *   example_take_tls    "--tls CERT.pem KEY.pem" after the port: serve wss:// instead
  *   example_start       open-file limit, signals, wsq_server_start on 127.0.0.1:PORT,
  *                       then the "listening on ..." line, flushed
  *   example_run         the poll loop until SIGINT/SIGTERM, then a graceful stop
@@ -58,6 +59,29 @@ static inline int example_parse_args(int argc, char **argv, uint16_t default_por
     return 0;
 }
 
+/* "--tls CERT.pem KEY.pem" anywhere after the port: the port speaks TLS (wss://, and
+ * https:// for static files) with that certificate chain and key, read by
+ * wsq_server_start (an unusable one fails the start with WSQ_ERR_TLS). Removed from
+ * argv; returns 0 (after printing `usage`) when the two paths are missing. */
+static inline int example_take_tls(int *argc, char **argv, wsq_config_t *cfg, const char *usage)
+{
+    for (int i = 2; i < *argc; i++) {
+        if (strcmp(argv[i], "--tls") != 0)
+            continue;
+        if (i + 2 >= *argc || argv[i + 1][0] == '\0' || argv[i + 2][0] == '\0') {
+            fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+            return 0;
+        }
+        cfg->tls_cert_chain_file = argv[i + 1];
+        cfg->tls_private_key_file = argv[i + 2];
+        for (int j = i + 3; j <= *argc; j++) /* argv[argc] is NULL: moved too */
+            argv[j - 3] = argv[j];
+        *argc -= 3;
+        return 1;
+    }
+    return 1;
+}
+
 /* Every connection is a file descriptor: take the hard limit, not the (often 1024) soft
  * one, so max_connections is what bounds the server. */
 static inline void example_raise_fd_limit(const char *name, uint32_t max_connections)
@@ -76,7 +100,9 @@ static inline void example_raise_fd_limit(const char *name, uint32_t max_connect
 }
 
 /* Starts `cfg` on 127.0.0.1:port and prints "listening on PREFIX127.0.0.1:PORTSUFFIX"
- * (stdout flushed: scripts wait for that line). NULL (after saying why) on failure. */
+ * (stdout flushed: scripts wait for that line). With a certificate set (see
+ * example_take_tls) the port is a TLS one, and a PREFIX of "http://" or "ws://" is
+ * printed as "https://" or "wss://". NULL (after saying why) on failure. */
 static inline wsq_server_t *example_start(const char *name, wsq_config_t *cfg, uint16_t port,
                                           const char *prefix, const char *suffix)
 {
@@ -101,11 +127,15 @@ static inline wsq_server_t *example_start(const char *name, wsq_config_t *cfg, u
 
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port);
-    cfg->listen = listen; /* borrowed only during wsq_server_start */
+    int tls = cfg->tls_cert_chain_file != NULL;
+    /* borrowed only during wsq_server_start */
+    cfg->listen = tls ? "" : listen;
+    cfg->tls_listen = tls ? listen : NULL;
     wsq_server_t *srv = NULL;
     wsq_result_t rc = wsq_server_start(cfg, &srv);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     cfg->listen = NULL;
+    cfg->tls_listen = NULL;
     if (rc != WSQ_OK) {
         fprintf(stderr, "%s: cannot start on %s: %s (%s)\n", name, listen, wsq_strerror(rc),
                 wsq_last_error());
@@ -115,6 +145,10 @@ static inline wsq_server_t *example_start(const char *name, wsq_config_t *cfg, u
         return NULL;
     }
     wsq_server_port(srv, &port);
+    if (tls && strcmp(prefix, "http://") == 0)
+        prefix = "https://";
+    else if (tls && strcmp(prefix, "ws://") == 0)
+        prefix = "wss://";
     printf("listening on %s127.0.0.1:%u%s\n", prefix, (unsigned)port, suffix);
     fflush(stdout);
     return srv;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::TlsListen;
 pub use crate::protocol::extensions::DeflateMode;
 
 /// What a send does when the connection's send queue is over its hard limit.
@@ -26,6 +27,12 @@ pub struct Config {
     /// Addresses to listen on (IPv4 and/or IPv6). Port 0 picks a free port; read the
     /// bound addresses back with `Server::local_addrs`. Default: `127.0.0.1:9001`.
     pub listen: Vec<SocketAddr>,
+    /// `wss://` addresses, each with the certificate chain and key it presents (TLS
+    /// 1.2 and 1.3, ALPN `http/1.1`). One server may listen on both `ws://` and
+    /// `wss://`; bound after `listen`, in order (see `Server::local_addrs`). A
+    /// certificate or key that cannot be read or used fails the start with
+    /// `Error::Tls`. Default: none.
+    pub tls_listen: Vec<TlsListen>,
     /// Reactor (I/O) threads; 0 means one per core. Default 0.
     pub reactor_threads: usize,
     /// Open WebSocket connections (including those awaiting `accept`); an upgrade
@@ -119,6 +126,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
+            tls_listen: Vec::new(),
             reactor_threads: 0,
             max_connections: 10_000,
             max_head_bytes: 8 * 1024,

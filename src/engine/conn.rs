@@ -17,7 +17,9 @@ use super::recycle;
 use super::send_queue::{ChunkKind, SendQueue};
 use super::stats::Counters;
 use super::sys;
-use crate::protocol::server_connection::{ServerConnection, Settings};
+use super::tls::{Received, TlsFailure, TlsSession};
+use super::transport::{PlainSocket, Writev};
+use crate::protocol::server_connection::{ConnEvent, ServerConnection, Settings};
 
 pub struct ConnState {
     /// Every protocol decision about this connection is made by this object.
@@ -25,6 +27,9 @@ pub struct ConnState {
     /// The socket. Only the owning reactor closes it (by dropping it, under this
     /// lock), so a sending thread never writes to a closed or reused descriptor.
     socket: Option<OwnedFd>,
+    /// `wss://`: the TLS layer between the socket and `ws` (boxed: a plain connection
+    /// pays one pointer for it).
+    tls: Option<Box<TlsSession>>,
     pub queue: SendQueue,
     /// The last write hit EAGAIN: wait for the reactor's writability event.
     pub blocked: bool,
@@ -55,6 +60,7 @@ impl ConnShared {
             state: Mutex::new(ConnState {
                 ws: ServerConnection::new(settings),
                 socket: None,
+                tls: None,
                 queue: SendQueue::new(),
                 blocked: false,
                 drain_wanted: false,
@@ -73,6 +79,56 @@ impl ConnShared {
 impl ConnState {
     pub fn attach(&mut self, socket: OwnedFd) {
         self.socket = Some(socket);
+    }
+
+    /// Makes this a `wss://` connection: everything read and written from now on goes
+    /// through `session`.
+    pub fn start_tls(&mut self, session: Box<TlsSession>) {
+        self.tls = Some(session);
+    }
+
+    /// Runs bytes read from the socket through TLS (if any) and the protocol. A TLS
+    /// failure leaves its alert written (if the socket took it) and is returned: the
+    /// connection cannot go on.
+    #[inline]
+    pub fn receive(
+        &mut self,
+        data: &[u8],
+        events: &mut Vec<ConnEvent>,
+    ) -> Result<Received, TlsFailure> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            self.ws.receive_with(data, events, &mut recycle::Spares);
+            return Ok(Received::More);
+        };
+        if data.is_empty() {
+            // Plaintext the protocol held back (e.g. awaiting accept).
+            self.ws.receive_with(data, events, &mut recycle::Spares);
+            return Ok(Received::More);
+        }
+        let ws = &mut self.ws;
+        let received = tls.receive(data, |plain| {
+            ws.receive_with(plain, events, &mut recycle::Spares)
+        });
+        // Handshake messages, session tickets or the alert of a failure go out now.
+        self.flush_tls();
+        received
+    }
+
+    /// Writes what rustls has encrypted; notes a socket that would block.
+    fn flush_tls(&mut self) {
+        let (Some(fd), Some(tls)) = (self.fd(), self.tls.as_deref_mut()) else {
+            return;
+        };
+        match tls.flush(fd) {
+            Ok(true) => {}
+            Ok(false) => self.blocked = true,
+            Err(_) => self.broken = true,
+        }
+    }
+
+    /// Encrypted bytes are still waiting for the socket.
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.has_pending_output())
     }
 
     pub fn fd(&self) -> Option<RawFd> {
@@ -186,7 +242,11 @@ impl ConnState {
         let total = header.len() + payload.len();
         let mut written = 0;
         if self.queue.is_empty() && !self.blocked {
-            match write_all_or_block(fd, header, payload) {
+            let res = match self.tls.as_deref_mut() {
+                None => write_all_or_block(&mut PlainSocket(fd), header, payload),
+                Some(tls) => write_all_or_block(&mut tls.sink(fd), header, payload),
+            };
+            match res {
                 Ok(n) => written = n,
                 Err(_) => {
                     self.broken = true;
@@ -194,6 +254,10 @@ impl ConnState {
                 }
             }
             Counters::add(&stats.bytes_out, written as u64);
+            if self.tls_pending() {
+                // Taken by TLS but not all written: wait for writability.
+                self.blocked = true;
+            }
             if written == total {
                 if kind == ChunkKind::Close {
                     self.ws.on_close_written();
@@ -254,10 +318,22 @@ impl ConnState {
             return 0;
         };
         let mut written = 0;
-        match self.queue.flush(fd) {
+        let flushed = match self.tls.as_deref_mut() {
+            None => self.queue.flush(&mut PlainSocket(fd)),
+            Some(tls) => match tls.flush(fd) {
+                // Earlier ciphertext first: the queue's bytes come after it.
+                Ok(true) => self.queue.flush(&mut tls.sink(fd)),
+                Ok(false) => {
+                    self.blocked = true;
+                    return 0;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match flushed {
             Ok(f) => {
                 written = f.bytes;
-                self.blocked = f.blocked;
+                self.blocked = f.blocked || self.tls_pending();
                 Counters::add(&stats.bytes_out, f.bytes as u64);
                 Counters::sub(&stats.send_queue_bytes, f.bytes as u64);
                 if f.close_written {
@@ -272,11 +348,33 @@ impl ConnState {
     /// Half-closes once everything is written and the protocol is finished (§7.1.1:
     /// the server closes TCP first; the peer still reads what we sent). Returns true
     /// when it did.
+    #[inline]
+    /// Nothing the reactor's after-write step would act on: no abort, no failed
+    /// write, no `Drain` owed, no half-close due.
+    pub fn is_settled(&self) -> bool {
+        let half_close_due = self.queue.is_empty() && self.ws.wants_half_close();
+        !(self.abort_requested || self.broken || self.drain_wanted || half_close_due)
+    }
+
     pub fn half_close_if_done(&mut self) -> bool {
         if !self.queue.is_empty() || !self.ws.wants_half_close() {
             return false;
         }
+        self.half_close()
+    }
+
+    /// Out of line: it runs once per connection, and `half_close_if_done` runs after
+    /// every write.
+    #[cold]
+    #[inline(never)]
+    fn half_close(&mut self) -> bool {
+        if self.tls_pending() {
+            return false; // our last records first: the writability edge comes back here
+        }
         if let Some(fd) = self.fd() {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                tls.close_notify(fd);
+            }
             sys::shutdown_write(fd);
         }
         self.ws.on_half_closed();
@@ -293,17 +391,14 @@ impl ConnState {
 
 /// One `writev` of header + payload, retried on EINTR; returns bytes written (less
 /// than the total when the socket would block).
-fn write_all_or_block(fd: RawFd, header: &[u8], payload: &[u8]) -> io::Result<usize> {
+fn write_all_or_block(sink: &mut impl Writev, header: &[u8], payload: &[u8]) -> io::Result<usize> {
     let total = header.len() + payload.len();
     let mut written = 0;
     while written < total {
         let res = if written < header.len() {
-            sys::writev(
-                fd,
-                &[IoSlice::new(&header[written..]), IoSlice::new(payload)],
-            )
+            sink.writev(&[IoSlice::new(&header[written..]), IoSlice::new(payload)])
         } else {
-            sys::writev(fd, &[IoSlice::new(&payload[written - header.len()..])])
+            sink.writev(&[IoSlice::new(&payload[written - header.len()..])])
         };
         match res {
             Ok(n) => written += n,

@@ -20,6 +20,8 @@ pub enum Error {
     InvalidState(&'static str),
     /// An operating-system error (bind, epoll, ...).
     Io(io::Error),
+    /// A `wss://` listener's certificate or key cannot be read or used (at start).
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -32,6 +34,7 @@ impl fmt::Display for Error {
             Error::Stopped => write!(f, "server is stopped"),
             Error::InvalidState(what) => write!(f, "invalid state: {what}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Tls(what) => write!(f, "TLS configuration: {what}"),
         }
     }
 }

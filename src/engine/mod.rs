@@ -25,6 +25,8 @@ pub mod static_files;
 pub mod stats;
 mod sys;
 mod timers;
+pub mod tls;
+mod transport;
 
 use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -99,8 +101,14 @@ pub struct Engine {
 impl Engine {
     pub fn start(config: Config) -> Result<Engine, Error> {
         validate_config(&config)?;
+        // Certificates are checked before any port is bound: a bad one fails the start.
+        let mut listener_tls = vec![None; config.listen.len()];
+        for t in &config.tls_listen {
+            listener_tls.push(Some(tls::server_config(t)?));
+        }
         let mut listeners = Vec::new();
-        for addr in &config.listen {
+        let tls_addrs = config.tls_listen.iter().map(|t| &t.addr);
+        for addr in config.listen.iter().chain(tls_addrs) {
             let l = TcpListener::bind(addr)?;
             l.set_nonblocking(true)?;
             listeners.push(l);
@@ -152,6 +160,7 @@ impl Engine {
             next_reactor: AtomicUsize::new(0),
             epoch: Instant::now(),
             listeners: Mutex::new(Some(listeners.clone())),
+            listener_tls,
             config,
         });
         let reactors = (0..threads)
@@ -520,9 +529,9 @@ impl Drop for Engine {
 }
 
 fn validate_config(c: &Config) -> Result<(), Error> {
-    if c.listen.is_empty() {
+    if c.listen.is_empty() && c.tls_listen.is_empty() {
         return Err(Error::InvalidArgument(
-            "listen: at least one address is required",
+            "listen / tls_listen: at least one address is required",
         ));
     }
     if c.max_head_bytes < 64 {

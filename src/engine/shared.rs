@@ -62,6 +62,8 @@ pub struct EngineShared {
     /// The listening sockets until the stop begins; each reactor holds its own clone
     /// until it has processed the stop, so the ports close as soon as that is done.
     pub listeners: Mutex<Option<Arc<Vec<TcpListener>>>>,
+    /// For each listener (same index): the TLS configuration of a `wss://` listener.
+    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Why `admit` refused a frame.

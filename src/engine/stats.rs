@@ -74,6 +74,10 @@ counters! {
     /// Pings answered by an already-pending pong (§5.5.3 allows answering only the
     /// most recent ping).
     pongs_coalesced,
+    /// `wss://` connections closed because TLS failed: plain HTTP or garbage on a TLS
+    /// port, a handshake the server cannot agree to, a bad record. An alert was sent
+    /// (when the socket took it) and the connection closed.
+    tls_errors,
 }
 
 impl Counters {

@@ -34,6 +34,10 @@ pub enum wsq_result_t {
     /// An internal bug was caught at the boundary (a Rust panic); the call did nothing
     /// or did part of its work. Please report it with wsq_last_error's text.
     WSQ_ERR_PANIC = 9,
+    /// wsq_server_start: a wss:// listener's certificate chain or private key could
+    /// not be read (missing or unreadable file) or used (not PEM, no certificate, no
+    /// key, or a key that does not match the certificate); wsq_last_error says which.
+    WSQ_ERR_TLS = 10,
     /// Not an error: the message was accepted, and the connection's buffered amount is
     /// now over send_queue_soft_limit. Send no more to it until WSQ_EVENT_DRAIN.
     WSQ_BACKPRESSURE = 100,
@@ -63,6 +67,7 @@ pub fn from_engine(err: Error) -> wsq_result_t {
         Error::Stopped => WSQ_ERR_STOPPED,
         Error::InvalidState(_) => WSQ_ERR_INVALID_STATE,
         Error::Io(_) => WSQ_ERR_IO,
+        Error::Tls(_) => WSQ_ERR_TLS,
     }
 }
 
@@ -75,7 +80,7 @@ pub fn invalid(message: &str) -> wsq_result_t {
 /// The code with this number, if there is one. Values that come from C are integers,
 /// never trusted to be a valid enum (an invalid enum value is undefined behaviour).
 pub fn result_from_u32(code: u32) -> Option<wsq_result_t> {
-    const ALL: [wsq_result_t; 11] = [
+    const ALL: [wsq_result_t; 12] = [
         WSQ_OK,
         WSQ_ERR_INVALID_ARGUMENT,
         WSQ_ERR_NOT_FOUND,
@@ -86,6 +91,7 @@ pub fn result_from_u32(code: u32) -> Option<wsq_result_t> {
         WSQ_ERR_IO,
         WSQ_ERR_BAD_HANDLE,
         WSQ_ERR_PANIC,
+        WSQ_ERR_TLS,
         WSQ_BACKPRESSURE,
     ];
     ALL.into_iter().find(|c| *c as u32 == code)
@@ -115,6 +121,7 @@ fn strerror(code: u32) -> *const c_char {
         WSQ_ERR_IO => b"operating system error\0",
         WSQ_ERR_BAD_HANDLE => b"server handle was freed\0",
         WSQ_ERR_PANIC => b"internal error (panic caught at the C boundary)\0",
+        WSQ_ERR_TLS => b"TLS certificate or key cannot be read or used\0",
     };
     text.as_ptr() as *const c_char
 }

@@ -28,7 +28,7 @@ use types::*;
 
 use crate::protocol::MessageKind;
 use crate::server::Server;
-use crate::server::{Config, ConnId, DeflateMode, SendStatus, SlowConsumerPolicy};
+use crate::server::{Config, ConnId, DeflateMode, Pem, SendStatus, SlowConsumerPolicy, TlsListen};
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
@@ -173,6 +173,13 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             deflate_window_bits: d.deflate_window_bits as u32,
             deflate_min_size: d.deflate_min_size as u64,
             deflate_level: d.deflate_level,
+            tls_listen: std::ptr::null(),
+            tls_cert_chain_file: std::ptr::null(),
+            tls_private_key_file: std::ptr::null(),
+            tls_cert_chain_pem: std::ptr::null(),
+            tls_cert_chain_pem_len: 0,
+            tls_private_key_pem: std::ptr::null(),
+            tls_private_key_pem_len: 0,
         };
         // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
         unsafe { config.write(c) };
@@ -184,21 +191,88 @@ fn millis(ms: u32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms as u64))
 }
 
-unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
-    let mut listen = Vec::new();
-    // SAFETY: string fields are documented as NULL or NUL-terminated.
-    let listen_text = unsafe { opt_str(c.listen, "listen")? }.unwrap_or("127.0.0.1:9001");
-    for item in list(Some(listen_text)) {
-        let addr: SocketAddr = match item.parse() {
-            Ok(a) => a,
+fn parse_addrs(text: &str, what: &str) -> Result<Vec<SocketAddr>, wsq_result_t> {
+    list(Some(text))
+        .into_iter()
+        .map(|item| match item.parse() {
+            Ok(a) => Ok(a),
             Err(_) => item
                 .to_socket_addrs()
                 .ok()
                 .and_then(|mut it| it.next())
-                .ok_or_else(|| invalid(&format!("listen: cannot parse address {item:?}")))?,
-        };
-        listen.push(addr);
+                .ok_or_else(|| invalid(&format!("{what}: cannot parse address {item:?}"))),
+        })
+        .collect()
+}
+
+/// One PEM source of a wss:// listener: the in-memory bytes when given, else the file.
+///
+/// # Safety
+/// `bytes` is NULL or points to `len` readable bytes; `file` is NULL or NUL-terminated.
+unsafe fn pem_from_c(
+    bytes: *const u8,
+    len: usize,
+    file: *const c_char,
+    what: &str,
+) -> Result<Pem, wsq_result_t> {
+    if !bytes.is_null() {
+        // SAFETY: the caller promises `len` readable bytes at `bytes`.
+        return Ok(Pem::Memory(
+            unsafe { std::slice::from_raw_parts(bytes, len) }.to_vec(),
+        ));
     }
+    // SAFETY: as documented on the field.
+    match unsafe { opt_str(file, what)? } {
+        Some(path) => Ok(Pem::File(PathBuf::from(path))),
+        None => Err(invalid(&format!(
+            "tls_listen is set but neither {what} nor its _pem bytes are"
+        ))),
+    }
+}
+
+unsafe fn tls_listen_from_c(c: &wsq_config_t) -> Result<Vec<TlsListen>, wsq_result_t> {
+    // SAFETY: string fields are documented as NULL or NUL-terminated.
+    let Some(text) = (unsafe { opt_str(c.tls_listen, "tls_listen")? }) else {
+        return Ok(Vec::new());
+    };
+    let addrs = parse_addrs(text, "tls_listen")?;
+    if addrs.is_empty() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: pointer fields as documented on wsq_config_t.
+    let cert_chain = unsafe {
+        pem_from_c(
+            c.tls_cert_chain_pem,
+            c.tls_cert_chain_pem_len,
+            c.tls_cert_chain_file,
+            "tls_cert_chain_file",
+        )?
+    };
+    // SAFETY: as above.
+    let private_key = unsafe {
+        pem_from_c(
+            c.tls_private_key_pem,
+            c.tls_private_key_pem_len,
+            c.tls_private_key_file,
+            "tls_private_key_file",
+        )?
+    };
+    Ok(addrs
+        .into_iter()
+        .map(|addr| TlsListen {
+            addr,
+            cert_chain: cert_chain.clone(),
+            private_key: private_key.clone(),
+        })
+        .collect())
+}
+
+unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
+    // SAFETY: string fields are documented as NULL or NUL-terminated.
+    let listen_text = unsafe { opt_str(c.listen, "listen")? }.unwrap_or("127.0.0.1:9001");
+    let listen = parse_addrs(listen_text, "listen")?;
+    // SAFETY: as above.
+    let tls_listen = unsafe { tls_listen_from_c(c)? };
     let slow_consumer = match c.slow_consumer {
         WSQ_SLOW_CONSUMER_REJECT => SlowConsumerPolicy::Reject,
         WSQ_SLOW_CONSUMER_CLOSE => SlowConsumerPolicy::Close,
@@ -221,6 +295,7 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
     let defaults = Config::default();
     Ok(Config {
         listen,
+        tls_listen,
         reactor_threads: c.reactor_threads as usize,
         max_connections: c.max_connections as usize,
         max_head_bytes: c.max_head_bytes as usize,
@@ -261,11 +336,14 @@ fn deflate_mode_to_c(mode: DeflateMode) -> u32 {
     }
 }
 
-/// Starts a server: binds every listen address and starts the reactor threads.
-/// `config` (NULL: all defaults) is only read during the call. On WSQ_OK, `*out`
-/// receives a handle the caller owns and must release with wsq_server_free; on
-/// failure `*out` is set to NULL. Typical failures: WSQ_ERR_IO (address in use),
-/// WSQ_ERR_INVALID_ARGUMENT (bad setting; see wsq_last_error).
+/// Starts a server: binds every listen address (`listen`, then `tls_listen`) and
+/// starts the reactor threads. `config` (NULL: all defaults) and everything it points
+/// to (strings, PEM bytes) are only read during the call; certificate files are read
+/// during it too. On WSQ_OK, `*out` receives a handle the caller owns and must release
+/// with wsq_server_free; on failure `*out` is set to NULL. Typical failures:
+/// WSQ_ERR_IO (address in use), WSQ_ERR_INVALID_ARGUMENT (bad setting),
+/// WSQ_ERR_TLS (a certificate chain or key that cannot be read or used); see
+/// wsq_last_error for which.
 #[no_mangle]
 pub extern "C" fn wsq_server_start(
     config: *const wsq_config_t,
@@ -321,7 +399,8 @@ pub extern "C" fn wsq_server_free(server: *mut wsq_server_t) {
     })
 }
 
-/// Writes the port of the first listen address to `*port`.
+/// Writes the port of the first listen address to `*port` (the first of `listen`, or
+/// of `tls_listen` when `listen` is empty).
 #[no_mangle]
 pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -> wsq_result_t {
     call(|| {
@@ -331,7 +410,8 @@ pub extern "C" fn wsq_server_port(server: *const wsq_server_t, port: *mut u16) -
     })
 }
 
-/// Writes listen address number `index` (in config order) as "ip:port" (IPv6:
+/// Writes listen address number `index` (in config order: those of `listen`, then those
+/// of `tls_listen`) as "ip:port" (IPv6:
 /// "[ip]:port"), NUL-terminated, into `buf` of `buf_len` bytes (64 is always enough).
 /// WSQ_ERR_INVALID_ARGUMENT if `index` is out of range or `buf` is too small.
 #[no_mangle]
@@ -406,6 +486,7 @@ pub extern "C" fn wsq_stats(server: *const wsq_server_t, out: *mut wsq_stats_t) 
             backpressure_reports: st.backpressure_reports,
             budget_refusals: st.budget_refusals,
             pongs_coalesced: st.pongs_coalesced,
+            tls_errors: st.tls_errors,
         };
         write_out(out, c, "out")
     })

@@ -122,6 +122,25 @@ pub struct wsq_config_t {
     /// zlib compression level, 0-9 (1 is several times faster than 6 on JSON, for
     /// about 1.5x the bytes). Default 6.
     pub deflate_level: u32,
+    /// Comma-separated wss:// listen addresses (TLS 1.2 and 1.3, ALPN http/1.1), bound
+    /// after those of `listen` (wsq_server_addr numbers them in that order); NULL =
+    /// none. Every one presents the certificate chain and key below. To serve only
+    /// wss://, set `listen` to "". Default NULL.
+    pub tls_listen: *const c_char,
+    /// Path of a PEM file with the certificate chain, leaf first (read once, by
+    /// wsq_server_start). Ignored when tls_cert_chain_pem is set. Default NULL.
+    pub tls_cert_chain_file: *const c_char,
+    /// Path of a PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Ignored when
+    /// tls_private_key_pem is set. Default NULL.
+    pub tls_private_key_file: *const c_char,
+    /// The certificate chain as PEM bytes in memory (not NUL-terminated; borrowed for
+    /// the duration of wsq_server_start, which copies it); NULL = use the file.
+    pub tls_cert_chain_pem: *const u8,
+    pub tls_cert_chain_pem_len: usize,
+    /// The private key as PEM bytes in memory (borrowed like tls_cert_chain_pem; the
+    /// library keeps its copy until the server is freed); NULL = use the file.
+    pub tls_private_key_pem: *const u8,
+    pub tls_private_key_pem_len: usize,
 }
 
 /// One HTTP header: NUL-terminated name and value.
@@ -223,6 +242,9 @@ pub struct wsq_stats_t {
     /// Pings answered by a pong that was already pending (only the latest ping is
     /// answered, RFC 6455 §5.5.3).
     pub pongs_coalesced: u64,
+    /// wss:// connections closed because TLS failed (plain HTTP or garbage on a TLS
+    /// port, a handshake that cannot be agreed, a bad record); an alert was sent.
+    pub tls_errors: u64,
 }
 
 /// One message of wsq_send_batch: filled by the caller, except `result`, which the

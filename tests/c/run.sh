@@ -86,6 +86,14 @@ for src in tests/c/test_*.c; do
     fi
 done
 
+# test_tls needs certificate files: a throwaway CA and server certificate, made once.
+export WSQ_TEST_TLS_DIR="$out/tls"
+if [ ! -s "$WSQ_TEST_TLS_DIR/server.key" ]; then
+    log="$out/make_certs.log"
+    cargo run --quiet --example make_certs -- "$WSQ_TEST_TLS_DIR" >"$log" 2>&1 ||
+        record "make_certs (for test_tls)" 1 "$log"
+fi
+
 # ---- run -----------------------------------------------------------------------------
 for name in "${binaries[@]}"; do
     mapfile -t tests < <("$out/$name" --list 2>"$out/$name.list.log")

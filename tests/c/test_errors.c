@@ -111,7 +111,7 @@ static const struct {
     {WSQ_OK, 0},           {WSQ_ERR_INVALID_ARGUMENT, 1}, {WSQ_ERR_NOT_FOUND, 2},
     {WSQ_ERR_CLOSED, 3},   {WSQ_ERR_QUEUE_FULL, 4},       {WSQ_ERR_STOPPED, 5},
     {WSQ_ERR_INVALID_STATE, 6}, {WSQ_ERR_IO, 7},          {WSQ_ERR_BAD_HANDLE, 8},
-    {WSQ_ERR_PANIC, 9},    {WSQ_BACKPRESSURE, 100},
+    {WSQ_ERR_PANIC, 9},    {WSQ_ERR_TLS, 10},             {WSQ_BACKPRESSURE, 100},
 };
 #define KNOWN_CODES (sizeof known_codes / sizeof known_codes[0])
 
@@ -143,7 +143,7 @@ static void strerror_has_its_own_text_for_every_code(void)
  * behaviour but a text of its own, never NULL, that says it is unknown. */
 static void strerror_of_any_unknown_number_is_an_unknown_text_not_a_crash(void)
 {
-    const uint32_t unknown[] = {10, 11, 99, 101, 0x7fffffffu, 0x80000000u, UINT32_MAX,
+    const uint32_t unknown[] = {11, 12, 99, 101, 0x7fffffffu, 0x80000000u, UINT32_MAX,
                                 (uint32_t)-1, (uint32_t)-100};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *t = wsq_strerror(unknown[i]);

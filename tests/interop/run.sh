@@ -3,7 +3,13 @@
 # gorilla/websocket, headless Chromium) against the example servers, each suite
 # against fresh server processes on free ports.
 #
-#   bash tests/interop/run.sh [python] [node] [go] [browser] [browser-go]   (default: all)
+#   bash tests/interop/run.sh [python] [node] [go] [browser] [browser-go] [wss]
+#                                                                 (default: all)
+#
+# wss: the python, node and browser suites again over TLS, against the same servers
+# started with --tls and a CA made for the run (examples/tls/make_certs.rs, so cargo
+# is needed): Python and Node trust it through SSL_CERT_FILE / NODE_EXTRA_CA_CERTS,
+# Chromium through --ignore-certificate-errors-spki-list naming the server's key only.
 #
 # Needs `make examples` (build/echo_server, build/chat_server) and the clients that
 # tests/interop/install.sh installs. Prints one result line per suite and per server
@@ -40,6 +46,11 @@ trap 'exit 130' INT TERM
 
 total_passed=0
 total_failed=0
+# Set by run_wss for the suites it runs again over TLS.
+ws_scheme=ws
+http_scheme=http
+tls_args=()
+pfx=""
 summary=()
 
 record() { # record PASSED FAILED LABEL
@@ -57,12 +68,12 @@ start_server() { # start_server NAME BINARY [ARGS...]
         echo "cannot start $name: $bin is missing (run 'make examples')"
         return 1
     fi
-    "$bin" 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    "$bin" 0 "$@" "${tls_args[@]}" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     server_pid=$!
     server_pids+=("$server_pid")
     server_port=""
     for _ in $(seq 200); do
-        server_port="$(sed -n -E 's#^listening on (http://)?127\.0\.0\.1:([0-9]+)/?$#\2#p' "$tmp/$name.out" | head -1)"
+        server_port="$(sed -n -E 's#^listening on (https?://)?127\.0\.0\.1:([0-9]+)/?$#\2#p' "$tmp/$name.out" | head -1)"
         [ -n "$server_port" ] && return 0
         if ! kill -0 "$server_pid" 2>/dev/null; then
             echo "$name exited before listening:"
@@ -158,26 +169,27 @@ finish_suite() { # finish_suite NAME RC PASSED FAILED
 rc_note() { [ "$1" -eq 124 ] && echo "hang guard: killed after ${suite_timeout} s"; }
 
 run_python() {
-    start_server python-echo "$echo_bin" || { record 0 1 python; return; }
-    local pid="$server_pid" url="ws://127.0.0.1:$server_port/"
+    start_server "${pfx}python-echo" "$echo_bin" || { record 0 1 "${pfx}python"; return; }
+    local pid="$server_pid" url="$ws_scheme://127.0.0.1:$server_port/"
     # A second echo server with a compression context per connection (permessage-
     # deflate with context takeover); the default one shares its contexts.
-    start_server python-echo-dedicated "$echo_bin" --deflate dedicated || { record 0 1 python; return; }
-    local dpid="$server_pid" durl="ws://127.0.0.1:$server_port/"
-    echo "python: websockets against echo_server at $url (and --deflate dedicated at $durl)"
+    start_server "${pfx}python-echo-dedicated" "$echo_bin" --deflate dedicated ||
+        { record 0 1 "${pfx}python"; return; }
+    local dpid="$server_pid" durl="$ws_scheme://127.0.0.1:$server_port/"
+    echo "${pfx}python: websockets against echo_server at $url (and --deflate dedicated at $durl)"
     # ECHO_MAX_CONNECTIONS and ECHO_PING_INTERVAL_MS are the C echo example's own
     # options (examples/README.md): checked only when that is the server under test.
     local suites=("$here/python/test_interop.py")
-    if [ "$echo_bin" = "$root/build/echo_server" ]; then
+    if [ "$echo_bin" = "$root/build/echo_server" ] && [ -z "$pfx" ]; then
         suites+=("$here/python/test_echo_server_options.py")
     fi
     WSQ_ECHO_URL="$url" WSQ_ECHO_DEDICATED_URL="$durl" WSQ_ECHO_SERVER="$echo_bin" \
         PYTHONDONTWRITEBYTECODE=1 timeout -k 10 "$suite_timeout" \
-        python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/python.xml" \
+        python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$tmp/${pfx}python.xml" \
         "${suites[@]}"
     local rc=$?
     local counts
-    counts="$(python3 - "$tmp/python.xml" <<'EOF'
+    counts="$(python3 - "$tmp/${pfx}python.xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
@@ -192,24 +204,24 @@ print(t - bad - skipped, bad + skipped)
 EOF
 )"
     # shellcheck disable=SC2086
-    finish_suite python "$rc" $counts "$(rc_note "$rc")"
-    stop_server python-echo "$pid" "$url"
-    stop_server python-echo-dedicated "$dpid" "$durl"
+    finish_suite "${pfx}python" "$rc" $counts "$(rc_note "$rc")"
+    stop_server "${pfx}python-echo" "$pid" "$url"
+    stop_server "${pfx}python-echo-dedicated" "$dpid" "$durl"
 }
 
 run_node() {
-    start_server node-echo "$echo_bin" || { record 0 1 node; return; }
-    local pid="$server_pid" url="ws://127.0.0.1:$server_port/"
-    echo "node: ws against echo_server at $url"
+    start_server "${pfx}node-echo" "$echo_bin" || { record 0 1 "${pfx}node"; return; }
+    local pid="$server_pid" url="$ws_scheme://127.0.0.1:$server_port/"
+    echo "${pfx}node: ws against echo_server at $url"
     (cd "$here/node" && WSQ_ECHO_URL="$url" timeout -k 10 "$suite_timeout" \
         node --test --test-reporter=spec --test-reporter-destination=stdout \
-        --test-reporter=tap --test-reporter-destination="$tmp/node.tap" test.mjs)
+        --test-reporter=tap --test-reporter-destination="$tmp/${pfx}node.tap" test.mjs)
     local rc=$?
     local passed failed
-    passed="$(sed -n -E 's/^# pass ([0-9]+)$/\1/p' "$tmp/node.tap" 2>/dev/null | tail -1)"
-    failed="$(sed -n -E 's/^# fail ([0-9]+)$/\1/p' "$tmp/node.tap" 2>/dev/null | tail -1)"
-    finish_suite node "$rc" "${passed:-0}" "${failed:-0}" "$(rc_note "$rc")"
-    stop_server node-echo "$pid" "$url"
+    passed="$(sed -n -E 's/^# pass ([0-9]+)$/\1/p' "$tmp/${pfx}node.tap" 2>/dev/null | tail -1)"
+    failed="$(sed -n -E 's/^# fail ([0-9]+)$/\1/p' "$tmp/${pfx}node.tap" 2>/dev/null | tail -1)"
+    finish_suite "${pfx}node" "$rc" "${passed:-0}" "${failed:-0}" "$(rc_note "$rc")"
+    stop_server "${pfx}node-echo" "$pid" "$url"
 }
 
 run_go() {
@@ -231,16 +243,17 @@ run_browser() { # run_browser [LABEL CHAT_BINARY ECHO_BINARY]
     start_server "$label-chat" "$chat" "$web_dir" || { record 0 1 "$label"; return; }
     local chat_pid="$server_pid" chat_port="$server_port"
     start_server "$label-echo" "$echo" || { record 0 1 "$label"; return; }
-    local echo_pid="$server_pid" echo_url="ws://127.0.0.1:$server_port/"
-    echo "$label: chromium against $(basename "$chat") at http://127.0.0.1:$chat_port/ and $(basename "$echo") at $echo_url"
-    (cd "$here/browser" && WSQ_CHAT_URL="http://127.0.0.1:$chat_port/" WSQ_ECHO_URL="$echo_url" \
+    local echo_pid="$server_pid" echo_url="$ws_scheme://127.0.0.1:$server_port/"
+    local chat_url="$http_scheme://127.0.0.1:$chat_port/"
+    echo "$label: chromium against $(basename "$chat") at $chat_url and $(basename "$echo") at $echo_url"
+    (cd "$here/browser" && WSQ_CHAT_URL="$chat_url" WSQ_ECHO_URL="$echo_url" \
         timeout -k 10 "$suite_timeout" node browser_test.mjs) | tee "$tmp/$label.out"
     local rc=${PIPESTATUS[0]}
     local passed failed
     passed="$(grep -c '^PASS ' "$tmp/$label.out")"
     failed="$(grep -c '^FAIL ' "$tmp/$label.out")"
     finish_suite "$label" "$rc" "$passed" "$failed" "$(rc_note "$rc")"
-    stop_server "$label-chat" "$chat_pid" "ws://127.0.0.1:$chat_port/"
+    stop_server "$label-chat" "$chat_pid" "$ws_scheme://127.0.0.1:$chat_port/"
     stop_server "$label-echo" "$echo_pid" "$echo_url"
 }
 
@@ -258,18 +271,42 @@ run_browser_go() {
     run_browser browser-go "$bins/chat" "$bins/echo"
 }
 
+# The python, node and browser suites over TLS: the same clients and checks, wss://
+# and https:// URLs, the servers started with --tls.
+run_wss() {
+    local certs="$tmp/tls"
+    if ! (cd "$root" && cargo run --quiet --example make_certs -- "$certs") >"$tmp/make_certs.out" 2>&1; then
+        echo "making the test certificates failed:"
+        sed 's/^/  | /' "$tmp/make_certs.out"
+        record 0 1 wss
+        return
+    fi
+    # Python's default SSL context and Node read these; Chromium is told the server
+    # key's SPKI hash (browser_test.mjs computes it from WSQ_TLS_CERT).
+    export SSL_CERT_FILE="$certs/ca.pem" NODE_EXTRA_CA_CERTS="$certs/ca.pem"
+    export WSQ_TLS_CERT="$certs/server.pem"
+    ws_scheme=wss http_scheme=https pfx=wss-
+    tls_args=(--tls "$certs/server.pem" "$certs/server.key")
+    run_python
+    run_node
+    run_browser wss-browser
+    ws_scheme=ws http_scheme=http pfx=""
+    tls_args=()
+    unset SSL_CERT_FILE NODE_EXTRA_CA_CERTS WSQ_TLS_CERT
+}
+
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(python node go browser browser-go)
+[ ${#suites[@]} -gt 0 ] || suites=(python node go browser browser-go wss)
 start=$(date +%s)
 for suite in "${suites[@]}"; do
     case "$suite" in
-        python | node | go | browser | browser-go)
+        python | node | go | browser | browser-go | wss)
             echo
             echo "== interop: $suite"
             "run_${suite//-/_}"
             ;;
         *)
-            echo "unknown suite '$suite' (python, node, go, browser, browser-go)"
+            echo "unknown suite '$suite' (python, node, go, browser, browser-go, wss)"
             record 0 1 "$suite"
             ;;
     esac

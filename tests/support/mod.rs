@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use wsqueue::{CloseInfo, Config, ConnId, Event, EventKind, MessageKind, RequestInfo, Server};
 
+pub mod tls;
+
 /// Hang guard for every blocking wait.
 pub const GUARD: Duration = Duration::from_secs(10);
 

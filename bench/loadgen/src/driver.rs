@@ -13,7 +13,7 @@
 //! come back byte for byte.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::payload::Payloads;
+use crate::stream::Stream;
 use crate::wire::{self, Rng, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
 
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +56,8 @@ pub struct Plan {
     /// At most this many connections of this thread connecting or handshaking at once,
     /// so that thousands of connections do not overflow the server's listen backlog.
     pub connect_burst: usize,
+    /// `wss://`: TLS with this client configuration (the ws mode's bytes inside it).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What one thread saw. Messages, bytes and latencies cover only the measured period.
@@ -133,7 +136,7 @@ enum State {
 
 struct Conn {
     id: u64,
-    stream: TcpStream,
+    stream: Stream,
     state: State,
     accept: String,
     rbuf: Vec<u8>,
@@ -231,6 +234,10 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
                     poll.registry()
                         .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                         .expect("register");
+                    let stream = match &plan.tls {
+                        Some(config) => Stream::tls(stream, config),
+                        None => Stream::Plain(stream),
+                    };
                     let (wbuf, accept) = if plan.raw {
                         (Vec::new(), String::new())
                     } else {
@@ -481,14 +488,14 @@ fn poll_once(
             continue;
         }
         if c.state == State::Connecting {
-            match c.stream.take_error() {
+            match c.stream.tcp().take_error() {
                 Ok(Some(e)) | Err(e) => {
                     fail(ctx, c, format!("connect: {e}"));
                     continue;
                 }
                 Ok(None) => {}
             }
-            match c.stream.peer_addr() {
+            match c.stream.tcp().peer_addr() {
                 Ok(_) if ctx.raw => {
                     c.state = State::Open;
                     ctx.connecting -= 1;
@@ -533,6 +540,22 @@ fn fail(ctx: &mut Ctx, c: &mut Conn, why: String) {
 }
 
 fn flush(ctx: &mut Ctx, c: &mut Conn) {
+    // TLS: records encrypted earlier go first (and the handshake's flights).
+    match c.stream.flush_pending() {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+            ) =>
+        {
+            return
+        }
+        Err(e) => {
+            fail(ctx, c, format!("write: {e}"));
+            return;
+        }
+    }
     while c.wpos < c.wbuf.len() {
         match c.stream.write(&c.wbuf[c.wpos..]) {
             Ok(0) => {
@@ -580,7 +603,8 @@ fn read_all(ctx: &mut Ctx, c: &mut Conn, closed: bool) {
                 return;
             }
             Ok(n) => {
-                let drained = n < c.rbuf.len() - end;
+                // A short TLS read says nothing about the socket: read to would-block.
+                let drained = !c.stream.is_tls() && n < c.rbuf.len() - end;
                 c.rend += n;
                 let now = Instant::now();
                 let r = if ctx.raw {
@@ -913,6 +937,7 @@ mod tests {
             drain_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(5),
             connect_burst: 64,
+            tls: None,
         }
     }
 

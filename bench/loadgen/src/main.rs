@@ -9,7 +9,7 @@
 //!   wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns 100] [--size 32] [--window 1]
 //!       [--rate MSGS_PER_SEC] [--max-in-flight 1000] [--ping-every SECS]
 //!       [--secs 10] [--warmup 2] [--threads 1] [--label NAME] [--server-pid PID]
-//!       [--drain-timeout 5] [--connect-timeout 10] [--connect-burst 256]
+//!       [--drain-timeout 5] [--connect-timeout 10] [--connect-burst 256] [--tls CA.pem]
 //!
 //! Modes:
 //!   ws    WebSocket echo (the default).
@@ -18,6 +18,8 @@
 //!   hold  idle WebSocket connections for --secs after --warmup (the settle time):
 //!         the server's pings answered, ours sent every --ping-every seconds if given.
 //!         With --server-pid, reports the server's RSS growth per connection.
+//! --tls CA.pem (ws and hold): wss://, TLS (rustls) trusting only that CA, for the
+//! server name `localhost`, ALPN http/1.1.
 //! --rate (ws and raw): messages per second over all connections, sent on schedule
 //! (open loop) instead of a window; latency percentiles are then the point.
 //!
@@ -26,6 +28,7 @@
 
 mod driver;
 mod payload;
+mod stream;
 mod sysstat;
 mod wire;
 
@@ -59,6 +62,8 @@ struct Args {
     drain_timeout: f64,
     connect_timeout: f64,
     connect_burst: usize,
+    /// `--tls CA.pem`: wss:// (TLS trusting that CA, server name `localhost`).
+    tls_ca: Option<String>,
 }
 
 fn usage(why: &str) -> ! {
@@ -67,7 +72,7 @@ fn usage(why: &str) -> ! {
         "usage: wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns N] [--size BYTES] \
          [--window W] [--rate MSGS_PER_SEC] [--max-in-flight N] [--ping-every S] [--secs S] \
          [--warmup S] [--threads T] [--label NAME] [--server-pid PID] [--drain-timeout S] \
-         [--connect-timeout S] [--connect-burst N]"
+         [--connect-timeout S] [--connect-burst N] [--tls CA.pem]"
     );
     std::process::exit(2);
 }
@@ -95,6 +100,7 @@ fn parse_args() -> Args {
         drain_timeout: 5.0,
         connect_timeout: 10.0,
         connect_burst: 256,
+        tls_ca: None,
     };
     while let Some(flag) = it.next() {
         let v = it
@@ -127,6 +133,7 @@ fn parse_args() -> Args {
             "--drain-timeout" => a.drain_timeout = num(&flag, &v),
             "--connect-timeout" => a.connect_timeout = num(&flag, &v),
             "--connect-burst" => a.connect_burst = num(&flag, &v),
+            "--tls" => a.tls_ca = Some(v),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -135,6 +142,9 @@ fn parse_args() -> Args {
     }
     if a.rate < 0.0 || a.ping_every < 0.0 || a.max_in_flight == 0 || a.connect_burst == 0 {
         usage("--rate and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
+    }
+    if a.tls_ca.is_some() && a.mode == Mode::Raw {
+        usage("--tls is for the ws and hold modes");
     }
     a.threads = a.threads.min(a.conns);
     a
@@ -174,6 +184,10 @@ fn main() {
     };
     // The server's memory before any of our connections exist (hold mode's baseline).
     let rss_before = args.server_pid.and_then(sysstat::proc_rss_kib);
+    let tls = args
+        .tls_ca
+        .as_deref()
+        .map(|ca| stream::client_config(ca).unwrap_or_else(|e| usage(&format!("--tls: {e}"))));
     let barrier = Arc::new(Barrier::new(args.threads + 1));
     let handles: Vec<_> = (0..args.threads)
         .map(|t| {
@@ -192,6 +206,7 @@ fn main() {
                 drain_timeout: Duration::from_secs_f64(args.drain_timeout),
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
                 connect_burst: args.connect_burst,
+                tls: tls.clone(),
             };
             let barrier = barrier.clone();
             std::thread::Builder::new()

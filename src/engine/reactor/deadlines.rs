@@ -49,11 +49,19 @@ impl Reactor {
     /// Notes the timer the protocol now waits on (restarting its clock if it changed)
     /// and makes sure the heap will look at this connection by its deadline.
     pub(super) fn arm(&mut self, id: u64) {
+        let Some(local) = self.conns.get(&id) else {
+            return;
+        };
+        let current = local.shared.state.lock().ws.timer();
+        self.arm_with(id, current);
+    }
+
+    /// [`arm`](Self::arm) with the timer the protocol waits on already read.
+    pub(super) fn arm_with(&mut self, id: u64, current: Option<Timer>) {
         let now = self.now_ms;
         let Some(local) = self.conns.get_mut(&id) else {
             return;
         };
-        let current = local.shared.state.lock().ws.timer();
         match (local.timer, current) {
             (Some(was), Some(kind)) if was == kind => {}
             (_, Some(kind)) => {

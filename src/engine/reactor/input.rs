@@ -8,8 +8,9 @@ use crate::engine::recycle;
 use crate::engine::static_files;
 use crate::engine::stats::Counters;
 use crate::engine::sys;
+use crate::engine::tls::{Received, TlsFailure};
 use crate::protocol::close::CloseCode;
-use crate::protocol::server_connection::ConnEvent;
+use crate::protocol::server_connection::{ConnEvent, Outcome};
 use crate::protocol::MessageKind;
 
 /// The smallest client frame: two header bytes and the mask key (§5.2).
@@ -30,9 +31,10 @@ impl Reactor {
                     if st.flush(&self.engine.stats) > 0 {
                         local.last_write_ms = now;
                     }
+                    drop(st);
+                    self.after_write(id);
                 }
             }
-            self.after_write(id);
         }
         if flags & (sys::EV_IN | sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0 {
             let hangup = flags & (sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0;
@@ -151,28 +153,52 @@ impl Reactor {
         }
         let tag = local.shared.tag();
         let mut events = std::mem::take(&mut self.conn_events);
-        {
+        let paused_for_output = local.paused_for_output;
+        let (received, settled, timer) = {
             let mut st = local.shared.state.lock();
-            st.ws.receive_with(data, &mut events, &mut recycle::Spares);
+            let received = st.receive(data, &mut events);
             st.pump(&self.engine.stats);
-        }
+            (received, st.is_settled(), st.ws.timer())
+        };
         // Messages, the common event, take the short way: no lookup of the connection
         // per message, and one count per read.
         let mut messages = 0;
+        let mut others = false;
         for event in events.drain(..) {
             match event {
                 ConnEvent::Message { kind, payload } => {
                     messages += 1;
                     self.deliver_message(ConnId(id), tag, kind, payload);
                 }
-                other => self.on_conn_event(id, other),
+                other => {
+                    others = true;
+                    self.on_conn_event(id, other);
+                }
             }
         }
         if messages > 0 {
             Counters::add(&self.engine.stats.messages_in, messages);
         }
         self.conn_events = events;
-        self.after_write(id);
+        match received {
+            // Only messages, and nothing `after_write` acts on (seen under the lock
+            // above; a message changes nothing there): just the timer, without locking
+            // the connection again.
+            Ok(Received::More) if settled && !others && !paused_for_output => {
+                self.arm_with(id, timer)
+            }
+            Ok(Received::More) => self.after_write(id),
+            Ok(Received::PeerClosed) => self.on_eof(id),
+            Err(failure) => self.on_tls_failure(id, failure),
+        }
+    }
+
+    /// TLS failed (its alert is written if the socket took it): counted, and the
+    /// connection dropped (an opened one reports 1006 with the reason).
+    #[cold]
+    fn on_tls_failure(&mut self, id: u64, TlsFailure(why): TlsFailure) {
+        Counters::add(&self.engine.stats.tls_errors, 1);
+        self.teardown_with(id, |_| Outcome::lost(&format!("TLS: {why}")));
     }
 
     fn on_conn_event(&mut self, id: u64, event: ConnEvent) {

@@ -25,6 +25,7 @@ use super::shared::{Command, EngineShared};
 use super::stats::Counters;
 use super::sys::{self, Epoll};
 use super::timers::{Armed, TimerHeap};
+use super::tls::TlsSession;
 use crate::protocol::server_connection::{ConnEvent, Timer};
 
 /// epoll token of the reactor's wake-up eventfd; listeners count down from below it;
@@ -280,6 +281,15 @@ impl Reactor {
                 Ok((stream, _)) => {
                     Counters::add(&engine.stats.tcp_accepted, 1);
                     let shared = engine.new_conn(self.index);
+                    if let Some(tls) = &engine.listener_tls[listener] {
+                        match TlsSession::new(tls) {
+                            Ok(session) => shared.state.lock().start_tls(session),
+                            Err(_) => {
+                                Counters::add(&engine.stats.tls_errors, 1);
+                                continue; // `stream` is dropped, and so closed
+                            }
+                        }
+                    }
                     self.register(shared, stream, Vec::new());
                 }
                 Err(e) if sys::would_block(&e) => break,

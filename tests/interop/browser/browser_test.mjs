@@ -3,12 +3,29 @@
 //
 //   WSQ_CHAT_URL=http://127.0.0.1:PORT/ WSQ_ECHO_URL=ws://127.0.0.1:PORT/ node browser_test.mjs
 //
+// Over TLS (tests/interop/run.sh wss): https:// and wss:// URLs, and WSQ_TLS_CERT names
+// the servers' certificate. Chromium is then told to accept that one key
+// (--ignore-certificate-errors-spki-list with its SPKI hash): every other certificate
+// check still applies, and no other certificate is accepted.
+//
 // Prints "PASS name" or "FAIL name: why" per check and exits non-zero if any failed.
+import { createHash, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const CHAT_URL = process.env.WSQ_CHAT_URL;
 const ECHO_URL = process.env.WSQ_ECHO_URL;
 const CHROMIUM = process.env.WSQ_CHROMIUM || "/usr/bin/chromium";
+const TLS_CERT = process.env.WSQ_TLS_CERT;
+// The page's WebSocket URL for the page's own address: ws:// for http://, wss:// for https://.
+const wsUrlOf = (httpUrl) => httpUrl.replace(/^http(s?):/, "ws$1:");
+
+// base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate: what Chromium's
+// --ignore-certificate-errors-spki-list takes.
+function spkiHash(pemFile) {
+  const spki = new X509Certificate(readFileSync(pemFile)).publicKey.export({ type: "spki", format: "der" });
+  return createHash("sha256").update(spki).digest("base64");
+}
 // Hang guards; never speed requirements.
 const WAIT_MS = 30_000;
 const WHOLE_RUN_MS = 180_000;
@@ -101,6 +118,7 @@ async function main() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...(TLS_CERT ? [`--ignore-certificate-errors-spki-list=${spkiHash(TLS_CERT)}`] : []),
     ],
   });
   console.log(`chromium ${browser.version()}`);
@@ -109,9 +127,9 @@ async function main() {
     const tag = Math.random().toString(36).slice(2, 8);
     let one, two, userOne, userTwo;
 
-    await check("chat page loads from chat_server with its ws:// URL filled in", async () => {
+    await check(`chat page loads from chat_server with its ${wsUrlOf(CHAT_URL).split(":")[0]}:// URL filled in`, async () => {
       one = await openChatPage(context, "page 1");
-      const expected = CHAT_URL.replace(/^http:/, "ws:");
+      const expected = wsUrlOf(CHAT_URL);
       const url = await one.page.inputValue("#url");
       assert(url === expected, `#url is "${url}", expected "${expected}"`);
       assert(await one.page.isDisabled("#send"), "Send is enabled before connecting");
@@ -176,7 +194,7 @@ async function main() {
                 }),
             ),
           ),
-        { urls: [CHAT_URL.replace(/^http:/, "ws:"), ECHO_URL], waitMs: WAIT_MS },
+        { urls: [wsUrlOf(CHAT_URL), ECHO_URL], waitMs: WAIT_MS },
       );
       const want = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
       for (const e of extensions) assert(e === want, `extensions "${e}", expected "${want}"`);

@@ -10,6 +10,8 @@ from . import _ffi
 
 _DEFAULTS = _ffi.default_config()
 _C_TYPES: dict[str, Any] = {entry[0]: entry[1] for entry in _ffi.wsq_config_t._fields_}
+# PEM bytes: one ``bytes`` field here, a pointer and a ``_len`` in C.
+_BYTES_FIELDS = ("tls_cert_chain_pem", "tls_private_key_pem")
 
 
 def _default(name: str) -> Any:
@@ -54,6 +56,14 @@ class Config:
     deflate_window_bits: int = _default("deflate_window_bits")
     deflate_min_size: int = _default("deflate_min_size")
     deflate_level: int = _default("deflate_level")
+    #: Comma-separated ``wss://`` addresses, bound after ``listen``; every one presents
+    #: the certificate chain and key below (``listen=""`` serves ``wss://`` only).
+    tls_listen: str | None = None
+    tls_cert_chain_file: str | None = None
+    tls_private_key_file: str | None = None
+    #: PEM bytes in memory, used instead of the files when set.
+    tls_cert_chain_pem: bytes | None = None
+    tls_private_key_pem: bytes | None = None
 
     def to_c(self) -> _ffi.wsq_config_t:
         """The ``wsq_config_t`` for these settings (strings encoded as UTF-8).
@@ -67,7 +77,12 @@ class Config:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             ctype = _C_TYPES[field.name]
-            if ctype is ctypes.c_char_p:
+            if field.name in _BYTES_FIELDS:
+                if value is not None and not isinstance(value, bytes):
+                    raise InvalidArgument(f"Config.{field.name} must be bytes or None")
+                setattr(cfg, field.name, value)
+                setattr(cfg, field.name + "_len", 0 if value is None else len(value))
+            elif ctype is ctypes.c_char_p:
                 if value is not None and not isinstance(value, str):
                     raise InvalidArgument(f"Config.{field.name} must be a str or None")
                 if value is not None and "\0" in value:

@@ -70,6 +70,12 @@ class Panic(Error):
     code = _ffi.ERR_PANIC
 
 
+class TLSError(Error):
+    """A ``wss://`` certificate chain or key cannot be read or used (``WSQ_ERR_TLS``)."""
+
+    code = _ffi.ERR_TLS
+
+
 class ConnectionClosed(Error):
     """The WebSocket connection is closed; ``code`` and ``reason`` are its close frame's.
 
@@ -104,6 +110,7 @@ _BY_CODE: dict[int, type[Error]] = {
         IOFailure,
         BadHandle,
         Panic,
+        TLSError,
     )
 }
 

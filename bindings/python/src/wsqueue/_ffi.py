@@ -39,6 +39,7 @@ ERR_INVALID_STATE = 6
 ERR_IO = 7
 ERR_BAD_HANDLE = 8
 ERR_PANIC = 9
+ERR_TLS = 10
 BACKPRESSURE = 100
 
 MESSAGE_TEXT = 1
@@ -90,6 +91,15 @@ class wsq_config_t(Structure):
         ("deflate_window_bits", c_uint32),
         ("deflate_min_size", c_uint64),
         ("deflate_level", c_uint32),
+        ("tls_listen", c_char_p),
+        ("tls_cert_chain_file", c_char_p),
+        ("tls_private_key_file", c_char_p),
+        # PEM bytes: pointer and length (c_char_p keeps the bytes object alive; the
+        # length, not a NUL, ends it).
+        ("tls_cert_chain_pem", c_char_p),
+        ("tls_cert_chain_pem_len", c_size_t),
+        ("tls_private_key_pem", c_char_p),
+        ("tls_private_key_pem_len", c_size_t),
     ]
 
 
@@ -120,6 +130,7 @@ STATS_FIELDS = (
     "backpressure_reports",
     "budget_refusals",
     "pongs_coalesced",
+    "tls_errors",
 )
 
 

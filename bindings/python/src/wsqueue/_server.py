@@ -72,6 +72,7 @@ class Stats:
     backpressure_reports: int
     budget_refusals: int
     pongs_coalesced: int
+    tls_errors: int
 
 
 def encode_payload(data: Payload) -> tuple[int, bytes]:

@@ -1,0 +1,3 @@
+module wsqueue.local/bench/nethttp-park
+
+go 1.22
