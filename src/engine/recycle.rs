@@ -3,9 +3,11 @@
 //! every buffer is a cross-thread free, which defeats the allocator's per-thread caches
 //! on both sides: malloc and free took about a quarter of the server's own
 //! instructions per echoed 32-byte message (callgrind). So buffers released through
-//! `give_back` return, in batches, to a shared spare list, and reactors copy small
-//! payloads into spares taken from it in batches: one lock per batch, and the
-//! reactor's own scratch allocations are freed on the thread that made them.
+//! `give_back` return, in batches, to a shared spare list, and the reader reads each
+//! small message straight into a spare taken from it (`take`, through
+//! [`Spares`]), in batches: one lock per batch, no allocation and no copy per message.
+//! With the leader/follower reactors the thread that reads is usually the one that
+//! releases, and the spares never leave it.
 //!
 //! Large buffers (up to 128 KiB) are kept too, for another reason: glibc
 //! gives a freed 64 KiB block at the top of the reactor's heap back to the kernel
@@ -22,8 +24,8 @@ use parking_lot::Mutex;
 use super::large_spares::LargeSpares;
 use crate::protocol::reader::MessageBuffers;
 
-/// Buffers at most this large are recycled; larger messages keep their own buffer
-/// (copying them would cost more than the allocation saved).
+/// Buffers at most this large are small spares (per thread, then shared); larger ones
+/// go to the size classes of `large_spares.rs`.
 pub(crate) const RECYCLED_MAX: usize = 512;
 /// Buffers move between a thread and the shared list this many at a time.
 const BATCH: usize = 64;
@@ -46,7 +48,7 @@ static LARGE: Mutex<LargeSpares> = Mutex::new(LargeSpares::new());
 /// capacity, so that it serves the same requests when it comes back.
 pub fn take(len: usize) -> Vec<u8> {
     if len <= RECYCLED_MAX {
-        return Vec::with_capacity(len);
+        return take_small(len);
     }
     let Some(size) = LargeSpares::class_size(len) else {
         return Vec::with_capacity(len);
@@ -106,13 +108,49 @@ pub fn give_back(mut buf: Vec<u8>) {
     });
 }
 
-/// A copy of `data` in a recycled buffer, or None when `data` is larger than
-/// [`RECYCLED_MAX`] or no spare is at hand (the caller then keeps its own buffer).
-pub fn copy_into_spare(data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() > RECYCLED_MAX {
-        return None;
+/// Gather buffers (a corked batch's messages for one connection, `send_queue.rs`) at
+/// most this large are kept for the thread's next batch...
+const GATHER_KEPT_MAX: usize = 4096;
+/// ...and at most this many per thread (1 MiB at worst).
+const GATHER_KEPT: usize = 256;
+
+thread_local! {
+    static GATHER: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `len` bytes to gather a corked batch into: one the
+/// thread used for an earlier batch when it has one (a batch is gathered and written
+/// on the same thread, so these never cross threads).
+pub fn take_gather(len: usize) -> Vec<u8> {
+    let kept = GATHER.try_with(|g| g.borrow_mut().pop()).ok().flatten();
+    match kept {
+        Some(mut buf) => {
+            buf.reserve(len);
+            buf
+        }
+        None => Vec::with_capacity(len),
     }
-    LOCAL
+}
+
+/// Keeps a written gather buffer for [`take_gather`] within the per-thread bounds.
+pub fn give_back_gather(mut buf: Vec<u8>) {
+    if buf.capacity() > GATHER_KEPT_MAX {
+        return;
+    }
+    buf.clear();
+    let _ = GATHER.try_with(|g| {
+        let mut g = g.borrow_mut();
+        if g.len() < GATHER_KEPT {
+            g.push(buf);
+        }
+    });
+}
+
+/// A small buffer with room for `len` bytes: one of this thread's spares (refilled from
+/// the shared list a batch at a time) when one is at hand, else a new one. A message
+/// read into it travels to the application and comes back through [`give_back`].
+fn take_small(len: usize) -> Vec<u8> {
+    let spare = LOCAL
         .try_with(|local| {
             let mut local = local.borrow_mut();
             if local.is_empty() {
@@ -120,12 +158,17 @@ pub fn copy_into_spare(data: &[u8]) -> Option<Vec<u8>> {
                 let from = spares.len().saturating_sub(BATCH);
                 local.extend(spares.drain(from..));
             }
-            let mut buf = local.pop()?;
-            buf.extend_from_slice(data);
-            Some(buf)
+            local.pop()
         })
         .ok()
-        .flatten()
+        .flatten();
+    match spare {
+        Some(mut buf) => {
+            buf.reserve(len);
+            buf
+        }
+        None => Vec::with_capacity(len),
+    }
 }
 
 #[cfg(test)]
@@ -140,21 +183,44 @@ mod tests {
             for _ in 0..3 * BATCH {
                 give_back(Vec::with_capacity(64));
             }
-            let copy = copy_into_spare(b"hello").expect("a spare is at hand");
-            assert_eq!(copy, b"hello");
-            assert!(copy.capacity() >= 5);
+            let mut scribbled = Vec::with_capacity(64);
+            scribbled.extend_from_slice(b"old contents");
+            give_back(scribbled);
+            let buf = take(5);
+            assert!(buf.is_empty(), "a spare comes out empty");
+            assert_eq!(buf.capacity(), 64, "and is one of the given-back buffers");
         })
         .join()
         .unwrap();
     }
 
     #[test]
-    fn large_or_empty_buffers_are_not_kept_and_large_data_is_not_copied() {
+    fn gather_buffers_are_reused_empty_within_their_bounds() {
+        std::thread::spawn(|| {
+            let mut used = take_gather(1024);
+            used.extend_from_slice(b"an earlier batch");
+            let ptr = used.as_ptr();
+            give_back_gather(used);
+            let again = take_gather(100);
+            assert!(again.is_empty());
+            assert_eq!(again.as_ptr(), ptr, "the same buffer serves the next batch");
+            give_back_gather(Vec::with_capacity(GATHER_KEPT_MAX + 1));
+            GATHER.with(|g| assert!(g.borrow().is_empty(), "too large to keep"));
+            for _ in 0..GATHER_KEPT + 10 {
+                give_back_gather(Vec::with_capacity(16));
+            }
+            GATHER.with(|g| assert_eq!(g.borrow().len(), GATHER_KEPT));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn large_or_empty_buffers_are_not_kept_as_small_spares() {
         std::thread::spawn(|| {
             give_back(Vec::with_capacity(RECYCLED_MAX + 1));
             give_back(Vec::new());
             LOCAL.with(|l| assert!(l.borrow().is_empty()));
-            assert!(copy_into_spare(&[0u8; RECYCLED_MAX + 1]).is_none());
         })
         .join()
         .unwrap();

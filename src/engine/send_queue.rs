@@ -159,7 +159,7 @@ impl SendQueue {
                 return;
             }
         }
-        let mut buf = Vec::with_capacity(len.max(GATHER_INITIAL));
+        let mut buf = recycle::take_gather(len.max(GATHER_INITIAL));
         buf.extend_from_slice(header);
         buf.extend_from_slice(payload);
         self.chunks.push_back(Chunk {
@@ -262,9 +262,12 @@ impl SendQueue {
                 close |= done.kind == ChunkKind::Close;
                 self.head_written = 0;
                 frames += done.frames();
-                if let Bytes::Owned(buf) = done.bytes {
+                match done.bytes {
                     // A large message's rest came from the spares (`ConnState::write`).
-                    recycle::give_back_large(buf);
+                    Bytes::Owned(buf) => recycle::give_back_large(buf),
+                    // A corked batch's buffer serves the thread's next batch.
+                    Bytes::Gathered { buf, .. } => recycle::give_back_gather(buf),
+                    Bytes::Shared(_) => {}
                 }
             } else {
                 self.head_written += written;

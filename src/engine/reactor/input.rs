@@ -4,7 +4,6 @@
 use super::{Reactor, READS_PER_TURN, SCRATCH_SIZE};
 use crate::engine::event::{ConnId, Event, EventKind, RequestInfo};
 use crate::engine::event_queue::Entry;
-use crate::engine::recycle;
 use crate::engine::static_files;
 use crate::engine::stats::Counters;
 use crate::engine::sys;
@@ -303,13 +302,15 @@ impl Reactor {
     }
 
     fn deliver_message(&mut self, conn: ConnId, tag: u64, kind: MessageKind, payload: Vec<u8>) {
-        // A small payload travels in a recycled buffer; its own is freed here, on the
-        // thread that allocated it (see `recycle.rs`).
-        let data = recycle::copy_into_spare(&payload).unwrap_or(payload);
+        // The payload was read into a recycled buffer (`recycle::Spares`), which comes
+        // back when the application releases the event.
         self.entries.push(Entry::Event(Event {
             conn,
             tag,
-            kind: EventKind::Message { kind, data },
+            kind: EventKind::Message {
+                kind,
+                data: payload,
+            },
         }));
     }
 
