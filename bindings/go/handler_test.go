@@ -302,8 +302,19 @@ func TestUpgradeHandlerWithCoderAndGorillaClients(t *testing.T) {
 	}
 	g.Close() // dropped without a close frame
 	h.waitCloses(t, 2)
-	if !IsCloseError(h.closeErrs[0], CloseNormalClosure) || !IsCloseError(h.closeErrs[1], CloseAbnormalClosure) {
-		t.Fatalf("OnClose errors %v, want 1000 then 1006", h.closeErrs)
+	// The two closes may be reported in either order: coder's Close returns once the
+	// close frames are exchanged, and its connection's Close event comes at its TCP EOF.
+	normal, abnormal := 0, 0
+	for _, err := range h.closeErrs {
+		if IsCloseError(err, CloseNormalClosure) {
+			normal++
+		}
+		if IsCloseError(err, CloseAbnormalClosure) {
+			abnormal++
+		}
+	}
+	if normal != 1 || abnormal != 1 {
+		t.Fatalf("OnClose errors %v, want one 1000 (coder) and one 1006 (gorilla dropped)", h.closeErrs)
 	}
 	// A connection run by a Handler cannot also be read.
 	conns := make(chan *Conn, 1)
