@@ -13,14 +13,14 @@ const MIN_CLASS: u32 = 10;
 /// copies into and out of one measured slower (bench/RESULTS.md: 1 MiB echoes cost
 /// 512 instead of 398 us of server CPU). Nor must a spare list hold a 16 MiB
 /// message's buffer for the life of the process.
-pub const MAX_CLASS: u32 = 16;
+pub(crate) const MAX_CLASS: u32 = 16;
 const CLASSES: usize = (MAX_CLASS - MIN_CLASS + 1) as usize;
 /// All classes together hold at most this many bytes of capacity: enough for 64
 /// messages of 64 KiB in flight.
-pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_BYTES: usize = 4 * 1024 * 1024;
 /// A class holds at most this many buffers (the bytes bound is the one that matters
 /// for the large classes; this one keeps the small classes' lists short).
-pub const MAX_PER_CLASS: usize = 64;
+pub(crate) const MAX_PER_CLASS: usize = 64;
 
 /// Class `k` holds buffers of capacity `2^k` to `2^(k+1) - 1`, so any of them serves a
 /// request of up to `2^k` bytes.
