@@ -191,6 +191,105 @@ typedef uint32_t wsq_result_t;
 typedef struct wsq_server_t wsq_server_t;
 
 /**
+ * One HTTP header: NUL-terminated name and value.
+ */
+typedef struct {
+  const char *name;
+  const char *value;
+} wsq_header_t;
+
+/**
+ * One event from wsq_poll. Every pointer in it points into storage owned by the
+ * library, valid until the event is passed to wsq_events_release (and not after).
+ * Pointers not meaningful for the event's type are NULL (lengths 0).
+ */
+typedef struct {
+  /**
+   * One of WSQ_EVENT_*.
+   */
+  uint32_t event_type;
+  /**
+   * WSQ_EVENT_MESSAGE: WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY; otherwise 0.
+   */
+  uint32_t message_kind;
+  /**
+   * The connection id.
+   */
+  uint64_t conn;
+  /**
+   * The connection's user tag (wsq_set_tag) when the event was queued.
+   */
+  uint64_t tag;
+  /**
+   * Message, ping or pong payload (not NUL-terminated; text is valid UTF-8).
+   */
+  const uint8_t *data;
+  size_t len;
+  /**
+   * WSQ_EVENT_CLOSE: the close code (1005: none given; 1006: lost without a close).
+   */
+  uint16_t close_code;
+  /**
+   * WSQ_EVENT_CLOSE: true when the closing handshake completed.
+   */
+  bool clean;
+  /**
+   * WSQ_EVENT_CLOSE: UTF-8 reason, NUL-terminated, reason_len bytes before the NUL.
+   */
+  const char *reason;
+  size_t reason_len;
+  /**
+   * WSQ_EVENT_CLOSE: messages accepted by wsq_send that were never written.
+   */
+  uint64_t unsent_messages;
+  /**
+   * OPEN / UPGRADE_REQUEST: request target (path and query), NUL-terminated.
+   */
+  const char *path;
+  /**
+   * OPEN / UPGRADE_REQUEST: peer address as "ip:port" (IPv6 as "[ip]:port"); "" if unknown.
+   */
+  const char *remote_addr;
+  /**
+   * OPEN / UPGRADE_REQUEST: negotiated subprotocol, or NULL.
+   */
+  const char *subprotocol;
+  /**
+   * OPEN / UPGRADE_REQUEST: every request header, in order.
+   */
+  const wsq_header_t *headers;
+  size_t header_count;
+  /**
+   * Library-owned storage behind the pointers above; do not touch.
+   */
+  void *internal;
+} wsq_event_t;
+
+/**
+ * Handler mode's event function (wsq_config_t.on_event). Called on one of the
+ * library's I/O threads with the `user` pointer of the config, the server (as
+ * wsq_server_start returned it; calls made with it during wsq_server_start wait
+ * until it has returned) and one event. The event and everything it points to are
+ * lent for the call only: copy what must outlive it; never pass it to
+ * wsq_events_release.
+ * Order and threads: one connection's events arrive in order, on one thread, never
+ * two at once; different connections' events may arrive on different I/O threads at
+ * the same time (one per reactor_threads), so shared state needs a lock.
+ * While the function runs, its I/O thread serves nothing else: return quickly, and
+ * hand slow work to a thread of your own (which may call wsq_send at any time).
+ * Every wsq_* call is allowed inside except wsq_poll and wsq_events_release; messages
+ * sent inside are corked and written once per connection after the function has
+ * handled the events read together (as after a wsq_poll batch), and a close that
+ * followed those messages is sent after the replies. wsq_server_stop called inside
+ * begins the stop and returns at once; wsq_server_free called inside frees the handle
+ * and lets the I/O threads finish the stop on their own. Close events of the
+ * connections a stop closes are still delivered, before wsq_server_stop (called
+ * outside) returns; none after. The function must not unwind (C++ exceptions,
+ * longjmp) into the library.
+ */
+typedef void (*wsq_event_handler_t)(void *user, const wsq_server_t *server, const wsq_event_t *event);
+
+/**
  * Server settings. Always fill with wsq_config_init() first, then change fields.
  * String fields are borrowed only for the duration of wsq_server_start (which
  * copies them); NULL means "none" (for listen: the default).
@@ -353,6 +452,20 @@ typedef struct {
    */
   const uint8_t *tls_private_key_pem;
   size_t tls_private_key_pem_len;
+  /**
+   * Handler mode: when set, events are not queued for wsq_poll (which then fails
+   * with WSQ_ERR_INVALID_STATE) but handed to this function, on the library's I/O
+   * threads, as they happen: no queue, no copy, no hand-over between threads (the
+   * fastest way to serve many small messages). See wsq_event_handler_t. Default
+   * NULL (poll).
+   */
+  wsq_event_handler_t on_event;
+  /**
+   * Passed as is to every on_event call (the library never reads it); whatever it
+   * points to must stay valid, and be usable from the I/O threads, until
+   * wsq_server_stop or wsq_server_free returns. Default NULL.
+   */
+  void *on_event_user;
 } wsq_config_t;
 
 /**
@@ -446,81 +559,6 @@ typedef struct {
    */
   uint64_t tls_errors;
 } wsq_stats_t;
-
-/**
- * One HTTP header: NUL-terminated name and value.
- */
-typedef struct {
-  const char *name;
-  const char *value;
-} wsq_header_t;
-
-/**
- * One event from wsq_poll. Every pointer in it points into storage owned by the
- * library, valid until the event is passed to wsq_events_release (and not after).
- * Pointers not meaningful for the event's type are NULL (lengths 0).
- */
-typedef struct {
-  /**
-   * One of WSQ_EVENT_*.
-   */
-  uint32_t event_type;
-  /**
-   * WSQ_EVENT_MESSAGE: WSQ_MESSAGE_TEXT or WSQ_MESSAGE_BINARY; otherwise 0.
-   */
-  uint32_t message_kind;
-  /**
-   * The connection id.
-   */
-  uint64_t conn;
-  /**
-   * The connection's user tag (wsq_set_tag) when the event was queued.
-   */
-  uint64_t tag;
-  /**
-   * Message, ping or pong payload (not NUL-terminated; text is valid UTF-8).
-   */
-  const uint8_t *data;
-  size_t len;
-  /**
-   * WSQ_EVENT_CLOSE: the close code (1005: none given; 1006: lost without a close).
-   */
-  uint16_t close_code;
-  /**
-   * WSQ_EVENT_CLOSE: true when the closing handshake completed.
-   */
-  bool clean;
-  /**
-   * WSQ_EVENT_CLOSE: UTF-8 reason, NUL-terminated, reason_len bytes before the NUL.
-   */
-  const char *reason;
-  size_t reason_len;
-  /**
-   * WSQ_EVENT_CLOSE: messages accepted by wsq_send that were never written.
-   */
-  uint64_t unsent_messages;
-  /**
-   * OPEN / UPGRADE_REQUEST: request target (path and query), NUL-terminated.
-   */
-  const char *path;
-  /**
-   * OPEN / UPGRADE_REQUEST: peer address as "ip:port" (IPv6 as "[ip]:port"); "" if unknown.
-   */
-  const char *remote_addr;
-  /**
-   * OPEN / UPGRADE_REQUEST: negotiated subprotocol, or NULL.
-   */
-  const char *subprotocol;
-  /**
-   * OPEN / UPGRADE_REQUEST: every request header, in order.
-   */
-  const wsq_header_t *headers;
-  size_t header_count;
-  /**
-   * Library-owned storage behind the pointers above; do not touch.
-   */
-  void *internal;
-} wsq_event_t;
 
 /**
  * One message of wsq_send_batch: filled by the caller, except `result`, which the

@@ -13,7 +13,7 @@ pub mod protocol;
 pub mod server;
 
 pub use server::{
-    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, MessageKind, RequestInfo,
-    SendStatus, Server, SlowConsumerPolicy, Stats,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventHandler, EventKind, MessageKind,
+    RequestInfo, SendStatus, Server, SlowConsumerPolicy, Stats,
 };
 pub use server::{Pem, TlsListen};

@@ -16,13 +16,16 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 pub use crate::engine::tls::{Pem, TlsListen};
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventKind, RequestInfo, SendStatus,
-    SlowConsumerPolicy, Stats,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventHandler, EventKind, RequestInfo,
+    SendStatus, SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;
 
@@ -39,6 +42,32 @@ impl Server {
         Ok(Server {
             engine: Engine::start(config)?,
         })
+    }
+
+    /// Starts a server in handler mode (`Config::event_handler`, which this sets):
+    /// `handler` gets every event as it happens, on the reactor threads, with the
+    /// server to answer through (`poll` then returns nothing). Its sends are corked
+    /// and written once per connection after the events read together; see
+    /// [`EventHandler`] for the rules. No event is handled before this returns.
+    pub fn start_with_handler(
+        mut config: Config,
+        handler: impl Fn(&Server, &Event) + Send + Sync + 'static,
+    ) -> Result<Arc<Server>, Error> {
+        // The handler holds the server weakly (the server owns the handler), through
+        // a slot that is write-locked until the server exists.
+        let slot: Arc<RwLock<Weak<Server>>> = Arc::new(RwLock::new(Weak::new()));
+        let mut filled = slot.write();
+        let reader = slot.clone();
+        config.event_handler = Some(EventHandler::from(move |event: &Event| {
+            let server = reader.read().upgrade();
+            if let Some(server) = server {
+                handler(&server, event);
+            }
+        }));
+        let server = Arc::new(Server::start(config)?);
+        *filled = Arc::downgrade(&server);
+        drop(filled);
+        Ok(server)
     }
 
     /// The bound addresses: those of `Config::listen`, then those of
@@ -67,7 +96,8 @@ impl Server {
     ///
     /// A poll that waits and finds nothing queued reads the sockets itself in place of
     /// the reactor threads (leader/follower; one such poller at a time), which take over
-    /// again when no poll has waited for a few milliseconds.
+    /// again when no poll has waited for a few milliseconds. In handler mode it
+    /// returns None at once: events go to the handler.
     pub fn poll(&self, timeout: Option<Duration>) -> Option<Event> {
         let mut out = Vec::with_capacity(1);
         self.engine.poll_batch(&mut out, 1, timeout);

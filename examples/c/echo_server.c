@@ -2,7 +2,7 @@
  * echo_server: sends every WebSocket message back to its sender, unchanged (text as
  * text, binary as binary). The reference peer for the interop tests and benchmarks.
  *
- *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS] [ECHO_REACTOR_THREADS=N]
+ *   [ECHO_MAX_CONNECTIONS=N] [ECHO_PING_INTERVAL_MS=MS] [ECHO_REACTOR_THREADS=N] [ECHO_POLL=1]
  *   echo_server [port=9002] [--deflate off|shared|dedicated] [--deflate-level 0-9]
  *               [--tls CERT.pem KEY.pem] [static_dir]
  *
@@ -17,6 +17,10 @@
  * shuts down gracefully (close 1001 to every client) and exits 0. Messages may be up
  * to 64 MiB; up to 19,000 clients at once by default (the open-file limit is raised to
  * its hard limit for them), so a 19,000-connection benchmark is not refused with 503.
+ *
+ * Events go to a handler on the library's I/O threads (wsq_config_t.on_event: no
+ * queue, no hand-over between threads, the fastest way to echo); ECHO_POLL=1 polls
+ * them on the main thread instead (wsq_poll, the same handler), for comparison.
  *
  * Three benchmark settings come from the environment, kept off the command line; a
  * value that is not a whole number in range is refused (exit 2):
@@ -185,8 +189,17 @@ int main(int argc, char **argv)
         !env_u32("ECHO_REACTOR_THREADS", 0, &cfg.reactor_threads))
         return 2;
 
+    const char *poll_env = getenv("ECHO_POLL");
+    int poll = poll_env && strcmp(poll_env, "1") == 0;
+    if (poll_env && !poll && strcmp(poll_env, "0") != 0) {
+        fprintf(stderr, "echo_server: ECHO_POLL=%s: expected 0 or 1\n", poll_env);
+        return 2;
+    }
+    if (!poll)
+        cfg.on_event = handle; /* the same function, called on the I/O threads */
+
     wsq_server_t *srv = example_start("echo_server", &cfg, port, "", "");
     if (!srv)
         return 1;
-    return example_run("echo_server", srv, handle, NULL);
+    return poll ? example_run("echo_server", srv, handle, NULL) : example_wait(srv);
 }

@@ -8,6 +8,8 @@
  *   example_start       open-file limit, signals, wsq_server_start on 127.0.0.1:PORT,
  *                       then the "listening on ..." line, flushed
  *   example_run         the poll loop until SIGINT/SIGTERM, then a graceful stop
+ *   example_wait        handler mode (wsq_config_t.on_event): waits for SIGINT/SIGTERM,
+ *                       then a graceful stop
  */
 #ifndef WSQ_EXAMPLE_COMMON_H
 #define WSQ_EXAMPLE_COMMON_H
@@ -186,6 +188,28 @@ static inline int example_run(const char *name, wsq_server_t *srv, example_handl
     }
     wsq_server_free(srv);
     return exit_code;
+}
+
+/* Handler mode (wsq_config_t.on_event): the library's I/O threads run the handler, so
+ * this thread only waits for a stop signal; then it stops gracefully (the handler
+ * still gets the close events meanwhile) and frees the server. Returns 0. */
+static inline int example_wait(wsq_server_t *srv)
+{
+    /* Blocked while the flag is checked, and unblocked only inside sigsuspend: a
+     * signal that arrives in between is not lost. */
+    sigset_t stop_signals, wait_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &wait_mask);
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
+    while (!example_stop_requested)
+        sigsuspend(&wait_mask);
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+    wsq_server_stop(srv, EXAMPLE_STOP_TIMEOUT_MS);
+    wsq_server_free(srv);
+    return 0;
 }
 
 #endif /* WSQ_EXAMPLE_COMMON_H */

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::handler::EventHandler;
 use super::tls::TlsListen;
 pub use crate::protocol::extensions::DeflateMode;
 
@@ -120,6 +121,10 @@ pub struct Config {
     /// zlib compression level, 0-9: 1 compresses JSON several times faster than 6 for
     /// about 1.5x the bytes (see bench/RESULTS.md). Default 6 (zlib's default).
     pub deflate_level: u32,
+    /// Events are handed to this function on the reactor threads, as they happen,
+    /// instead of queued for `poll` (which then returns nothing): no queue, no copy,
+    /// no hand-over between threads. See [`EventHandler`]. Default `None` (poll).
+    pub event_handler: Option<EventHandler>,
 }
 
 impl Default for Config {
@@ -154,6 +159,7 @@ impl Default for Config {
             deflate_window_bits: 15,
             deflate_min_size: 64,
             deflate_level: 6,
+            event_handler: None,
         }
     }
 }

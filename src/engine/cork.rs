@@ -19,9 +19,11 @@ use super::shared::{Command, EngineShared};
 /// the queue would cost more than the system call it saves.
 pub(crate) const CORK_MAX_MESSAGE: usize = 16 * 1024;
 
-/// One server corked by this thread, and the connections it queued frames for.
+/// A server this thread has corked (or had: entries are kept with their allocation,
+/// since a reactor in handler mode corks and uncorks for every connection it reads).
 struct Corked {
     engine: Weak<EngineShared>,
+    active: bool,
     conns: Vec<Arc<ConnShared>>,
 }
 
@@ -29,15 +31,26 @@ thread_local! {
     static CORKED: RefCell<Vec<Corked>> = const { RefCell::new(Vec::new()) };
 }
 
+fn is(k: &Corked, engine: &Arc<EngineShared>) -> bool {
+    k.engine.as_ptr() == Arc::as_ptr(engine)
+}
+
 /// Corks `engine` for the calling thread (a no-op when it already is).
 pub fn cork(engine: &Arc<EngineShared>) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
-        if !c.iter().any(|k| k.engine.as_ptr() == Arc::as_ptr(engine)) {
-            c.push(Corked {
-                engine: Arc::downgrade(engine),
-                conns: Vec::new(),
-            });
+        match c.iter_mut().find(|k| is(k, engine)) {
+            Some(k) => k.active = true,
+            None => {
+                // A new server: entries of servers that are gone are dropped first, so
+                // a thread that polls many servers over time keeps a short list.
+                c.retain(|k| k.active || k.engine.strong_count() > 0);
+                c.push(Corked {
+                    engine: Arc::downgrade(engine),
+                    active: true,
+                    conns: Vec::new(),
+                })
+            }
         }
     });
 }
@@ -45,11 +58,7 @@ pub fn cork(engine: &Arc<EngineShared>) {
 /// Whether the calling thread has `engine` corked.
 pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
     CORKED
-        .try_with(|c| {
-            c.borrow()
-                .iter()
-                .any(|k| k.engine.as_ptr() == Arc::as_ptr(engine))
-        })
+        .try_with(|c| c.borrow().iter().any(|k| k.active && is(k, engine)))
         .unwrap_or(false)
 }
 
@@ -60,7 +69,7 @@ pub fn remember(engine: &Arc<EngineShared>, conn: Arc<ConnShared>) {
         if let Some(k) = c
             .borrow_mut()
             .iter_mut()
-            .find(|k| k.engine.as_ptr() == Arc::as_ptr(engine))
+            .find(|k| k.active && is(k, engine))
         {
             k.conns.push(conn);
         }
@@ -68,31 +77,25 @@ pub fn remember(engine: &Arc<EngineShared>, conn: Arc<ConnShared>) {
 }
 
 /// Uncorks `engine` (None: every server) for the calling thread and writes what it
-/// queued, one connection at a time.
+/// queued, one connection at a time. The thread's cork list stays borrowed meanwhile:
+/// writing a connection never corks, sends or uncorks.
 pub fn uncork(engine: Option<&Arc<EngineShared>>) {
-    let taken: Vec<Corked> = CORKED
-        .try_with(|c| {
-            let mut c = c.borrow_mut();
-            match engine {
-                None => std::mem::take(&mut *c),
-                Some(e) => {
-                    let (mine, others) = std::mem::take(&mut *c)
-                        .into_iter()
-                        .partition(|k| k.engine.as_ptr() == Arc::as_ptr(e));
-                    *c = others;
-                    mine
-                }
+    let _ = CORKED.try_with(|c| {
+        let mut c = c.borrow_mut();
+        c.retain_mut(|k| {
+            if !k.active || engine.is_some_and(|e| !is(k, e)) {
+                return true;
             }
-        })
-        .unwrap_or_default();
-    for corked in taken {
-        let Some(engine) = corked.engine.upgrade() else {
-            continue;
-        };
-        for conn in corked.conns {
-            write_corked(&engine, &conn);
-        }
-    }
+            k.active = false;
+            let Some(engine) = k.engine.upgrade() else {
+                return false; // that server is gone: forget it
+            };
+            for conn in k.conns.drain(..) {
+                write_corked(&engine, &conn);
+            }
+            true
+        });
+    });
 }
 
 /// Writes what a connection holds corked. The reactor is told only when the write

@@ -13,6 +13,7 @@ mod cork;
 pub mod error;
 pub mod event;
 mod event_queue;
+mod handler;
 mod id_map;
 mod large_spares;
 mod leader;
@@ -40,6 +41,7 @@ use parking_lot::Mutex;
 pub use config::{Config, DeflateMode, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
+pub use handler::EventHandler;
 pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
@@ -196,6 +198,9 @@ impl Engine {
         // The previous batch is handled: what it corked goes out before its barriers
         // release any close frame.
         end_batch();
+        if self.shared.config.event_handler.is_some() {
+            return 0; // events go to the handler; nothing is ever queued
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut barriers = Vec::new();
         let mut may_lead = timeout != Some(Duration::ZERO);
@@ -497,6 +502,11 @@ impl Engine {
             for i in 0..self.shared.reactors.len() {
                 self.shared.command(i, Command::Shutdown { deadline });
             }
+        }
+        if handler::in_handler_of(&self.shared) {
+            // Called from the event handler, on a reactor thread: waiting here would
+            // wait for this very thread. The reactors finish the stop by themselves.
+            return;
         }
         for h in threads.drain(..) {
             // A thread standing by for a leader looks at once, sees the stop and

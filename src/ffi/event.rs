@@ -133,10 +133,7 @@ pub fn to_c(event: Event) -> wsq_event_t {
         }
         EventKind::Message { kind, data } => {
             out.event_type = WSQ_EVENT_MESSAGE;
-            out.message_kind = match kind {
-                MessageKind::Text => WSQ_MESSAGE_TEXT,
-                MessageKind::Binary => WSQ_MESSAGE_BINARY,
-            };
+            out.message_kind = message_kind_to_c(kind);
             storage.data = data;
         }
         EventKind::Close(info) => {
@@ -165,6 +162,68 @@ pub fn to_c(event: Event) -> wsq_event_t {
     }
     out.internal = Box::into_raw(storage) as *mut core::ffi::c_void;
     out
+}
+
+/// Handler mode: shows `event` to `f` as a `wsq_event_t` for the call only. A message
+/// (the common event) points into the engine's buffer and needs nothing else; the
+/// strings of request and close events are NUL-terminated copies, freed afterwards.
+pub fn lend(event: &Event, f: impl FnOnce(&wsq_event_t)) {
+    let mut out = empty_event();
+    out.conn = event.conn.0;
+    out.tag = event.tag;
+    let data: &[u8] = match &event.kind {
+        EventKind::Message { kind, data } => {
+            out.event_type = WSQ_EVENT_MESSAGE;
+            out.message_kind = message_kind_to_c(*kind);
+            data
+        }
+        EventKind::Ping(data) => {
+            out.event_type = WSQ_EVENT_PING;
+            data
+        }
+        EventKind::Pong(data) => {
+            out.event_type = WSQ_EVENT_PONG;
+            data
+        }
+        EventKind::Drain => {
+            out.event_type = WSQ_EVENT_DRAIN;
+            &[]
+        }
+        EventKind::Open(_) | EventKind::UpgradeRequest(_) | EventKind::Close(_) => {
+            // Rare: the owning conversion, with its storage freed after the call.
+            let mut owned = to_c(clone_rare(event));
+            f(&owned);
+            release(&mut owned);
+            return;
+        }
+    };
+    if !data.is_empty() {
+        out.data = data.as_ptr();
+        out.len = data.len();
+    }
+    f(&out)
+}
+
+/// A copy of a request or close event (what `to_c` consumes).
+fn clone_rare(event: &Event) -> Event {
+    let kind = match &event.kind {
+        EventKind::Open(info) => EventKind::Open(info.clone()),
+        EventKind::UpgradeRequest(info) => EventKind::UpgradeRequest(info.clone()),
+        EventKind::Close(info) => EventKind::Close(info.clone()),
+        _ => EventKind::Drain,
+    };
+    Event {
+        conn: event.conn,
+        tag: event.tag,
+        kind,
+    }
+}
+
+fn message_kind_to_c(kind: MessageKind) -> u32 {
+    match kind {
+        MessageKind::Text => WSQ_MESSAGE_TEXT,
+        MessageKind::Binary => WSQ_MESSAGE_BINARY,
+    }
 }
 
 /// Frees an event's storage and clears its pointers, so a second release is harmless.

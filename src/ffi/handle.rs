@@ -25,6 +25,22 @@ pub fn new_handle(server: Server) -> *mut wsq_server_t {
     handle as *const wsq_server_t as *mut wsq_server_t
 }
 
+/// A handle made before its server: `start` gets it (to give to callbacks), and calls
+/// made through it wait until `start` has returned. If `start` fails, the handle stays
+/// empty (and is never given out).
+pub fn new_handle_with<E>(
+    start: impl FnOnce(&'static wsq_server_t) -> Result<Server, E>,
+) -> Result<*mut wsq_server_t, E> {
+    let handle: &'static wsq_server_t = Box::leak(Box::new(wsq_server_t {
+        server: RwLock::new(None),
+    }));
+    HANDLES.lock().push(handle);
+    let mut slot = handle.server.write();
+    *slot = Some(Arc::new(start(handle)?));
+    drop(slot);
+    Ok(handle as *const wsq_server_t as *mut wsq_server_t)
+}
+
 /// The live server behind a handle: None for NULL or a freed handle.
 ///
 /// # Safety

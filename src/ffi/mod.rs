@@ -28,7 +28,10 @@ use types::*;
 
 use crate::protocol::MessageKind;
 use crate::server::Server;
-use crate::server::{Config, ConnId, DeflateMode, Pem, SendStatus, SlowConsumerPolicy, TlsListen};
+use crate::server::{
+    Config, ConnId, DeflateMode, Error, Event, EventHandler, Pem, SendStatus, SlowConsumerPolicy,
+    TlsListen,
+};
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
 #[no_mangle]
@@ -180,6 +183,8 @@ pub extern "C" fn wsq_config_init(config: *mut wsq_config_t) -> wsq_result_t {
             tls_cert_chain_pem_len: 0,
             tls_private_key_pem: std::ptr::null(),
             tls_private_key_pem_len: 0,
+            on_event: None,
+            on_event_user: std::ptr::null_mut(),
         };
         // SAFETY: non-null, and the caller promises it points to a wsq_config_t.
         unsafe { config.write(c) };
@@ -325,6 +330,8 @@ unsafe fn config_from_c(c: &wsq_config_t) -> Result<Config, wsq_result_t> {
         deflate_window_bits: u8::try_from(c.deflate_window_bits).unwrap_or(u8::MAX),
         deflate_min_size: usize::try_from(c.deflate_min_size).unwrap_or(usize::MAX),
         deflate_level: c.deflate_level,
+        // Set by wsq_server_start, which knows the handle the function is given.
+        event_handler: None,
     })
 }
 
@@ -355,16 +362,63 @@ pub extern "C" fn wsq_server_start(
         }
         // SAFETY: non-null out pointer provided by the caller.
         unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: non-null config provided by the caller, read for this call only.
+        let handler =
+            unsafe { config.as_ref() }.and_then(|c| c.on_event.map(|f| (f, c.on_event_user)));
         let config = if config.is_null() {
             Config::default()
         } else {
             // SAFETY: non-null config provided by the caller, read for this call only.
             unsafe { config_from_c(&*config)? }
         };
-        let server = Server::start(config).map_err(from_engine)?;
+        let handle = match handler {
+            None => new_handle(Server::start(config).map_err(from_engine)?),
+            Some((function, user)) => start_with_handler(config, function, user)?,
+        };
         // SAFETY: as above.
-        unsafe { out.write(new_handle(server)) };
+        unsafe { out.write(handle) };
         Ok(())
+    })
+}
+
+/// The C function and user pointer of handler mode, as the engine calls them.
+struct CHandler {
+    function: unsafe extern "C" fn(*mut c_void, *const wsq_server_t, *const wsq_event_t),
+    user: *mut c_void,
+    server: &'static wsq_server_t,
+}
+
+impl CHandler {
+    fn call(&self, event: &wsq_event_t) {
+        // SAFETY: a function pointer the caller set in its config, called with its own
+        // user pointer, the live handle and an event valid for the call.
+        unsafe { (self.function)(self.user, self.server, event) }
+    }
+}
+
+// SAFETY: the function and `user` are called on the I/O threads, which the header
+// tells the caller (wsq_config_t.on_event_user); the handle is 'static and Sync.
+unsafe impl Send for CHandler {}
+// SAFETY: as above.
+unsafe impl Sync for CHandler {}
+
+/// Starts a server in handler mode: the C function gets the server's handle, which
+/// exists (and blocks calls made through it) before the engine starts.
+fn start_with_handler(
+    mut config: Config,
+    function: unsafe extern "C" fn(*mut c_void, *const wsq_server_t, *const wsq_event_t),
+    user: *mut c_void,
+) -> Result<*mut wsq_server_t, wsq_result_t> {
+    handle::new_handle_with(|server| {
+        let c = CHandler {
+            function,
+            user,
+            server,
+        };
+        config.event_handler = Some(EventHandler::from(move |ev: &Event| {
+            event::lend(ev, |e| c.call(e))
+        }));
+        Server::start(config).map_err(from_engine)
     })
 }
 
@@ -530,6 +584,11 @@ pub extern "C" fn wsq_poll(
         let s = unsafe { live(server)? };
         if events.is_null() || capacity == 0 {
             return Err(invalid("events is NULL or capacity is 0"));
+        }
+        if s.config().event_handler.is_some() {
+            return Err(from_engine(Error::InvalidState(
+                "events go to the config's on_event function, not to wsq_poll",
+            )));
         }
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
         let mut batch = Vec::with_capacity(capacity.min(1024));

@@ -1,6 +1,8 @@
 //! `#[repr(C)]` types of the ABI and the constants that go with them.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
+
+use super::handle::wsq_server_t;
 
 /// wsq_send / wsq_broadcast: a text message (must be valid UTF-8).
 pub const WSQ_MESSAGE_TEXT: u32 = 1;
@@ -141,7 +143,42 @@ pub struct wsq_config_t {
     /// library keeps its copy until the server is freed); NULL = use the file.
     pub tls_private_key_pem: *const u8,
     pub tls_private_key_pem_len: usize,
+    /// Handler mode: when set, events are not queued for wsq_poll (which then fails
+    /// with WSQ_ERR_INVALID_STATE) but handed to this function, on the library's I/O
+    /// threads, as they happen: no queue, no copy, no hand-over between threads (the
+    /// fastest way to serve many small messages). See wsq_event_handler_t. Default
+    /// NULL (poll).
+    pub on_event: wsq_event_handler_t,
+    /// Passed as is to every on_event call (the library never reads it); whatever it
+    /// points to must stay valid, and be usable from the I/O threads, until
+    /// wsq_server_stop or wsq_server_free returns. Default NULL.
+    pub on_event_user: *mut c_void,
 }
+
+/// Handler mode's event function (wsq_config_t.on_event). Called on one of the
+/// library's I/O threads with the `user` pointer of the config, the server (as
+/// wsq_server_start returned it; calls made with it during wsq_server_start wait
+/// until it has returned) and one event. The event and everything it points to are
+/// lent for the call only: copy what must outlive it; never pass it to
+/// wsq_events_release.
+/// Order and threads: one connection's events arrive in order, on one thread, never
+/// two at once; different connections' events may arrive on different I/O threads at
+/// the same time (one per reactor_threads), so shared state needs a lock.
+/// While the function runs, its I/O thread serves nothing else: return quickly, and
+/// hand slow work to a thread of your own (which may call wsq_send at any time).
+/// Every wsq_* call is allowed inside except wsq_poll and wsq_events_release; messages
+/// sent inside are corked and written once per connection after the function has
+/// handled the events read together (as after a wsq_poll batch), and a close that
+/// followed those messages is sent after the replies. wsq_server_stop called inside
+/// begins the stop and returns at once; wsq_server_free called inside frees the handle
+/// and lets the I/O threads finish the stop on their own. Close events of the
+/// connections a stop closes are still delivered, before wsq_server_stop (called
+/// outside) returns; none after. The function must not unwind (C++ exceptions,
+/// longjmp) into the library.
+#[allow(non_camel_case_types)]
+pub type wsq_event_handler_t = Option<
+    unsafe extern "C" fn(user: *mut c_void, server: *const wsq_server_t, event: *const wsq_event_t),
+>;
 
 /// One HTTP header: NUL-terminated name and value.
 #[allow(non_camel_case_types)]

@@ -100,6 +100,10 @@ class wsq_config_t(Structure):
         ("tls_cert_chain_pem_len", c_size_t),
         ("tls_private_key_pem", c_char_p),
         ("tls_private_key_pem_len", c_size_t),
+        # Handler mode (events on the library's threads) is for C: ctypes would take
+        # the GIL for every event. Left NULL, so events are polled.
+        ("on_event", c_void_p),
+        ("on_event_user", c_void_p),
     ]
 
 

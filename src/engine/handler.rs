@@ -1,0 +1,63 @@
+//! Handler mode: events handed to an application function on the reactor thread that
+//! produced them, instead of queued for a poller (uWebSockets' model). A message then
+//! costs no queue entry, no wake-up and no hand-over between threads; its payload is
+//! lent to the handler and its buffer reused at once.
+//!
+//! The reactor collects a turn's events as in poll mode and hands them over where it
+//! holds no lock (after each connection's input, and at the end of the turn), with the
+//! thread corked: the handler's replies are written once per connection when the
+//! hand-over ends, before any close frame that a barrier held back (so replies to the
+//! messages before a protocol error still go out first).
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use super::event::Event;
+use super::shared::EngineShared;
+
+/// The application's event function (see `Config::event_handler`). It runs on a
+/// reactor thread, for events of the connections that reactor owns (one connection's
+/// events in order, never two at once for one connection; different reactors call it
+/// concurrently). While it runs, that reactor reads and writes nothing else, so it
+/// must return quickly: hand slow work to another thread. It may call every server
+/// method; `stop` from a handler begins the stop and returns without waiting for it.
+/// A panic in it is caught (the reactor goes on; that event is lost).
+#[derive(Clone)]
+pub struct EventHandler(pub Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl fmt::Debug for EventHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventHandler")
+    }
+}
+
+impl<F: Fn(&Event) + Send + Sync + 'static> From<F> for EventHandler {
+    fn from(f: F) -> Self {
+        EventHandler(Arc::new(f))
+    }
+}
+
+thread_local! {
+    /// The engine whose handler this thread is running (null: none), so that a stop
+    /// called from inside the handler does not wait for its own thread.
+    static IN_HANDLER_OF: Cell<*const EngineShared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether the calling thread is inside `engine`'s handler.
+pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
+    IN_HANDLER_OF
+        .try_with(|c| c.get() == Arc::as_ptr(engine))
+        .unwrap_or(false)
+}
+
+/// Runs the handler on one event; returns false if it panicked.
+pub fn call(handler: &EventHandler, engine: &Arc<EngineShared>, event: &Event) -> bool {
+    let outer = IN_HANDLER_OF
+        .try_with(|c| c.replace(Arc::as_ptr(engine)))
+        .unwrap_or(std::ptr::null());
+    let ok = catch_unwind(AssertUnwindSafe(|| (handler.0)(event))).is_ok();
+    let _ = IN_HANDLER_OF.try_with(|c| c.set(outer));
+    ok
+}

@@ -1,0 +1,238 @@
+//! Handler mode (`Config::event_handler`, `Server::start_with_handler`): events handed
+//! to the application's function on the reactor threads instead of queued for a
+//! poller. These tests pin down its contract: every event arrives, in order per
+//! connection; replies go out; a close held back by a protocol error follows the
+//! replies to the messages before it; a stop can be called from inside the handler;
+//! a panicking handler does not take the server down; polling gets nothing.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+use wsqueue::{Config, ConnId, Event, EventKind, Server};
+
+/// What a test handler saw of one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    Open,
+    Message(Vec<u8>),
+    Close(u16),
+    Other,
+}
+
+fn seen(event: &Event) -> Seen {
+    match &event.kind {
+        EventKind::Open(_) => Seen::Open,
+        EventKind::Message { data, .. } => Seen::Message(data.clone()),
+        EventKind::Close(info) => Seen::Close(info.code),
+        _ => Seen::Other,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        reactor_threads: 2,
+        ..Config::default()
+    }
+}
+
+/// What the handler saw, per connection id, in order.
+type Log = Arc<Mutex<HashMap<u64, Vec<Seen>>>>;
+
+/// An echo server whose handler also records, per connection, what it saw and sends
+/// each event on `tx` (so the test can wait for it).
+fn echo_server(
+    tx: mpsc::Sender<(ConnId, Seen)>,
+) -> (Arc<Server>, Arc<Mutex<HashMap<u64, Vec<Seen>>>>) {
+    let log: Arc<Mutex<HashMap<u64, Vec<Seen>>>> = Arc::default();
+    let record = log.clone();
+    let tx = Mutex::new(tx);
+    let server = Server::start_with_handler(config(), move |server, event| {
+        if let EventKind::Message { kind, data } = &event.kind {
+            server.send(event.conn, *kind, data).expect("echo accepted");
+        }
+        let s = seen(event);
+        record
+            .lock()
+            .unwrap()
+            .entry(event.conn.0)
+            .or_default()
+            .push(s.clone());
+        let _ = tx.lock().unwrap().send((event.conn, s));
+    })
+    .expect("server starts");
+    (server, log)
+}
+
+fn wait_for(rx: &mpsc::Receiver<(ConnId, Seen)>, what: &Seen) -> ConnId {
+    loop {
+        let (conn, s) = rx.recv_timeout(GUARD).expect("the handler saw it");
+        if &s == what {
+            return conn;
+        }
+    }
+}
+
+#[test]
+fn every_event_reaches_the_handler_in_order_and_replies_go_out() {
+    let (tx, rx) = mpsc::channel();
+    let (server, log) = echo_server(tx);
+    let addr = server.local_addrs()[0];
+    let mut clients: Vec<WsClient> = (0..6).map(|_| WsClient::connect(addr)).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        // Several messages in one write: they are read together and their echoes
+        // corked together.
+        let mut burst = Vec::new();
+        for n in 0..20 {
+            burst.extend(masked(true, OP_BINARY, format!("{i}:{n}").as_bytes()));
+        }
+        client.send_raw(&burst);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        for n in 0..20 {
+            let (op, data) = client.read_message();
+            assert_eq!((op, data), (OP_BINARY, format!("{i}:{n}").into_bytes()));
+        }
+        client.send_close(1000, "bye");
+        assert_eq!(client.read_close().0, 1000);
+        client.expect_eof(); // the server closes TCP first (§7.1.1)
+    }
+    drop(clients); // our FIN: the server's teardown (and Close event) need not wait
+    for _ in 0..6 {
+        wait_for(&rx, &Seen::Close(1000));
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 6);
+    for events in log.values() {
+        assert_eq!(events.first(), Some(&Seen::Open));
+        assert_eq!(events.last(), Some(&Seen::Close(1000)));
+        assert_eq!(events.len(), 22, "open, 20 messages, close: {events:?}");
+        let prefix = match &events[1] {
+            Seen::Message(m) => String::from_utf8(m.clone()).unwrap(),
+            other => panic!("expected a message, got {other:?}"),
+        };
+        let i = prefix.split(':').next().unwrap().to_string();
+        for (n, e) in events[1..21].iter().enumerate() {
+            assert_eq!(e, &Seen::Message(format!("{i}:{n}").into_bytes()));
+        }
+    }
+    drop(log);
+    server.stop(Duration::from_secs(1));
+}
+
+/// Messages followed by a protocol error in the same read: their echoes go out, then
+/// the close frame (1002), not the other way round.
+#[test]
+fn replies_to_messages_before_a_protocol_error_precede_the_close() {
+    let (tx, rx) = mpsc::channel();
+    let (server, _log) = echo_server(tx);
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    wait_for(&rx, &Seen::Open);
+    let mut bytes = Vec::new();
+    for n in 0..3 {
+        bytes.extend(masked(true, OP_TEXT, format!("m{n}").as_bytes()));
+    }
+    bytes.extend(masked(true, 0x3, b"reserved opcode")); // §5.2: fail the connection
+    client.send_raw(&bytes);
+    for n in 0..3 {
+        assert_eq!(
+            client.read_message(),
+            (OP_TEXT, format!("m{n}").into_bytes())
+        );
+    }
+    assert_eq!(client.read_close().0, 1002);
+    client.send_close(1002, "");
+    client.expect_eof();
+    drop(client);
+    wait_for(&rx, &Seen::Close(1002));
+    server.stop(Duration::from_secs(1));
+}
+
+/// A poll in handler mode returns nothing: the events went to the handler.
+#[test]
+fn poll_gets_nothing_in_handler_mode() {
+    let (tx, rx) = mpsc::channel();
+    let (server, _log) = echo_server(tx);
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    client.send_text("hello");
+    assert_eq!(client.read_message(), (OP_TEXT, b"hello".to_vec()));
+    wait_for(&rx, &Seen::Message(b"hello".to_vec()));
+    assert!(server.poll(Some(Duration::from_millis(50))).is_none());
+    server.stop(Duration::from_secs(1));
+}
+
+/// `stop` from inside the handler begins the stop and returns (it cannot wait for its
+/// own thread): the clients get 1001, and a later stop from outside completes.
+#[test]
+fn a_stop_called_inside_the_handler_does_not_wait_for_itself() {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start_with_handler(config(), move |server, event| {
+        if let EventKind::Message { data, .. } = &event.kind {
+            if data == b"stop" {
+                server.stop(Duration::from_secs(1));
+                let _ = tx.send("stop returned");
+            }
+        }
+    })
+    .unwrap();
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    client.send_text("stop");
+    assert_eq!(rx.recv_timeout(GUARD).unwrap(), "stop returned");
+    assert_eq!(client.read_close().0, 1001);
+    client.send_close(1001, "");
+    server.stop(Duration::from_secs(1));
+}
+
+/// A handler that panics loses that event; the reactor goes on serving.
+#[test]
+fn a_panicking_handler_does_not_take_the_server_down() {
+    let server = Server::start_with_handler(config(), |server, event| {
+        if let EventKind::Message { kind, data } = &event.kind {
+            if data == b"boom" {
+                panic!("the application's bug");
+            }
+            let _ = server.send(event.conn, *kind, data);
+        }
+    })
+    .unwrap();
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    client.send_text("boom");
+    client.send_text("still there?");
+    assert_eq!(client.read_message(), (OP_TEXT, b"still there?".to_vec()));
+    let mut other = WsClient::connect(server.local_addrs()[0]);
+    other.send_text("and you?");
+    assert_eq!(other.read_message(), (OP_TEXT, b"and you?".to_vec()));
+    server.stop(Duration::from_secs(1));
+}
+
+/// A stop from outside delivers the close events of the connections it closes to the
+/// handler before it returns.
+#[test]
+fn a_stop_delivers_the_close_events_before_it_returns() {
+    let (tx, rx) = mpsc::channel();
+    let (server, log) = echo_server(tx);
+    let addr = server.local_addrs()[0];
+    let mut clients: Vec<WsClient> = (0..4).map(|_| WsClient::connect(addr)).collect();
+    for _ in 0..4 {
+        wait_for(&rx, &Seen::Open);
+    }
+    let answering = std::thread::spawn(move || {
+        for client in &mut clients {
+            assert_eq!(client.read_close().0, 1001);
+            client.send_close(1001, "");
+        }
+    });
+    server.stop(Duration::from_secs(5));
+    answering.join().unwrap();
+    let log = log.lock().unwrap();
+    let closes = log
+        .values()
+        .filter(|events| matches!(events.last(), Some(Seen::Close(_))))
+        .count();
+    assert_eq!(closes, 4, "{log:?}");
+}
