@@ -46,10 +46,8 @@ type Log = Arc<Mutex<HashMap<u64, Vec<Seen>>>>;
 
 /// An echo server whose handler also records, per connection, what it saw and sends
 /// each event on `tx` (so the test can wait for it).
-fn echo_server(
-    tx: mpsc::Sender<(ConnId, Seen)>,
-) -> (Arc<Server>, Arc<Mutex<HashMap<u64, Vec<Seen>>>>) {
-    let log: Arc<Mutex<HashMap<u64, Vec<Seen>>>> = Arc::default();
+fn echo_server(tx: mpsc::Sender<(ConnId, Seen)>) -> (Arc<Server>, Log) {
+    let log: Log = Arc::default();
     let record = log.clone();
     let tx = Mutex::new(tx);
     let server = Server::start_with_handler(config(), move |server, event| {
