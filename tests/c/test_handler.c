@@ -1,0 +1,240 @@
+/* Handler mode (wsq_config_t.on_event): events go to a C function on the library's
+ * I/O threads, with the config's user pointer and the server's handle, instead of to
+ * wsq_poll. Checked here through the ABI: the arguments, every kind of event and the
+ * pointers in it, replies sent from inside, wsq_poll refused, wsq_server_stop from
+ * inside, and the close events of a stop delivered before it returns. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "wsclient.h"
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    wsq_server_t *srv;          /* as wsq_server_start returned it */
+    int wrong_arguments;        /* calls whose user or server pointer was not ours */
+    int opens, messages, closes;
+    char open_path[64];
+    uint16_t last_close_code;
+    char last_close_reason[64];
+    int stop_on_message;        /* call wsq_server_stop inside on "stop" */
+    wsq_result_t stop_rc;
+    int stop_returned;
+} ctx_t;
+
+static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *ev)
+{
+    ctx_t *ctx = user;
+    pthread_mutex_lock(&ctx->lock);
+    /* The handle is written to ctx->srv after wsq_server_start returns; no client
+     * connects before that, so every call sees it set. */
+    if (server != ctx->srv)
+        ctx->wrong_arguments++;
+    pthread_mutex_unlock(&ctx->lock);
+
+    int stop = 0;
+    switch (ev->event_type) {
+    case WSQ_EVENT_OPEN:
+        pthread_mutex_lock(&ctx->lock);
+        ctx->opens++;
+        snprintf(ctx->open_path, sizeof ctx->open_path, "%s", ev->path ? ev->path : "(null)");
+        pthread_mutex_unlock(&ctx->lock);
+        break;
+    case WSQ_EVENT_MESSAGE:
+        if (ctx->stop_on_message && ev->len == 4 && memcmp(ev->data, "stop", 4) == 0) {
+            stop = 1;
+        } else {
+            /* The reply: corked, written after this batch of events. */
+            wsq_send(server, ev->conn, ev->message_kind, ev->data, ev->len);
+        }
+        pthread_mutex_lock(&ctx->lock);
+        ctx->messages++;
+        pthread_mutex_unlock(&ctx->lock);
+        break;
+    case WSQ_EVENT_CLOSE:
+        pthread_mutex_lock(&ctx->lock);
+        ctx->closes++;
+        ctx->last_close_code = ev->close_code;
+        snprintf(ctx->last_close_reason, sizeof ctx->last_close_reason, "%s",
+                 ev->reason ? ev->reason : "(null)");
+        pthread_mutex_unlock(&ctx->lock);
+        break;
+    default:
+        break;
+    }
+    if (stop) {
+        /* Inside the handler: begins the stop and returns, without waiting for the
+         * thread that is running this very call. */
+        wsq_result_t rc = wsq_server_stop((wsq_server_t *)server, 2000);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->stop_rc = rc;
+        ctx->stop_returned = 1;
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    pthread_cond_broadcast(&ctx->changed);
+}
+
+static void ctx_init(ctx_t *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_cond_init(&ctx->changed, NULL);
+}
+
+static void ctx_destroy(ctx_t *ctx)
+{
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_cond_destroy(&ctx->changed);
+}
+
+/* Waits (bounded: 10 s) until *counter reaches want. */
+static bool wait_count(ctx_t *ctx, const int *counter, int want)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&ctx->lock);
+    int rc = 0;
+    while (*counter < want && rc == 0)
+        rc = pthread_cond_timedwait(&ctx->changed, &ctx->lock, &until);
+    bool ok = *counter >= want;
+    pthread_mutex_unlock(&ctx->lock);
+    return ok;
+}
+
+static bool start(ctx_t *ctx, uint16_t *port)
+{
+    wsq_config_t cfg;
+    wsq_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.reactor_threads = 2;
+    cfg.on_event = on_event;
+    cfg.on_event_user = ctx;
+    wsq_server_t *srv = NULL;
+    if (wsq_server_start(&cfg, &srv) != WSQ_OK) {
+        fprintf(stderr, "  start: %s\n", wsq_last_error());
+        return false;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    ctx->srv = srv;
+    pthread_mutex_unlock(&ctx->lock);
+    return wsq_server_port(srv, port) == WSQ_OK;
+}
+
+static bool read_echo(int fd, const char *want)
+{
+    wsc_frame_t f;
+    int op = wsc_read_frame(fd, &f);
+    bool ok = op == WSC_TEXT && f.len == strlen(want) && memcmp(f.data, want, f.len) == 0;
+    if (op >= 0)
+        wsc_frame_free(&f);
+    if (!ok)
+        fprintf(stderr, "  expected echo \"%s\", got opcode %d\n", want, op);
+    return ok;
+}
+
+static int read_close_code(int fd)
+{
+    wsc_frame_t f;
+    int op;
+    while ((op = wsc_read_frame(fd, &f)) >= 0 && op != WSC_CLOSE)
+        wsc_frame_free(&f);
+    if (op != WSC_CLOSE)
+        return -1;
+    int code = wsc_close_code(&f);
+    wsc_frame_free(&f);
+    return code;
+}
+
+static void every_event_reaches_the_function_with_our_user_pointer_and_handle(void)
+{
+    ctx_t ctx;
+    ctx_init(&ctx);
+    uint16_t port = 0;
+    REQUIRE(start(&ctx, &port));
+    int fd = wsc_open(port, "/chat?room=1", NULL);
+    REQUIRE(fd >= 0);
+    CHECK(wait_count(&ctx, &ctx.opens, 1));
+    /* Three messages in one write: read together, echoed from inside the handler. */
+    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "one", 3) == 0);
+    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "two", 3) == 0);
+    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "three", 5) == 0);
+    CHECK(read_echo(fd, "one"));
+    CHECK(read_echo(fd, "two"));
+    CHECK(read_echo(fd, "three"));
+    CHECK(wait_count(&ctx, &ctx.messages, 3));
+
+    /* Nothing is queued for a poller. */
+    wsq_event_t ev;
+    size_t n = 99;
+    CHECK_RC(wsq_poll(ctx.srv, &ev, 1, 0, &n), WSQ_ERR_INVALID_STATE);
+    CHECK(n == 0);
+
+    CHECK(wsc_send_close(fd, 1000, "done") == 0);
+    CHECK(read_close_code(fd) == 1000);
+    close(fd);
+    CHECK(wait_count(&ctx, &ctx.closes, 1));
+    pthread_mutex_lock(&ctx.lock);
+    CHECK(ctx.wrong_arguments == 0);
+    CHECK(strcmp(ctx.open_path, "/chat?room=1") == 0);
+    CHECK(ctx.last_close_code == 1000);
+    CHECK(strcmp(ctx.last_close_reason, "done") == 0);
+    pthread_mutex_unlock(&ctx.lock);
+    CHECK_RC(wsq_server_stop(ctx.srv, 1000), WSQ_OK);
+    wsq_server_free(ctx.srv);
+    ctx_destroy(&ctx);
+}
+
+static void wsq_server_stop_inside_the_function_returns_and_the_stop_completes(void)
+{
+    ctx_t ctx;
+    ctx_init(&ctx);
+    ctx.stop_on_message = 1;
+    uint16_t port = 0;
+    REQUIRE(start(&ctx, &port));
+    int fd = wsc_open(port, "/", NULL);
+    REQUIRE(fd >= 0);
+    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "stop", 4) == 0);
+    CHECK(wait_count(&ctx, &ctx.stop_returned, 1));
+    CHECK(ctx.stop_rc == WSQ_OK);
+    CHECK(read_close_code(fd) == 1001); /* going away */
+    CHECK(wsc_send_close(fd, 1001, "") == 0);
+    CHECK(wsc_wait_eof(fd));
+    close(fd);
+    CHECK(wait_count(&ctx, &ctx.closes, 1));
+    wsq_server_free(ctx.srv); /* waits for the I/O threads, which have finished */
+    ctx_destroy(&ctx);
+}
+
+static void a_stop_delivers_its_close_events_before_it_returns(void)
+{
+    ctx_t ctx;
+    ctx_init(&ctx);
+    uint16_t port = 0;
+    REQUIRE(start(&ctx, &port));
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = wsc_open(port, "/", NULL);
+        REQUIRE(fds[i] >= 0);
+    }
+    CHECK(wait_count(&ctx, &ctx.opens, 3));
+    /* The clients never answer the close: the stop drops them at its deadline. */
+    CHECK_RC(wsq_server_stop(ctx.srv, 200), WSQ_OK);
+    pthread_mutex_lock(&ctx.lock);
+    CHECK(ctx.closes == 3);
+    pthread_mutex_unlock(&ctx.lock);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    wsq_server_free(ctx.srv);
+    ctx_destroy(&ctx);
+}
+
+TEST_MAIN(
+    TEST(every_event_reaches_the_function_with_our_user_pointer_and_handle),
+    TEST(wsq_server_stop_inside_the_function_returns_and_the_stop_completes),
+    TEST(a_stop_delivers_its_close_events_before_it_returns),
+)
