@@ -19,6 +19,7 @@ use super::stats::Counters;
 use super::sys;
 use super::tls::{Received, TlsFailure, TlsSession};
 use super::transport::{PlainSocket, Writev};
+use crate::protocol::reader::MessageBuffers;
 use crate::protocol::server_connection::{ConnEvent, ServerConnection, Settings};
 
 pub struct ConnState {
@@ -95,20 +96,19 @@ impl ConnState {
         &mut self,
         data: &[u8],
         events: &mut Vec<ConnEvent>,
+        buffers: &mut dyn MessageBuffers,
     ) -> Result<Received, TlsFailure> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            self.ws.receive_with(data, events, &mut recycle::Spares);
+            self.ws.receive_with(data, events, buffers);
             return Ok(Received::More);
         };
         if data.is_empty() {
             // Plaintext the protocol held back (e.g. awaiting accept).
-            self.ws.receive_with(data, events, &mut recycle::Spares);
+            self.ws.receive_with(data, events, buffers);
             return Ok(Received::More);
         }
         let ws = &mut self.ws;
-        let received = tls.receive(data, |plain| {
-            ws.receive_with(plain, events, &mut recycle::Spares)
-        });
+        let received = tls.receive(data, |plain| ws.receive_with(plain, events, buffers));
         // Handshake messages, session tickets or the alert of a failure go out now.
         self.flush_tls();
         received

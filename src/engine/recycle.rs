@@ -77,6 +77,40 @@ impl MessageBuffers for Spares {
     }
 }
 
+/// A reactor's own small spares, for handler mode: the handler is done with a
+/// message's buffer before the reactor reads on, on the same thread, so the buffer
+/// comes straight back here, with no thread-local lookup and no shared list.
+#[derive(Default)]
+pub struct ReactorSpares {
+    free: Vec<Vec<u8>>,
+}
+
+impl ReactorSpares {
+    /// Keeps a handled message's buffer for the next message (up to a batch; more,
+    /// and large ones, go where `give_back` puts them).
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0 || cap > RECYCLED_MAX || self.free.len() >= 2 * BATCH {
+            give_back(buf);
+            return;
+        }
+        buf.clear();
+        self.free.push(buf);
+    }
+}
+
+impl MessageBuffers for ReactorSpares {
+    fn message_buffer(&mut self, len: usize) -> Vec<u8> {
+        if len <= RECYCLED_MAX {
+            if let Some(mut buf) = self.free.pop() {
+                buf.reserve(len);
+                return buf;
+            }
+        }
+        take(len)
+    }
+}
+
 /// Frees every large spare (an engine stopped: what it kept is not held for ever).
 /// Another engine still running only loses its spares, which it makes again.
 pub fn release_large_spares() {

@@ -7,7 +7,6 @@ use crate::engine::cork;
 use crate::engine::event::EventKind;
 use crate::engine::event_queue::Entry;
 use crate::engine::handler;
-use crate::engine::recycle;
 
 impl Reactor {
     /// Hands the events collected so far to the handler, corked: the replies it sends
@@ -29,7 +28,7 @@ impl Reactor {
                     Entry::Event(event) => {
                         handler::call(&handler, &self.engine, &event);
                         if let EventKind::Message { data, .. } = event.kind {
-                            recycle::give_back(data);
+                            self.spares.give_back(data);
                         }
                     }
                     Entry::Barrier { conn, .. } => barriers.push(conn.0),

@@ -4,11 +4,13 @@
 use super::{Reactor, READS_PER_TURN, SCRATCH_SIZE};
 use crate::engine::event::{ConnId, Event, EventKind, RequestInfo};
 use crate::engine::event_queue::Entry;
+use crate::engine::recycle;
 use crate::engine::static_files;
 use crate::engine::stats::Counters;
 use crate::engine::sys;
 use crate::engine::tls::{Received, TlsFailure};
 use crate::protocol::close::CloseCode;
+use crate::protocol::reader::MessageBuffers;
 use crate::protocol::server_connection::{ConnEvent, Outcome};
 use crate::protocol::MessageKind;
 
@@ -155,7 +157,14 @@ impl Reactor {
         let paused_for_output = local.paused_for_output;
         let (received, settled, timer) = {
             let mut st = local.shared.state.lock();
-            let received = st.receive(data, &mut events);
+            // Handler mode: a message's buffer comes back to this reactor as soon as the
+            // handler is done with it; otherwise it leaves with the event.
+            let buffers: &mut dyn MessageBuffers = if self.engine.config.event_handler.is_some() {
+                &mut self.spares
+            } else {
+                &mut recycle::Spares
+            };
+            let received = st.receive(data, &mut events, buffers);
             st.pump(&self.engine.stats);
             (received, st.is_settled(), st.ws.timer())
         };

@@ -23,6 +23,7 @@ use super::conn::ConnShared;
 use super::event::RequestInfo;
 use super::event_queue::Entry;
 use super::id_map::IdMap;
+use super::recycle::ReactorSpares;
 use super::shared::{Command, EngineShared};
 use super::stats::Counters;
 use super::sys::{self, Epoll};
@@ -87,6 +88,8 @@ pub struct Reactor {
     entries: Vec<Entry>,
     /// Handler mode: barriers taken from `entries`, released after the replies.
     handed_barriers: Vec<u64>,
+    /// Handler mode: small message buffers, back from the handler for the next read.
+    spares: ReactorSpares,
     conn_events: Vec<ConnEvent>,
     timers: TimerHeap,
     due: Vec<(u64, u64)>,
@@ -126,6 +129,7 @@ impl Reactor {
             paused: Vec::new(),
             entries: Vec::new(),
             handed_barriers: Vec::new(),
+            spares: ReactorSpares::default(),
             conn_events: Vec::new(),
             timers: TimerHeap::new(),
             due: Vec::new(),

@@ -1,6 +1,6 @@
 """The echo example's options (examples/README.md): ECHO_MAX_CONNECTIONS,
-ECHO_PING_INTERVAL_MS and ECHO_REACTOR_THREADS from the environment, each seen to take
-effect (on the wire, or in the process's threads), and
+ECHO_PING_INTERVAL_MS, ECHO_REACTOR_THREADS and ECHO_POLL from the environment, each
+seen to take effect (on the wire, or in the process's threads), and
 bad values refused with exit status 2 before anything starts.
 
 Each test starts its own build/echo_server (path in WSQ_ECHO_SERVER; run.sh sets it)
@@ -65,6 +65,8 @@ def key():
         ("ECHO_PING_INTERVAL_MS", "99999999999999999999999"),
         ("ECHO_REACTOR_THREADS", "two"),
         ("ECHO_REACTOR_THREADS", "-1"),
+        ("ECHO_POLL", "2"),
+        ("ECHO_POLL", "yes"),
     ],
 )
 def test_bad_option_value_is_refused_with_exit_2(binary, name, value):
@@ -160,5 +162,25 @@ def test_reactor_threads_option_sets_the_io_threads(binary, count):
                 break
             time.sleep(0.05)
         assert reactor_threads(proc.pid) == count
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("poll", ["0", "1"])
+def test_handler_and_poll_delivery_both_echo_in_order(binary, poll):
+    # ECHO_POLL=0 (the default): events handled on the library's I/O threads
+    # (on_event); 1: polled on the main thread. Either way every echo comes back, in
+    # order, text as text and binary as binary.
+    from websockets.sync.client import connect
+
+    proc, url = start(binary, ECHO_POLL=poll)
+    try:
+        with connect(url, open_timeout=HANG_GUARD_S) as ws:
+            for i in range(50):
+                ws.send(f"message {i}")
+            ws.send(bytes(range(256)))
+            for i in range(50):
+                assert ws.recv(timeout=HANG_GUARD_S) == f"message {i}"
+            assert ws.recv(timeout=HANG_GUARD_S) == bytes(range(256))
     finally:
         stop(proc)
