@@ -22,6 +22,7 @@ typedef struct {
     uint16_t last_close_code;
     char last_close_reason[64];
     int stop_on_message;        /* call wsq_server_stop inside on "stop" */
+    int free_on_message;        /* call wsq_server_free inside on "free" */
     wsq_result_t stop_rc;
     int stop_returned;
 } ctx_t;
@@ -47,6 +48,8 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
     case WSQ_EVENT_MESSAGE:
         if (ctx->stop_on_message && ev->len == 4 && memcmp(ev->data, "stop", 4) == 0) {
             stop = 1;
+        } else if (ctx->free_on_message && ev->len == 4 && memcmp(ev->data, "free", 4) == 0) {
+            stop = 2;
         } else {
             /* The reply: corked, written after this batch of events. */
             wsq_send(server, ev->conn, ev->message_kind, ev->data, ev->len);
@@ -66,7 +69,13 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
     default:
         break;
     }
-    if (stop) {
+    if (stop == 2) {
+        /* Frees the handle; the I/O threads finish the stop by themselves. */
+        wsq_server_free((wsq_server_t *)server);
+        pthread_mutex_lock(&ctx->lock);
+        ctx->stop_returned = 1;
+        pthread_mutex_unlock(&ctx->lock);
+    } else if (stop) {
         /* Inside the handler: begins the stop and returns, without waiting for the
          * thread that is running this very call. */
         wsq_result_t rc = wsq_server_stop((wsq_server_t *)server, 2000);
@@ -210,6 +219,30 @@ static void wsq_server_stop_inside_the_function_returns_and_the_stop_completes(v
     ctx_destroy(&ctx);
 }
 
+static void wsq_server_free_inside_the_function_returns_and_the_threads_finish(void)
+{
+    ctx_t ctx;
+    ctx_init(&ctx);
+    ctx.free_on_message = 1;
+    uint16_t port = 0;
+    REQUIRE(start(&ctx, &port));
+    int fd = wsc_open(port, "/", NULL);
+    REQUIRE(fd >= 0);
+    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "free", 4) == 0);
+    CHECK(wait_count(&ctx, &ctx.stop_returned, 1));
+    /* The stop drops the connection at once (no timeout left): the client sees its
+     * connection end. */
+    CHECK(wsc_wait_eof(fd));
+    close(fd);
+    /* The handle is freed: calls through it are refused, never undefined. */
+    uint16_t p = 0;
+    CHECK_RC(wsq_server_port(ctx.srv, &p), WSQ_ERR_BAD_HANDLE);
+    /* The close event of the dropped connection still reaches the function. */
+    CHECK(wait_count(&ctx, &ctx.closes, 1));
+    usleep(100 * 1000); /* let the I/O threads exit before the leak check at exit */
+    ctx_destroy(&ctx);
+}
+
 static void a_stop_delivers_its_close_events_before_it_returns(void)
 {
     ctx_t ctx;
@@ -236,5 +269,6 @@ static void a_stop_delivers_its_close_events_before_it_returns(void)
 TEST_MAIN(
     TEST(every_event_reaches_the_function_with_our_user_pointer_and_handle),
     TEST(wsq_server_stop_inside_the_function_returns_and_the_stop_completes),
+    TEST(wsq_server_free_inside_the_function_returns_and_the_threads_finish),
     TEST(a_stop_delivers_its_close_events_before_it_returns),
 )
