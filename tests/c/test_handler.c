@@ -198,17 +198,32 @@ static void every_event_reaches_the_function_with_our_user_pointer_and_handle(vo
     ctx_destroy(&ctx);
 }
 
+/* Starts a server, connects one client and sends it `word` (which the handler acts
+ * on), then waits until the handler's stop or free call has returned. Returns the
+ * client's socket, or -1. */
+static int start_and_send(ctx_t *ctx, const char *word)
+{
+    uint16_t port = 0;
+    if (!start(ctx, &port))
+        return -1;
+    int fd = wsc_open(port, "/", NULL);
+    if (fd < 0)
+        return -1;
+    if (wsc_send_frame(fd, true, WSC_TEXT, word, strlen(word)) != 0 ||
+        !wait_count(ctx, &ctx->stop_returned, 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static void wsq_server_stop_inside_the_function_returns_and_the_stop_completes(void)
 {
     ctx_t ctx;
     ctx_init(&ctx);
     ctx.stop_on_message = 1;
-    uint16_t port = 0;
-    REQUIRE(start(&ctx, &port));
-    int fd = wsc_open(port, "/", NULL);
+    int fd = start_and_send(&ctx, "stop");
     REQUIRE(fd >= 0);
-    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "stop", 4) == 0);
-    CHECK(wait_count(&ctx, &ctx.stop_returned, 1));
     CHECK(ctx.stop_rc == WSQ_OK);
     CHECK(read_close_code(fd) == 1001); /* going away */
     CHECK(wsc_send_close(fd, 1001, "") == 0);
@@ -224,12 +239,8 @@ static void wsq_server_free_inside_the_function_returns_and_the_threads_finish(v
     ctx_t ctx;
     ctx_init(&ctx);
     ctx.free_on_message = 1;
-    uint16_t port = 0;
-    REQUIRE(start(&ctx, &port));
-    int fd = wsc_open(port, "/", NULL);
+    int fd = start_and_send(&ctx, "free");
     REQUIRE(fd >= 0);
-    CHECK(wsc_send_frame(fd, true, WSC_TEXT, "free", 4) == 0);
-    CHECK(wait_count(&ctx, &ctx.stop_returned, 1));
     /* The stop drops the connection at once (no timeout left): the client sees its
      * connection end. */
     CHECK(wsc_wait_eof(fd));

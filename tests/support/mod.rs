@@ -316,6 +316,48 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+/// Reads one frame the server sent over `stream` (plain or TLS); None on EOF or a
+/// reset. Panics when the guard expires or the server breaks §5.1 (masked server
+/// frame) or §5.2 (non-minimal length).
+pub fn read_server_frame(stream: &mut impl Read) -> Option<Frame> {
+    let mut h = [0u8; 2];
+    if let Err(e) = stream.read_exact(&mut h) {
+        assert!(
+            !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "no frame within the guard"
+        );
+        return None;
+    }
+    assert_eq!(h[1] & 0x80, 0, "§5.1: a server must not mask its frames");
+    let len_field = h[1] & 0x7F;
+    let len = match len_field {
+        126 => {
+            let mut e = [0u8; 2];
+            stream.read_exact(&mut e).ok()?;
+            let n = u16::from_be_bytes(e) as u64;
+            assert!(n >= 126, "§5.2: minimal length encoding");
+            n
+        }
+        127 => {
+            let mut e = [0u8; 8];
+            stream.read_exact(&mut e).ok()?;
+            let n = u64::from_be_bytes(e);
+            assert!(n > 0xFFFF, "§5.2: minimal length encoding");
+            n
+        }
+        n => n as u64,
+    };
+    let mut payload = vec![0; len as usize];
+    stream.read_exact(&mut payload).ok()?;
+    Some(Frame {
+        fin: h[0] & 0x80 != 0,
+        rsv: (h[0] >> 4) & 7,
+        opcode: h[0] & 0x0F,
+        len_field,
+        payload,
+    })
+}
+
 /// A minimal blocking WebSocket client: enough of RFC 6455 to drive the server, and
 /// strict about what the server sends (unmasked frames, minimal lengths).
 pub struct WsClient {
@@ -384,45 +426,9 @@ impl WsClient {
         self.stream.write_all(bytes).unwrap();
     }
 
-    /// Reads one frame; None on EOF or a reset. Panics when the guard expires or the
-    /// server breaks §5.1 (masked server frame) or §5.2 (non-minimal length).
+    /// Reads one frame; None on EOF or a reset (see [`read_server_frame`]).
     pub fn try_read_frame(&mut self) -> Option<Frame> {
-        let mut h = [0u8; 2];
-        if let Err(e) = self.stream.read_exact(&mut h) {
-            assert!(
-                !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "no frame within the guard"
-            );
-            return None;
-        }
-        assert_eq!(h[1] & 0x80, 0, "§5.1: a server must not mask its frames");
-        let len_field = h[1] & 0x7F;
-        let len = match len_field {
-            126 => {
-                let mut e = [0u8; 2];
-                self.stream.read_exact(&mut e).ok()?;
-                let n = u16::from_be_bytes(e) as u64;
-                assert!(n >= 126, "§5.2: minimal length encoding");
-                n
-            }
-            127 => {
-                let mut e = [0u8; 8];
-                self.stream.read_exact(&mut e).ok()?;
-                let n = u64::from_be_bytes(e);
-                assert!(n > 0xFFFF, "§5.2: minimal length encoding");
-                n
-            }
-            n => n as u64,
-        };
-        let mut payload = vec![0; len as usize];
-        self.stream.read_exact(&mut payload).ok()?;
-        Some(Frame {
-            fin: h[0] & 0x80 != 0,
-            rsv: (h[0] >> 4) & 7,
-            opcode: h[0] & 0x0F,
-            len_field,
-            payload,
-        })
+        read_server_frame(&mut self.stream)
     }
 
     pub fn read_frame(&mut self) -> Frame {

@@ -13,7 +13,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::{masked, tcp, upgrade_request, Frame, ACCEPT, OP_CLOSE, OP_PING, OP_PONG};
+use super::{
+    masked, read_server_frame, tcp, upgrade_request, Frame, ACCEPT, OP_CLOSE, OP_PING, OP_PONG,
+};
 use wsqueue::{Pem, TlsListen};
 
 /// A CA and one server certificate it signed for `localhost` and `127.0.0.1`.
@@ -126,38 +128,7 @@ impl TlsWsClient {
 
     /// Reads one frame; None on EOF (clean or not).
     pub fn try_read_frame(&mut self) -> Option<Frame> {
-        let mut h = [0u8; 2];
-        if let Err(e) = self.stream.read_exact(&mut h) {
-            assert!(
-                !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                "no frame within the guard"
-            );
-            return None;
-        }
-        assert_eq!(h[1] & 0x80, 0, "§5.1: a server must not mask its frames");
-        let len_field = h[1] & 0x7F;
-        let len = match len_field {
-            126 => {
-                let mut e = [0u8; 2];
-                self.stream.read_exact(&mut e).ok()?;
-                u16::from_be_bytes(e) as usize
-            }
-            127 => {
-                let mut e = [0u8; 8];
-                self.stream.read_exact(&mut e).ok()?;
-                u64::from_be_bytes(e) as usize
-            }
-            n => n as usize,
-        };
-        let mut payload = vec![0; len];
-        self.stream.read_exact(&mut payload).ok()?;
-        Some(Frame {
-            fin: h[0] & 0x80 != 0,
-            rsv: (h[0] >> 4) & 7,
-            opcode: h[0] & 0x0F,
-            len_field,
-            payload,
-        })
+        read_server_frame(&mut self.stream)
     }
 
     /// The next data message (unfragmented, as the server sends them), answering pings.
