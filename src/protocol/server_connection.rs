@@ -28,8 +28,36 @@ use super::frame::{
 };
 use super::handshake::{self, HandshakePolicy, UpgradeRequest};
 use super::http::{HeadLimits, RequestHead, RequestParser};
-use super::reader::{Allocate, Incoming, MessageBuffers, Reader};
+use super::reader::{Allocate, Incoming, IncomingSink, MessageBuffers, Reader};
 use super::{Limits, MessageKind};
+
+/// Where the reader puts what it completes during [`ServerConnection::receive`]:
+/// messages go straight to the caller's events (what [`ServerConnection::on_incoming`]
+/// would do with them: the state cannot change while only messages come), and from
+/// the first other item on, everything waits in `rest` for `on_incoming`, in order.
+/// The common batch of messages then needs no vector of its own.
+struct EventSink<'a> {
+    events: &'a mut Vec<ConnEvent>,
+    /// The state is `Open` (read once: only the items in `rest` can change it).
+    open: bool,
+    rest: Vec<Incoming>,
+}
+
+impl IncomingSink for EventSink<'_> {
+    #[inline]
+    fn push_incoming(&mut self, item: Incoming) {
+        match item {
+            Incoming::Message { kind, payload } if self.rest.is_empty() => {
+                // §5.5.1: after our close, data from the peer is read but not acted
+                // upon (the same as `on_incoming`).
+                if self.open {
+                    self.events.push(ConnEvent::Message { kind, payload });
+                }
+            }
+            other => self.rest.push(other),
+        }
+    }
+}
 
 /// Pongs owed but not written yet. Every ping is answered while the socket takes
 /// writes (some clients check that ten pings get ten pongs); a peer that pings and
@@ -309,21 +337,26 @@ impl ServerConnection {
         events: &mut Vec<ConnEvent>,
         buffers: &mut dyn MessageBuffers,
     ) {
-        let mut incoming = Vec::new();
+        let mut sink = EventSink {
+            open: matches!(self.state, State::Open),
+            events,
+            rest: Vec::new(),
+        };
         if self.input.is_empty() {
-            let consumed = self.reader.feed_with(data, &mut incoming, buffers);
+            let consumed = self.reader.feed_with(data, &mut sink, buffers);
             self.input.extend_from_slice(&data[consumed..]);
         } else {
             let mut buf = std::mem::take(&mut self.input);
             buf.extend_from_slice(data);
-            let consumed = self.reader.feed_with(&buf, &mut incoming, buffers);
+            let consumed = self.reader.feed_with(&buf, &mut sink, buffers);
             buf.drain(..consumed);
             self.input = buf;
         }
         if self.reader.is_finished() {
             self.input = Vec::new();
         }
-        for item in incoming {
+        let EventSink { events, rest, .. } = sink;
+        for item in rest {
             self.on_incoming(item, events);
         }
     }
@@ -994,6 +1027,37 @@ mod tests {
         let ev = feed(&mut c, &client_frame(true, 9, b"abc"));
         assert_eq!(ev, vec![ConnEvent::Ping(b"abc".to_vec())]);
         assert_eq!(written(&mut c), vec![0x8A, 3, b'a', b'b', b'c']);
+    }
+
+    #[test]
+    fn events_keep_the_order_of_the_frames_around_control_frames_and_a_close() {
+        // Messages go straight to the events until another item comes; from then on
+        // everything (messages too) is handled in order, and nothing after the close.
+        let mut c = open();
+        let mut s = client_frame(true, 2, b"one");
+        s.extend(client_frame(true, 1, b"two"));
+        s.extend(client_frame(true, 9, b"p"));
+        s.extend(client_frame(true, 2, b"three"));
+        s.extend(client_frame(true, 0xA, b"q"));
+        s.extend(client_frame(true, 1, b"four"));
+        s.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+        s.extend(client_frame(true, 2, b"after the close"));
+        let msg = |kind, p: &[u8]| ConnEvent::Message {
+            kind,
+            payload: p.to_vec(),
+        };
+        assert_eq!(
+            feed(&mut c, &s),
+            vec![
+                msg(MessageKind::Binary, b"one"),
+                msg(MessageKind::Text, b"two"),
+                ConnEvent::Ping(b"p".to_vec()),
+                msg(MessageKind::Binary, b"three"),
+                ConnEvent::Pong(b"q".to_vec()),
+                msg(MessageKind::Text, b"four"),
+                ConnEvent::Barrier,
+            ]
+        );
     }
 
     #[test]
