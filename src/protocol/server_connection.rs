@@ -532,6 +532,7 @@ impl ServerConnection {
     // ---- application output ---------------------------------------------------------
 
     /// Whether data frames may be sent now (open, or open with our close deferred).
+    #[inline]
     pub fn can_send(&self) -> bool {
         matches!(self.state, State::Open | State::Deferred(_))
     }
@@ -543,6 +544,7 @@ impl ServerConnection {
     }
 
     /// Whether the handshake has completed.
+    #[inline]
     pub fn is_open_or_later(&self) -> bool {
         !matches!(self.state, State::Handshake(_) | State::AwaitingAccept(_))
     }
@@ -567,6 +569,7 @@ impl ServerConnection {
 
     /// The wire length of an uncompressed message of `len` bytes (the bound a send is
     /// admitted against), or why nothing may be sent.
+    #[inline]
     pub fn message_wire_len(&self, len: usize) -> Result<usize, SendError> {
         if !self.can_send() {
             return Err(SendError::Closing);
@@ -578,6 +581,7 @@ impl ServerConnection {
     /// negotiated and the message is big enough (the one place outgoing data frames
     /// are made). Call it only once the message will be written: with context
     /// takeover the compressor remembers it.
+    #[inline]
     pub fn encode_message(
         &mut self,
         kind: MessageKind,
@@ -807,6 +811,7 @@ pub enum EncodedMessage {
 
 impl EncodedMessage {
     /// The frame's two parts to write, in order: header, then body.
+    #[inline]
     pub fn parts<'a>(&'a self, payload: &'a [u8]) -> (&'a [u8], &'a [u8]) {
         match self {
             EncodedMessage::Plain(h, n) => (&h[..*n], payload),
@@ -823,25 +828,39 @@ impl EncodedMessage {
 
 /// Frames `payload`, compressing it with `deflater` when it takes it (RFC 7692 §6:
 /// RSV1 on the single frame of a compressed message).
+#[inline]
 fn encode_with(
     deflater: Option<&mut MessageDeflater>,
     kind: MessageKind,
     payload: &[u8],
 ) -> EncodedMessage {
     if let Some(d) = deflater {
-        // Room for the longest header in front, so the frame is built in place.
-        let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
-        if d.compress(payload, &mut bytes) == Compressed::Yes {
-            let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
-            let (mut h, n) = server_header(kind_opcode(kind), true, body);
-            h[0] |= RSV1;
-            let start = MAX_SERVER_HEADER_LEN - n;
-            bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
-            return EncodedMessage::Compressed { bytes, start };
+        if let Some(compressed) = encode_compressed(d, kind, payload) {
+            return compressed;
         }
     }
     let (h, n) = server_header(kind_opcode(kind), true, payload.len() as u64);
     EncodedMessage::Plain(h, n)
+}
+
+/// The compressed frame of [`encode_with`], or None when `deflater` leaves the message
+/// uncompressed (kept out of line: the plain frame is the common case).
+fn encode_compressed(
+    d: &mut MessageDeflater,
+    kind: MessageKind,
+    payload: &[u8],
+) -> Option<EncodedMessage> {
+    // Room for the longest header in front, so the frame is built in place.
+    let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
+    if d.compress(payload, &mut bytes) != Compressed::Yes {
+        return None;
+    }
+    let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
+    let (mut h, n) = server_header(kind_opcode(kind), true, body);
+    h[0] |= RSV1;
+    let start = MAX_SERVER_HEADER_LEN - n;
+    bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
+    Some(EncodedMessage::Compressed { bytes, start })
 }
 
 /// RFC 7692 §6: the "Per-Message Compressed" bit is RSV1, the first byte's 0x40.
@@ -915,6 +934,7 @@ impl<'a> BroadcastFrames<'a> {
 }
 
 /// The opcode of a data message's frame (§5.6).
+#[inline]
 pub fn kind_opcode(kind: MessageKind) -> OpCode {
     match kind {
         MessageKind::Text => OpCode::Text,
@@ -1021,15 +1041,6 @@ mod tests {
     }
 
     #[test]
-    fn ping_is_answered_with_a_pong_carrying_the_same_payload() {
-        // §5.5.2
-        let mut c = open();
-        let ev = feed(&mut c, &client_frame(true, 9, b"abc"));
-        assert_eq!(ev, vec![ConnEvent::Ping(b"abc".to_vec())]);
-        assert_eq!(written(&mut c), vec![0x8A, 3, b'a', b'b', b'c']);
-    }
-
-    #[test]
     fn events_keep_the_order_of_the_frames_around_control_frames_and_a_close() {
         // Messages go straight to the events until another item comes; from then on
         // everything (messages too) is handled in order, and nothing after the close.
@@ -1058,6 +1069,15 @@ mod tests {
                 ConnEvent::Barrier,
             ]
         );
+    }
+
+    #[test]
+    fn ping_is_answered_with_a_pong_carrying_the_same_payload() {
+        // §5.5.2
+        let mut c = open();
+        let ev = feed(&mut c, &client_frame(true, 9, b"abc"));
+        assert_eq!(ev, vec![ConnEvent::Ping(b"abc".to_vec())]);
+        assert_eq!(written(&mut c), vec![0x8A, 3, b'a', b'b', b'c']);
     }
 
     #[test]
