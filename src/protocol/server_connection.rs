@@ -44,7 +44,7 @@ struct EventSink<'a> {
 }
 
 impl IncomingSink for EventSink<'_> {
-    #[inline]
+    #[inline(always)]
     fn push_incoming(&mut self, item: Incoming) {
         match item {
             Incoming::Message { kind, payload } if self.rest.is_empty() => {
@@ -581,7 +581,7 @@ impl ServerConnection {
     /// negotiated and the message is big enough (the one place outgoing data frames
     /// are made). Call it only once the message will be written: with context
     /// takeover the compressor remembers it.
-    #[inline]
+    #[inline(always)]
     pub fn encode_message(
         &mut self,
         kind: MessageKind,
@@ -811,7 +811,7 @@ pub enum EncodedMessage {
 
 impl EncodedMessage {
     /// The frame's two parts to write, in order: header, then body.
-    #[inline]
+    #[inline(always)]
     pub fn parts<'a>(&'a self, payload: &'a [u8]) -> (&'a [u8], &'a [u8]) {
         match self {
             EncodedMessage::Plain(h, n) => (&h[..*n], payload),
@@ -828,7 +828,7 @@ impl EncodedMessage {
 
 /// Frames `payload`, compressing it with `deflater` when it takes it (RFC 7692 §6:
 /// RSV1 on the single frame of a compressed message).
-#[inline]
+#[inline(always)]
 fn encode_with(
     deflater: Option<&mut MessageDeflater>,
     kind: MessageKind,
