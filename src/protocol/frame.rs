@@ -162,20 +162,34 @@ impl FrameHeader {
 }
 
 /// The header of an unmasked server frame, for vectored writes: (bytes, length).
+///
+/// What [`FrameHeader::encode`] writes for RSV 0 and no mask, made directly: this is
+/// on every send, and a small message's header is two bytes.
+#[inline]
 pub fn server_header(
     opcode: OpCode,
     fin: bool,
     payload_len: u64,
 ) -> ([u8; MAX_SERVER_HEADER_LEN], usize) {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask: None,
-        payload_len,
-    };
     let mut out = [0u8; MAX_SERVER_HEADER_LEN];
-    let n = header.encode(&mut out);
+    out[0] = (u8::from(fin) << 7) | opcode as u8;
+    // §5.2: the minimal length encoding.
+    let n = match payload_len {
+        0..=125 => {
+            out[1] = payload_len as u8;
+            2
+        }
+        126..=0xFFFF => {
+            out[1] = 126;
+            out[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            out[1] = 127;
+            out[2..10].copy_from_slice(&payload_len.to_be_bytes());
+            10
+        }
+    };
     (out, n)
 }
 
@@ -283,6 +297,42 @@ mod tests {
     fn rsv_bits_are_reported_for_the_reader_to_judge() {
         let (h, _) = decode(&[0xC1, 0x80, 0, 0, 0, 0]).unwrap().unwrap();
         assert_eq!(h.rsv, 0b100);
+    }
+
+    #[test]
+    fn server_header_is_what_the_general_encoder_writes() {
+        // The direct server header against FrameHeader::encode (RSV 0, unmasked).
+        let ops = [
+            OpCode::Continuation,
+            OpCode::Text,
+            OpCode::Binary,
+            OpCode::Close,
+            OpCode::Ping,
+            OpCode::Pong,
+        ];
+        let lens = (0..=300u64).chain(65_530..=65_540).chain([
+            1 << 20,
+            u32::MAX as u64 + 1,
+            (1 << 63) - 1,
+        ]);
+        for len in lens {
+            for opcode in ops {
+                for fin in [false, true] {
+                    let header = FrameHeader {
+                        fin,
+                        rsv: 0,
+                        opcode,
+                        mask: None,
+                        payload_len: len,
+                    };
+                    let mut expected = [0u8; MAX_HEADER_LEN];
+                    let n = header.encode(&mut expected);
+                    let (got, m) = server_header(opcode, fin, len);
+                    assert_eq!(&got[..m], &expected[..n], "{opcode:?} fin {fin} len {len}");
+                    assert_eq!(m, server_header_len(len));
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,17 +4,30 @@
 //! 64-byte block (copying); the compiler turns both loops into SIMD. Per-byte work is
 //! limited to a tail of < 8 bytes in place. Measured in bench/RESULTS.md against memcpy.
 
-/// The key as it applies starting `offset` bytes into the payload.
+/// The key as it applies starting `offset` bytes into the payload: a rotation of its
+/// four bytes, done as one word rotation.
+#[inline]
 fn rotated(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let r = offset % 4;
-    [key[r], key[(r + 1) % 4], key[(r + 2) % 4], key[(r + 3) % 4]]
+    // Little-endian: key[0] is the low byte, so rotating right by r bytes brings
+    // key[r] to the front.
+    u32::from_le_bytes(key)
+        .rotate_right(8 * (offset & 3) as u32)
+        .to_le_bytes()
 }
 
 /// XORs `buf` with `key` as if `buf` started `offset` bytes into the masked payload, so
 /// a payload that arrives in pieces can be unmasked piece by piece.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let k = rotated(key, offset);
-    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    mask_words(buf, rotated(key, offset));
+}
+
+/// XORs `buf` with `k` starting at key phase 0: 8 bytes at a time, then one 4-byte
+/// step and at most 3 single bytes, so no per-byte `%` is left.
+#[inline]
+fn mask_words(buf: &mut [u8], k: [u8; 4]) {
+    // The key twice in a row: two equal halves, so the same in either byte order.
+    let quad = u32::from_ne_bytes(k);
+    let word = u64::from(quad) | u64::from(quad) << 32;
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let v = u64::from_ne_bytes((&*chunk).try_into().unwrap()) ^ word;
@@ -22,8 +35,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
     // The word loop consumed a multiple of 8 (and so of 4) bytes: the key phase of the
     // tail is unchanged.
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= k[i % 4];
+    let mut tail = chunks.into_remainder();
+    if tail.len() >= 4 {
+        let (head, rest) = tail.split_at_mut(4);
+        let v = u32::from_ne_bytes((&*head).try_into().unwrap()) ^ quad;
+        head.copy_from_slice(&v.to_ne_bytes());
+        tail = rest;
+    }
+    for (b, m) in tail.iter_mut().zip(k) {
+        *b ^= m;
     }
 }
 
@@ -39,29 +59,52 @@ const BLOCK: usize = 64;
 /// the payload is read once and written once. Copying first and XORing the destination
 /// afterwards (two passes) measured at ~0.4x memcpy for 1 MiB, because the second pass
 /// re-reads a buffer that no longer fits in L1/L2.
+#[inline]
 pub fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
     let k = rotated(key, offset);
-    dst.reserve(src.len());
-    let mut blocks = src.chunks_exact(BLOCK);
-    if src.len() >= BLOCK {
-        // BLOCK is a multiple of 4, so every block starts at key phase 0 of `k`.
-        let mut block_key = [0u8; BLOCK];
-        for quad in block_key.chunks_exact_mut(4) {
-            quad.copy_from_slice(&k);
-        }
-        for block in &mut blocks {
-            let mut buf: [u8; BLOCK] = block.try_into().expect("chunks_exact yields BLOCK bytes");
-            for (b, m) in buf.iter_mut().zip(&block_key) {
-                *b ^= m;
-            }
-            dst.extend_from_slice(&buf);
-        }
+    if src.len() < BLOCK {
+        // All of a small frame's payload (and a large one's last piece): one copy,
+        // then XOR in place while it is still in L1. Kept small enough to inline into
+        // the reader, without the block loop's set-up.
+        let block_key = block_key(k);
+        // One pass, no memcpy call: the zip of two slices has an exact length, so the
+        // vector reserves once and the XOR loop writes straight into it.
+        dst.extend(src.iter().zip(&block_key).map(|(b, m)| b ^ m));
+        return;
     }
-    // The tail (< 64 bytes, and all of a small frame's payload) is still in cache: copy
-    // then XOR in place is cheapest here.
+    extend_unmasked_blocks(dst, src, k);
+}
+
+/// `k` repeated over a block. BLOCK is a multiple of 4, so every block (and the
+/// start of every payload piece) is at key phase 0 of `k`.
+#[inline]
+fn block_key(k: [u8; 4]) -> [u8; BLOCK] {
+    let quad = u32::from_ne_bytes(k);
+    let word = (u64::from(quad) | u64::from(quad) << 32).to_ne_bytes();
+    let mut block = [0u8; BLOCK];
+    for w in block.chunks_exact_mut(8) {
+        w.copy_from_slice(&word);
+    }
+    block
+}
+
+/// [`extend_unmasked`] for payloads of at least one block, with the key already
+/// rotated to the first byte.
+fn extend_unmasked_blocks(dst: &mut Vec<u8>, src: &[u8], k: [u8; 4]) {
+    dst.reserve(src.len());
+    let block_key = block_key(k);
+    let mut blocks = src.chunks_exact(BLOCK);
+    for block in &mut blocks {
+        let mut buf: [u8; BLOCK] = block.try_into().expect("chunks_exact yields BLOCK bytes");
+        for (b, m) in buf.iter_mut().zip(&block_key) {
+            *b ^= m;
+        }
+        dst.extend_from_slice(&buf);
+    }
+    // The tail (< 64 bytes) is still in cache: copy then XOR in place is cheapest here.
     let start = dst.len();
     dst.extend_from_slice(blocks.remainder());
-    apply_mask(&mut dst[start..], k, 0);
+    mask_words(&mut dst[start..], k);
 }
 
 #[cfg(test)]

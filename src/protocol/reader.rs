@@ -33,6 +33,20 @@ pub enum Incoming {
     Error(ProtocolError),
 }
 
+/// Where the reader's events go: a `Vec<Incoming>`, or a caller's own queue (the
+/// connection turns messages into its events as they complete, with no vector in
+/// between).
+pub trait IncomingSink {
+    fn push_incoming(&mut self, item: Incoming);
+}
+
+impl IncomingSink for Vec<Incoming> {
+    #[inline]
+    fn push_incoming(&mut self, item: Incoming) {
+        self.push(item);
+    }
+}
+
 /// Where a new message's buffer comes from. The protocol keeps no pool of its own; the
 /// I/O layer may hand out recycled buffers.
 pub trait MessageBuffers {
@@ -114,15 +128,21 @@ impl Reader {
     }
 
     /// [`feed`](Self::feed), with new message buffers taken from `buffers`.
-    pub fn feed_with(
+    pub fn feed_with<S: IncomingSink + ?Sized>(
         &mut self,
         input: &[u8],
-        events: &mut Vec<Incoming>,
+        events: &mut S,
         buffers: &mut dyn MessageBuffers,
     ) -> usize {
         let mut pos = 0;
         while !self.finished {
             if self.frame.is_none() {
+                if self.message.is_none() {
+                    if let Some(len) = self.whole_small_message(&input[pos..], events, buffers) {
+                        pos += len;
+                        continue;
+                    }
+                }
                 match FrameHeader::decode(&input[pos..]) {
                     Ok(None) => break,
                     Ok(Some((header, len))) => {
@@ -166,6 +186,58 @@ impl Reader {
             self.finish_frame(done, events);
         }
         pos
+    }
+
+    /// The common case, in one step: `input` starts with a whole small unfragmented
+    /// data frame (FIN, no RSV bits, masked, 7-bit length) while no message is in
+    /// progress. Decodes, checks, unmasks into a new message buffer, validates text
+    /// and emits it; returns the frame's length. `None` (nothing done) for anything
+    /// else, which the general path handles.
+    ///
+    /// What the general path checks and this one does not need to: the opcode (only
+    /// 0x81 and 0x82 are taken, so it is a known non-control opcode with FIN set and
+    /// RSV clear, §5.2, §5.5), fragmentation order (no message is in progress, §5.4),
+    /// the 64-bit length rules (a 7-bit length), compression (RSV1 clear, RFC 7692).
+    #[inline]
+    fn whole_small_message<S: IncomingSink + ?Sized>(
+        &mut self,
+        input: &[u8],
+        events: &mut S,
+        buffers: &mut dyn MessageBuffers,
+    ) -> Option<usize> {
+        let [b0, b1, k0, k1, k2, k3, rest @ ..] = input else {
+            return None;
+        };
+        let kind = match *b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        // §5.1: masked (the high bit); a length of at most 125 (the low 7 bits).
+        if *b1 < 0x80 || *b1 > 0x80 + 125 {
+            return None;
+        }
+        let len = (b1 & 0x7F) as usize;
+        let payload = rest.get(..len)?;
+        // §10.4: no message is in progress, so this frame is the whole message.
+        if len as u64 > self.limits.max_frame_size || len as u64 > self.limits.max_message_size {
+            return None; // the general path reports which limit
+        }
+        debug_assert!(self.buffer.is_empty() && !self.compressed);
+        let mut buffer = buffers.message_buffer(len);
+        // Whatever the source left in it is not this message's.
+        buffer.clear();
+        extend_unmasked(&mut buffer, payload, [*k0, *k1, *k2, *k3], 0);
+        // §8.1: the whole text message is here, so one check of all of it.
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&buffer).is_err() {
+            self.fail(ProtocolError::InvalidUtf8, events);
+        } else {
+            events.push_incoming(Incoming::Message {
+                kind,
+                payload: buffer,
+            });
+        }
+        Some(6 + len)
     }
 
     /// True once a close frame or a protocol error has been seen.
@@ -235,18 +307,18 @@ impl Reader {
         Ok(())
     }
 
-    fn finish_frame(&mut self, frame: PayloadState, events: &mut Vec<Incoming>) {
+    fn finish_frame<S: IncomingSink + ?Sized>(&mut self, frame: PayloadState, events: &mut S) {
         let control = std::mem::take(&mut self.control);
         match frame.opcode {
-            OpCode::Ping => events.push(Incoming::Ping(control)),
-            OpCode::Pong => events.push(Incoming::Pong(control)),
+            OpCode::Ping => events.push_incoming(Incoming::Ping(control)),
+            OpCode::Pong => events.push_incoming(Incoming::Pong(control)),
             OpCode::Close => match parse_close_payload(&control) {
                 Ok(parsed) => {
                     let (code, reason) = match parsed {
                         Some((c, r)) => (Some(c), r.to_string()),
                         None => (None, String::new()),
                     };
-                    events.push(Incoming::Close { code, reason });
+                    events.push_incoming(Incoming::Close { code, reason });
                     self.finished = true;
                 }
                 Err(e) => self.fail(e, events),
@@ -269,7 +341,7 @@ impl Reader {
                     self.fail(ProtocolError::InvalidUtf8, events);
                     return;
                 }
-                events.push(Incoming::Message { kind, payload });
+                events.push_incoming(Incoming::Message { kind, payload });
             }
         }
     }
@@ -292,8 +364,8 @@ impl Reader {
         Ok(inflated)
     }
 
-    fn fail(&mut self, error: ProtocolError, events: &mut Vec<Incoming>) {
-        events.push(Incoming::Error(error));
+    fn fail<S: IncomingSink + ?Sized>(&mut self, error: ProtocolError, events: &mut S) {
+        events.push_incoming(Incoming::Error(error));
         self.finished = true;
         self.frame = None;
         self.buffer = Vec::new();
@@ -719,6 +791,105 @@ pub(crate) mod tests {
         assert!(r.is_finished());
         assert_eq!(r.feed(&client_frame(true, 1, b"more"), &mut ev), 0);
         assert_eq!(ev.len(), 2);
+    }
+
+    /// Feeds `bytes` one byte at a time (keeping back what is not consumed), so no
+    /// frame is ever whole in the input: the general path only.
+    fn read_bytewise(bytes: &[u8], limits: Limits) -> Vec<Incoming> {
+        let mut r = Reader::new(limits);
+        let mut ev = Vec::new();
+        let mut pending = Vec::new();
+        for &b in bytes {
+            pending.push(b);
+            let n = r.feed(&pending, &mut ev);
+            pending.drain(..n);
+        }
+        ev
+    }
+
+    #[test]
+    fn whole_small_frames_give_what_the_general_path_gives() {
+        // The one-step path for a whole small frame against byte-at-a-time feeding, for
+        // every length 0..=130 (both sides of 125), text and binary, valid and invalid
+        // UTF-8, every key phase, with the stream also cut at every byte position.
+        let limits = Limits {
+            max_frame_size: 100,
+            max_message_size: 90,
+        };
+        for len in 0..=130usize {
+            for opcode in [1u8, 2] {
+                for bad_utf8 in [false, true] {
+                    let mut payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if bad_utf8 {
+                        if len == 0 {
+                            continue;
+                        }
+                        payload[len / 2] = 0xFF;
+                    }
+                    let key = [len as u8, 0x5a, 0xc3, 0x81 ^ opcode];
+                    let mut stream = raw_frame(true, 0, opcode, Some(key), &payload);
+                    stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
+                    for lim in [Limits::DEFAULT, limits] {
+                        let slow = read_bytewise(&stream, lim);
+                        assert_eq!(read_all(&stream, lim), slow, "len {len} op {opcode}");
+                        for cut in 0..=stream.len() {
+                            let mut r = Reader::new(lim);
+                            let mut ev = Vec::new();
+                            let n = r.feed(&stream[..cut], &mut ev);
+                            let rest = [&stream[n..cut], &stream[cut..]].concat();
+                            r.feed(&rest, &mut ev);
+                            assert_eq!(ev, slow, "len {len} op {opcode} cut {cut}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frames_the_small_path_leaves_alone_are_still_checked() {
+        // Near misses of the one-step path: each must get the general path's answer.
+        let cases: Vec<(Vec<u8>, Incoming)> = vec![
+            (
+                raw_frame(true, 0, 1, None, b"hi"),
+                Incoming::Error(ProtocolError::UnmaskedFrame),
+            ),
+            (
+                raw_frame(true, 4, 2, Some([1, 2, 3, 4]), b"hi"),
+                Incoming::Error(ProtocolError::ReservedBitsSet),
+            ),
+            (
+                raw_frame(true, 0, 3, Some([1, 2, 3, 4]), b"hi"),
+                Incoming::Error(ProtocolError::UnknownOpcode(3)),
+            ),
+            (
+                client_frame(true, 0, b"hi"),
+                Incoming::Error(ProtocolError::UnexpectedContinuation),
+            ),
+        ];
+        for (frame, expected) in cases {
+            assert_eq!(read(&frame), vec![expected]);
+        }
+        // A whole small frame inside a fragmented message is a new message: §5.4.
+        let mut s = client_frame(false, 1, b"a");
+        s.extend(client_frame(true, 2, b"b"));
+        assert_eq!(
+            read(&s),
+            vec![Incoming::Error(ProtocolError::ExpectedContinuation)]
+        );
+        // Over the limits: the general path says which one (§10.4).
+        let limits = Limits {
+            max_frame_size: 10,
+            max_message_size: 5,
+        };
+        assert_eq!(
+            read_all(&client_frame(true, 2, &[0; 11]), limits),
+            vec![Incoming::Error(ProtocolError::FrameTooLarge)]
+        );
+        assert_eq!(
+            read_all(&client_frame(true, 2, &[0; 6]), limits),
+            vec![Incoming::Error(ProtocolError::MessageTooLarge)]
+        );
     }
 
     #[test]

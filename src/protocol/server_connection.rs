@@ -28,8 +28,36 @@ use super::frame::{
 };
 use super::handshake::{self, HandshakePolicy, UpgradeRequest};
 use super::http::{HeadLimits, RequestHead, RequestParser};
-use super::reader::{Allocate, Incoming, MessageBuffers, Reader};
+use super::reader::{Allocate, Incoming, IncomingSink, MessageBuffers, Reader};
 use super::{Limits, MessageKind};
+
+/// Where the reader puts what it completes during [`ServerConnection::receive`]:
+/// messages go straight to the caller's events (what [`ServerConnection::on_incoming`]
+/// would do with them: the state cannot change while only messages come), and from
+/// the first other item on, everything waits in `rest` for `on_incoming`, in order.
+/// The common batch of messages then needs no vector of its own.
+struct EventSink<'a> {
+    events: &'a mut Vec<ConnEvent>,
+    /// The state is `Open` (read once: only the items in `rest` can change it).
+    open: bool,
+    rest: Vec<Incoming>,
+}
+
+impl IncomingSink for EventSink<'_> {
+    #[inline(always)]
+    fn push_incoming(&mut self, item: Incoming) {
+        match item {
+            Incoming::Message { kind, payload } if self.rest.is_empty() => {
+                // §5.5.1: after our close, data from the peer is read but not acted
+                // upon (the same as `on_incoming`).
+                if self.open {
+                    self.events.push(ConnEvent::Message { kind, payload });
+                }
+            }
+            other => self.rest.push(other),
+        }
+    }
+}
 
 /// Pongs owed but not written yet. Every ping is answered while the socket takes
 /// writes (some clients check that ten pings get ten pongs); a peer that pings and
@@ -309,21 +337,26 @@ impl ServerConnection {
         events: &mut Vec<ConnEvent>,
         buffers: &mut dyn MessageBuffers,
     ) {
-        let mut incoming = Vec::new();
+        let mut sink = EventSink {
+            open: matches!(self.state, State::Open),
+            events,
+            rest: Vec::new(),
+        };
         if self.input.is_empty() {
-            let consumed = self.reader.feed_with(data, &mut incoming, buffers);
+            let consumed = self.reader.feed_with(data, &mut sink, buffers);
             self.input.extend_from_slice(&data[consumed..]);
         } else {
             let mut buf = std::mem::take(&mut self.input);
             buf.extend_from_slice(data);
-            let consumed = self.reader.feed_with(&buf, &mut incoming, buffers);
+            let consumed = self.reader.feed_with(&buf, &mut sink, buffers);
             buf.drain(..consumed);
             self.input = buf;
         }
         if self.reader.is_finished() {
             self.input = Vec::new();
         }
-        for item in incoming {
+        let EventSink { events, rest, .. } = sink;
+        for item in rest {
             self.on_incoming(item, events);
         }
     }
@@ -499,6 +532,7 @@ impl ServerConnection {
     // ---- application output ---------------------------------------------------------
 
     /// Whether data frames may be sent now (open, or open with our close deferred).
+    #[inline]
     pub fn can_send(&self) -> bool {
         matches!(self.state, State::Open | State::Deferred(_))
     }
@@ -510,6 +544,7 @@ impl ServerConnection {
     }
 
     /// Whether the handshake has completed.
+    #[inline]
     pub fn is_open_or_later(&self) -> bool {
         !matches!(self.state, State::Handshake(_) | State::AwaitingAccept(_))
     }
@@ -534,6 +569,7 @@ impl ServerConnection {
 
     /// The wire length of an uncompressed message of `len` bytes (the bound a send is
     /// admitted against), or why nothing may be sent.
+    #[inline]
     pub fn message_wire_len(&self, len: usize) -> Result<usize, SendError> {
         if !self.can_send() {
             return Err(SendError::Closing);
@@ -545,6 +581,7 @@ impl ServerConnection {
     /// negotiated and the message is big enough (the one place outgoing data frames
     /// are made). Call it only once the message will be written: with context
     /// takeover the compressor remembers it.
+    #[inline(always)]
     pub fn encode_message(
         &mut self,
         kind: MessageKind,
@@ -774,6 +811,7 @@ pub enum EncodedMessage {
 
 impl EncodedMessage {
     /// The frame's two parts to write, in order: header, then body.
+    #[inline(always)]
     pub fn parts<'a>(&'a self, payload: &'a [u8]) -> (&'a [u8], &'a [u8]) {
         match self {
             EncodedMessage::Plain(h, n) => (&h[..*n], payload),
@@ -790,25 +828,39 @@ impl EncodedMessage {
 
 /// Frames `payload`, compressing it with `deflater` when it takes it (RFC 7692 §6:
 /// RSV1 on the single frame of a compressed message).
+#[inline(always)]
 fn encode_with(
     deflater: Option<&mut MessageDeflater>,
     kind: MessageKind,
     payload: &[u8],
 ) -> EncodedMessage {
     if let Some(d) = deflater {
-        // Room for the longest header in front, so the frame is built in place.
-        let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
-        if d.compress(payload, &mut bytes) == Compressed::Yes {
-            let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
-            let (mut h, n) = server_header(kind_opcode(kind), true, body);
-            h[0] |= RSV1;
-            let start = MAX_SERVER_HEADER_LEN - n;
-            bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
-            return EncodedMessage::Compressed { bytes, start };
+        if let Some(compressed) = encode_compressed(d, kind, payload) {
+            return compressed;
         }
     }
     let (h, n) = server_header(kind_opcode(kind), true, payload.len() as u64);
     EncodedMessage::Plain(h, n)
+}
+
+/// The compressed frame of [`encode_with`], or None when `deflater` leaves the message
+/// uncompressed (kept out of line: the plain frame is the common case).
+fn encode_compressed(
+    d: &mut MessageDeflater,
+    kind: MessageKind,
+    payload: &[u8],
+) -> Option<EncodedMessage> {
+    // Room for the longest header in front, so the frame is built in place.
+    let mut bytes = vec![0u8; MAX_SERVER_HEADER_LEN];
+    if d.compress(payload, &mut bytes) != Compressed::Yes {
+        return None;
+    }
+    let body = (bytes.len() - MAX_SERVER_HEADER_LEN) as u64;
+    let (mut h, n) = server_header(kind_opcode(kind), true, body);
+    h[0] |= RSV1;
+    let start = MAX_SERVER_HEADER_LEN - n;
+    bytes[start..MAX_SERVER_HEADER_LEN].copy_from_slice(&h[..n]);
+    Some(EncodedMessage::Compressed { bytes, start })
 }
 
 /// RFC 7692 §6: the "Per-Message Compressed" bit is RSV1, the first byte's 0x40.
@@ -882,6 +934,7 @@ impl<'a> BroadcastFrames<'a> {
 }
 
 /// The opcode of a data message's frame (§5.6).
+#[inline]
 pub fn kind_opcode(kind: MessageKind) -> OpCode {
     match kind {
         MessageKind::Text => OpCode::Text,
@@ -985,6 +1038,37 @@ mod tests {
         assert!(written(&mut c).starts_with(b"HTTP/1.1 404"));
         assert!(c.wants_half_close());
         assert!(c.message_header(MessageKind::Text, 1).is_err());
+    }
+
+    #[test]
+    fn events_keep_the_order_of_the_frames_around_control_frames_and_a_close() {
+        // Messages go straight to the events until another item comes; from then on
+        // everything (messages too) is handled in order, and nothing after the close.
+        let mut c = open();
+        let mut s = client_frame(true, 2, b"one");
+        s.extend(client_frame(true, 1, b"two"));
+        s.extend(client_frame(true, 9, b"p"));
+        s.extend(client_frame(true, 2, b"three"));
+        s.extend(client_frame(true, 0xA, b"q"));
+        s.extend(client_frame(true, 1, b"four"));
+        s.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+        s.extend(client_frame(true, 2, b"after the close"));
+        let msg = |kind, p: &[u8]| ConnEvent::Message {
+            kind,
+            payload: p.to_vec(),
+        };
+        assert_eq!(
+            feed(&mut c, &s),
+            vec![
+                msg(MessageKind::Binary, b"one"),
+                msg(MessageKind::Text, b"two"),
+                ConnEvent::Ping(b"p".to_vec()),
+                msg(MessageKind::Binary, b"three"),
+                ConnEvent::Pong(b"q".to_vec()),
+                msg(MessageKind::Text, b"four"),
+                ConnEvent::Barrier,
+            ]
+        );
     }
 
     #[test]
