@@ -15,6 +15,7 @@ from websockets.typing import Subprotocol
 from websockets.sync.client import connect
 
 import wsqueue
+import wsqueue._server
 import wsqueue.sync as wss
 
 WAIT = 30  # seconds: a deadlock guard for blocking calls, not a speed check
@@ -144,6 +145,53 @@ def test_backpressure_blocks_send_and_loses_nothing() -> None:
                 assert client.recv(timeout=WAIT) == i.to_bytes(4, "big") * (chunk // 4)
             client.send("done")
     assert len(progress) == total
+
+
+def test_drain_between_send_and_its_wait_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The drain event of a send that reported backpressure can reach the connection
+    # before that send starts waiting for it. Force that order once: the first send
+    # over the soft limit returns only after its drain was handled. The sender must
+    # then go on, not wait for a drain that already happened.
+    chunk = 64 * 1024
+    total = 100
+    drained = threading.Event()
+    forced: list[bool] = []
+    real_send = wsqueue._server.Server.send
+    real_on_drain = wss.ServerConnection._on_drain
+
+    def send_returning_after_the_drain(self: Any, conn: int, data: Any) -> bool:
+        over = real_send(self, conn, data)
+        if over and not forced:
+            forced.append(True)
+            assert drained.wait(WAIT)
+        return over
+
+    def on_drain(self: wss.ServerConnection) -> None:
+        real_on_drain(self)
+        drained.set()
+
+    monkeypatch.setattr(wsqueue._server.Server, "send", send_returning_after_the_drain)
+    monkeypatch.setattr(wss.ServerConnection, "_on_drain", on_drain)
+    sent: list[int] = []
+
+    def flood(connection: wss.ServerConnection) -> None:
+        for i in range(total):
+            connection.send(i.to_bytes(4, "big") * (chunk // 4))
+            sent.append(i)
+        connection.recv()
+
+    with wss.serve(flood, "127.0.0.1", 0) as server:
+        with connect(url(server), max_queue=1, compression=None) as client:
+            # Read nothing until a send went over the soft limit (bounded, as above).
+            for _ in range(WAIT * 100):
+                if forced:
+                    break
+                drained.wait(0.01)
+            assert forced, "no send reached the soft limit: the test forced nothing"
+            for i in range(total):
+                assert client.recv(timeout=WAIT) == i.to_bytes(4, "big") * (chunk // 4)
+            client.send("done")
+    assert len(sent) == total
 
 
 def test_shutdown_with_clients_connected() -> None:

@@ -90,6 +90,7 @@ class ServerConnection:
         self._messages: collections.deque[str | bytes] = collections.deque()
         self._opened = False
         self._over_soft_limit = False
+        self._drains = 0  # drain events handled so far
         self._close_exc: ConnectionClosed | None = None
         self._close_sent: tuple[int, str] | None = None
 
@@ -143,21 +144,27 @@ class ServerConnection:
                 self._lock.wait_for(lambda: not self._over_soft_limit or self._close_exc is not None)
                 if self._close_exc is not None:
                     raise self._close_exc
+                # The dispatcher may handle this send's drain before we take the lock
+                # again below: only a count read now tells that it already happened.
+                drains_before = self._drains
             try:
                 over = self._engine.send(self.id, message)
             except QueueFull:
-                with self._lock:
-                    self._over_soft_limit = True
+                self._wait_for_drain_since(drains_before)
                 continue
             except Error as exc:
                 if exc.code in _CLOSED_ERRORS:
                     raise self._closed_now() from None
                 raise
             if over:
-                with self._lock:
-                    self._over_soft_limit = True
-                    self._lock.wait_for(lambda: not self._over_soft_limit or self._close_exc is not None)
+                self._wait_for_drain_since(drains_before)
             return
+
+    def _wait_for_drain_since(self, drains_before: int) -> None:
+        with self._lock:
+            if self._drains == drains_before:
+                self._over_soft_limit = True
+            self._lock.wait_for(lambda: not self._over_soft_limit or self._close_exc is not None)
 
     def ping(self, data: bytes = b"") -> None:
         """Sends a ping (at most 125 bytes)."""
@@ -210,6 +217,7 @@ class ServerConnection:
 
     def _on_drain(self) -> None:
         with self._lock:
+            self._drains += 1
             self._over_soft_limit = False
             self._lock.notify_all()
 
