@@ -372,7 +372,7 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		switch ev.typ {
 		case evMessage:
 			if c.readLimit > 0 && int64(len(ev.data)) > c.readLimit {
-				c.sendClose(CloseMessageTooBig, "")
+				c.sendClose(CloseMessageTooBig, "", 0)
 				c.readErr = ErrReadLimit
 				return 0, nil, ErrReadLimit
 			}
@@ -642,8 +642,10 @@ func (c *Conn) waitDrain(deadline int64) error {
 
 // WriteControl sends a close or ping (payload at most 125 bytes). The engine
 // answers every ping itself (RFC 6455 §5.5.3), so a pong written here is
-// checked and not sent again. The deadline is not needed: control frames are
-// queued at once.
+// checked and not sent again. Control frames are queued at once; the deadline
+// bounds only the wait for messages stalled at the server-wide budget, which
+// go first (for a close: zero means the write deadline, then
+// closeStallWait; once it passes, the close goes ahead of them and they fail).
 func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) error {
 	if c.isClosed() {
 		return errConnClosed
@@ -661,7 +663,7 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 			code = int(data[0])<<8 | int(data[1])
 			reason = string(data[2:])
 		}
-		return c.sendClose(code, reason)
+		return c.sendClose(code, reason, deadlineNanos(deadline))
 	case PingMessage:
 		c.flushOutbox()
 		if err := c.waitStall(deadlineNanos(deadline)); err != nil {
@@ -680,8 +682,16 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 	return errBadMsgType
 }
 
+// closeStallWait is how long a close waits for the connection's messages
+// stalled at the server-wide budget when neither its own deadline nor the
+// write deadline is set: the budget frees only as other connections drain,
+// which may be never (a peer that stopped reading), and a close must end.
+const closeStallWait = 5 * time.Second
+
 // sendClose starts the closing handshake once; later calls get ErrCloseSent.
-func (c *Conn) sendClose(code int, reason string) error {
+// deadline (Unix nanoseconds, 0: the write deadline, else closeStallWait)
+// bounds the wait for stalled messages.
+func (c *Conn) sendClose(code int, reason string, deadline int64) error {
 	c.closeSentMu.Lock()
 	defer c.closeSentMu.Unlock()
 	if c.closeSent.Load() {
@@ -696,7 +706,13 @@ func (c *Conn) sendClose(code int, reason string) error {
 	inline := c.pool != nil && c.pool.inline
 	c.mu.Unlock()
 	if !inline {
-		_ = c.waitStall(0)
+		if deadline == 0 {
+			deadline = c.writeDeadline.Load()
+		}
+		if deadline == 0 {
+			deadline = time.Now().Add(closeStallWait).UnixNano()
+		}
+		_ = c.waitStall(deadline)
 	}
 	r := c.eng.close(c.id, code, reason)
 	if r == resOK {
@@ -717,7 +733,7 @@ func (c *Conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return errConnClosed
 	}
-	_ = c.sendClose(CloseNormalClosure, "")
+	_ = c.sendClose(CloseNormalClosure, "", 0)
 	c.mu.Lock()
 	if c.pool == nil {
 		c.queue = nil

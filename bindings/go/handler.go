@@ -180,7 +180,7 @@ func (c *Conn) deliver(ev inEvent) {
 		h.OnOpen(c)
 	case evMessage:
 		if c.readLimit > 0 && int64(len(ev.data)) > c.readLimit {
-			c.sendClose(CloseMessageTooBig, "")
+			c.sendClose(CloseMessageTooBig, "", 0)
 			return
 		}
 		h.OnMessage(c, ev.kind, ev.data)

@@ -144,3 +144,48 @@ func TestSmallInvalidTextIsRefusedByTheWrite(t *testing.T) {
 		t.Fatalf("server: %v", err)
 	}
 }
+
+// A close written while messages wait at the server-wide budget waits for
+// them only until its deadline: with a client that never reads, the budget
+// never frees, and the close must still return (and go out first).
+func TestCloseBehindStalledMessagesKeepsItsDeadline(t *testing.T) {
+	s := listenForTest(t, Config{MaxBufferedBytes: 256 << 10})
+	if s.eng.out == nil {
+		t.Fatal("the outbox is off with the default soft and hard limits")
+	}
+	conns := make(chan *Conn, 1)
+	closeErr := make(chan error, 1)
+	acceptLoop(s, func(c *Conn) {
+		conns <- c
+		msg := make([]byte, 1024)
+		// Writes until one of them waits on the stalled messages (its
+		// deadline passes: nothing frees the budget).
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		for i := 0; i < 64<<10; i++ {
+			if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+				break
+			}
+		}
+		if !c.stalled() {
+			closeErr <- errors.New("the writes ended without reaching the server's budget")
+			return
+		}
+		closeErr <- c.WriteControl(CloseMessage, FormatCloseMessage(4003, "bye"), time.Now().Add(100*time.Millisecond))
+	})
+	client := dial(t, wsURL(s, "/")) // never reads
+	_ = client
+	sc := <-conns
+	// Without a bound the close waits for the stalled messages forever; the
+	// test's own timeout is the only other way out.
+	select {
+	case err := <-closeErr:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the close is still waiting for the stalled messages after a minute")
+	}
+	if !sc.closeSent.Load() {
+		t.Fatal("the close returned without being sent")
+	}
+}
