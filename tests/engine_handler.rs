@@ -234,3 +234,55 @@ fn a_stop_delivers_the_close_events_before_it_returns() {
         .count();
     assert_eq!(closes, 4, "{log:?}");
 }
+
+/// A handler that answers one connection's message by sending to others as well (a
+/// chat): each send reaches the connection it names, whichever connection's events the
+/// handler is answering, and from inside or outside a hand-over.
+#[test]
+fn sends_from_the_handler_reach_the_connection_they_name() {
+    let (tx, rx) = mpsc::channel();
+    let peers: Arc<Mutex<Vec<ConnId>>> = Arc::default();
+    let known = peers.clone();
+    let tx = Mutex::new(tx);
+    let server = Server::start_with_handler(config(), move |server, event| match &event.kind {
+        EventKind::Open(_) => {
+            known.lock().unwrap().push(event.conn);
+            let _ = tx.lock().unwrap().send(event.conn);
+        }
+        EventKind::Message { kind, data } => {
+            // To every connection, the sender last, each told who sent it.
+            let everyone: Vec<ConnId> = known.lock().unwrap().clone();
+            for to in everyone.iter().filter(|&&c| c != event.conn) {
+                let text = format!("{}>{}:", event.conn.0, to.0).into_bytes();
+                server
+                    .send(*to, *kind, &[text, data.clone()].concat())
+                    .unwrap();
+            }
+            let text = format!("{}>{}:", event.conn.0, event.conn.0).into_bytes();
+            server
+                .send(event.conn, *kind, &[text, data.clone()].concat())
+                .unwrap();
+        }
+        _ => {}
+    })
+    .expect("server starts");
+    let addr = server.local_addrs()[0];
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        clients.push(WsClient::connect(addr));
+        ids.push(rx.recv_timeout(GUARD).expect("open"));
+    }
+    for (i, sender) in [0usize, 2, 1].into_iter().enumerate() {
+        clients[sender].send_binary(format!("m{i}").as_bytes());
+        for (c, client) in clients.iter_mut().enumerate() {
+            let (op, data) = client.read_message();
+            let expected = format!("{}>{}:m{i}", ids[sender].0, ids[c].0);
+            assert_eq!(
+                (op, String::from_utf8(data).unwrap()),
+                (OP_BINARY, expected)
+            );
+        }
+    }
+    server.stop(Duration::from_secs(1));
+}

@@ -7,12 +7,15 @@
 //! still writes at once (after whatever a corking thread queued for the same
 //! connection, which it writes first, so order holds). The C ABI corks a thread
 //! from its `wsq_poll` until it releases the batch or polls again; the Rust API corks
-//! only when asked (`Server::cork`).
+//! only when asked (`Server::cork`). In handler mode a reactor corks while it hands
+//! one connection's events to the handler, and names that connection: a reply to it
+//! then needs no registry lookup (see [`corking`]).
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
 use super::conn::ConnShared;
+use super::event::ConnId;
 use super::shared::{Command, EngineShared};
 
 /// A message larger than this is written at once even while corked: copying it into
@@ -25,6 +28,9 @@ struct Corked {
     engine: Weak<EngineShared>,
     active: bool,
     conns: Vec<Arc<ConnShared>>,
+    /// The connection whose events the thread is answering (handler mode): a send to
+    /// it needs no registry lookup.
+    answering: Option<Arc<ConnShared>>,
 }
 
 thread_local! {
@@ -37,10 +43,21 @@ fn is(k: &Corked, engine: &Arc<EngineShared>) -> bool {
 
 /// Corks `engine` for the calling thread (a no-op when it already is).
 pub fn cork(engine: &Arc<EngineShared>) {
+    cork_answering(engine, None);
+}
+
+/// Corks `engine` for the calling thread while it answers `conn`'s events (handler
+/// mode): until the uncork, [`corking`] hands out `conn` for its id.
+pub fn cork_answering(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
         match c.iter_mut().find(|k| is(k, engine)) {
-            Some(k) => k.active = true,
+            Some(k) => {
+                k.active = true;
+                if conn.is_some() {
+                    k.answering = conn;
+                }
+            }
             None => {
                 // A new server: entries of servers that are gone are dropped first, so
                 // a thread that polls many servers over time keeps a short list.
@@ -49,6 +66,7 @@ pub fn cork(engine: &Arc<EngineShared>) {
                     engine: Arc::downgrade(engine),
                     active: true,
                     conns: Vec::new(),
+                    answering: conn,
                 })
             }
         }
@@ -60,6 +78,20 @@ pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
     CORKED
         .try_with(|c| c.borrow().iter().any(|k| k.active && is(k, engine)))
         .unwrap_or(false)
+}
+
+/// Whether the calling thread has `engine` corked, and connection `id` if it is the
+/// one the thread is answering (one look at the thread's state for both).
+pub fn corking(engine: &Arc<EngineShared>, id: ConnId) -> (bool, Option<Arc<ConnShared>>) {
+    CORKED
+        .try_with(|c| {
+            let c = c.borrow();
+            match c.iter().find(|k| k.active && is(k, engine)) {
+                Some(k) => (true, k.answering.as_ref().filter(|a| a.id == id).cloned()),
+                None => (false, None),
+            }
+        })
+        .unwrap_or((false, None))
 }
 
 /// Remembers that `conn` holds frames this thread corked (the caller marks the
@@ -87,6 +119,7 @@ pub fn uncork(engine: Option<&Arc<EngineShared>>) {
                 return true;
             }
             k.active = false;
+            k.answering = None;
             let Some(engine) = k.engine.upgrade() else {
                 return false; // that server is gone: forget it
             };

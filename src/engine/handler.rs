@@ -52,12 +52,29 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs the handler on one event; returns false if it panicked.
-pub fn call(handler: &EventHandler, engine: &Arc<EngineShared>, event: &Event) -> bool {
+/// Marks the calling thread as inside `engine`'s handler until the guard drops. Taken
+/// once around a hand-over's events rather than per event: each access to a thread
+/// local costs a call here (the library is a shared object).
+pub fn enter(engine: &Arc<EngineShared>) -> Inside {
     let outer = IN_HANDLER_OF
         .try_with(|c| c.replace(Arc::as_ptr(engine)))
         .unwrap_or(std::ptr::null());
-    let ok = catch_unwind(AssertUnwindSafe(|| (handler.0)(event))).is_ok();
-    let _ = IN_HANDLER_OF.try_with(|c| c.set(outer));
-    ok
+    Inside { outer }
+}
+
+/// See [`enter`].
+pub struct Inside {
+    outer: *const EngineShared,
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        let _ = IN_HANDLER_OF.try_with(|c| c.set(self.outer));
+    }
+}
+
+/// Runs the handler on one event, inside [`enter`]'s scope; returns false if it
+/// panicked.
+pub fn call(handler: &EventHandler, event: &Event) -> bool {
+    catch_unwind(AssertUnwindSafe(|| (handler.0)(event))).is_ok()
 }

@@ -261,7 +261,11 @@ impl Engine {
     /// soft limit; only the hard limit (or the server-wide budget) refuses.
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         self.check_running()?;
-        let conn = self.conn(id)?;
+        let (corking, answering) = cork::corking(&self.shared, id);
+        let conn = match answering {
+            Some(conn) => conn,
+            None => self.conn(id)?,
+        };
         let mut st = conn.state.lock();
         if !st.ws.is_open_or_later() {
             return Err(Error::InvalidState("the connection is not open yet"));
@@ -284,7 +288,6 @@ impl Engine {
             .encode_message(kind, payload)
             .map_err(|_| Error::Closed)?;
         let (head, body) = frame.parts(payload);
-        let corking = cork::is_corked(&self.shared);
         if st.send_message(head, body, corking, &self.shared.stats)? {
             cork::remember(&self.shared, conn.clone());
         }

@@ -22,11 +22,18 @@ impl Reactor {
         // over in the next round, not left for a turn that may be a second away.
         while !self.entries.is_empty() {
             let mut entries = std::mem::take(&mut self.entries);
-            cork::cork(&self.engine);
+            // Usually one connection's events (a hand-over follows each read): its
+            // replies then find it without the registry.
+            let answering = entries.iter().find_map(|e| match e {
+                Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| l.shared.clone()),
+                Entry::Barrier { .. } => None,
+            });
+            cork::cork_answering(&self.engine, answering);
+            let inside = handler::enter(&self.engine);
             for entry in entries.drain(..) {
                 match entry {
                     Entry::Event(event) => {
-                        handler::call(&handler, &self.engine, &event);
+                        handler::call(&handler, &event);
                         if let EventKind::Message { data, .. } = event.kind {
                             self.spares.give_back(data);
                         }
@@ -34,6 +41,7 @@ impl Reactor {
                     Entry::Barrier { conn, .. } => barriers.push(conn.0),
                 }
             }
+            drop(inside);
             cork::uncork(Some(&self.engine));
             for id in barriers.drain(..) {
                 self.release_barrier(id);
