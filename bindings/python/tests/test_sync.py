@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 import pytest
 from conftest import open_fds, os_threads
@@ -116,35 +117,55 @@ def test_process_request_subprotocol_and_request() -> None:
     assert info["remote"] == (local[0], local[1])
 
 
-def test_backpressure_blocks_send_and_loses_nothing() -> None:
-    chunk = 64 * 1024
-    total = 200
-    progress: list[int] = []
-    waiting = threading.Event()
+FLOOD_CHUNK = 64 * 1024
+
+
+def numbered(i: int) -> bytes:
+    """The i-th message of a flood: 64 KiB that say which one they are."""
+    return i.to_bytes(4, "big") * (FLOOD_CHUNK // 4)
+
+
+def flooding(total: int, sent: list[int]) -> wss.Handler:
+    """A handler that sends ``total`` numbered messages as fast as it may, noting each
+    one the engine took, then waits for the client's word."""
 
     def flood(connection: wss.ServerConnection) -> None:
         for i in range(total):
-            connection.send(i.to_bytes(4, "big") * (chunk // 4))
-            progress.append(i)
+            connection.send(numbered(i))
+            sent.append(i)
         connection.recv()
 
-    with wss.serve(flood, "127.0.0.1", 0) as server:
+    return flood
+
+
+def read_flood(client: Any, total: int) -> None:
+    for i in range(total):
+        assert client.recv(timeout=WAIT) == numbered(i)
+    client.send("done")
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Polls ``condition`` for up to WAIT s: the bound only turns a hang into a failure."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_backpressure_blocks_send_and_loses_nothing() -> None:
+    total = 200
+    sent: list[int] = []
+    with wss.serve(flooding(total, sent), "127.0.0.1", 0) as server:
         # No compression: this is about the send queue, and the repetitive payload
         # would compress to almost nothing and never reach the soft limit.
         with connect(url(server), max_queue=1, compression=None) as client:
-            # Wait (without reading) until the engine reported backpressure; the
-            # bound only turns a hang into a failure.
-            for _ in range(WAIT * 100):
-                if server.engine.stats().backpressure_reports > 0:
-                    break
-                waiting.wait(0.01)
-            assert server.engine.stats().backpressure_reports > 0
-            stalled = len(progress)
-            assert stalled < total
-            for i in range(total):
-                assert client.recv(timeout=WAIT) == i.to_bytes(4, "big") * (chunk // 4)
-            client.send("done")
-    assert len(progress) == total
+            # Read nothing until the engine reported backpressure.
+            assert wait_until(lambda: server.engine.stats().backpressure_reports > 0)
+            assert len(sent) < total
+            read_flood(client, total)
+    assert len(sent) == total
 
 
 def test_drain_between_send_and_its_wait_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +173,6 @@ def test_drain_between_send_and_its_wait_is_not_lost(monkeypatch: pytest.MonkeyP
     # before that send starts waiting for it. Force that order once: the first send
     # over the soft limit returns only after its drain was handled. The sender must
     # then go on, not wait for a drain that already happened.
-    chunk = 64 * 1024
     total = 100
     drained = threading.Event()
     forced: list[bool] = []
@@ -173,24 +193,11 @@ def test_drain_between_send_and_its_wait_is_not_lost(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(wsqueue._server.Server, "send", send_returning_after_the_drain)
     monkeypatch.setattr(wss.ServerConnection, "_on_drain", on_drain)
     sent: list[int] = []
-
-    def flood(connection: wss.ServerConnection) -> None:
-        for i in range(total):
-            connection.send(i.to_bytes(4, "big") * (chunk // 4))
-            sent.append(i)
-        connection.recv()
-
-    with wss.serve(flood, "127.0.0.1", 0) as server:
+    with wss.serve(flooding(total, sent), "127.0.0.1", 0) as server:
         with connect(url(server), max_queue=1, compression=None) as client:
-            # Read nothing until a send went over the soft limit (bounded, as above).
-            for _ in range(WAIT * 100):
-                if forced:
-                    break
-                drained.wait(0.01)
-            assert forced, "no send reached the soft limit: the test forced nothing"
-            for i in range(total):
-                assert client.recv(timeout=WAIT) == i.to_bytes(4, "big") * (chunk // 4)
-            client.send("done")
+            # Read nothing until a send went over the soft limit.
+            assert wait_until(lambda: bool(forced)), "no send reached the soft limit: nothing forced"
+            read_flood(client, total)
     assert len(sent) == total
 
 
