@@ -446,24 +446,6 @@ func (e *engine) close(id uint64, code int, reason string) uint32 {
 	return uint32(C.wsq_close(e.srv, C.uint64_t(id), C.uint16_t(code), p, C.size_t(len(reason))))
 }
 
-func (e *engine) broadcast(kind int, data []byte, ids []uint64) (int, error) {
-	var p unsafe.Pointer
-	if len(data) > 0 {
-		p = unsafe.Pointer(&data[0])
-	}
-	var idp *C.uint64_t
-	if len(ids) > 0 {
-		idp = (*C.uint64_t)(unsafe.Pointer(&ids[0]))
-	}
-	var delivered C.size_t
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	err := check(C.wsq_broadcast(e.srv, C.uint32_t(kind), p, C.size_t(len(data)), idp, C.size_t(len(ids)), &delivered))
-	runtime.KeepAlive(data)
-	runtime.KeepAlive(ids)
-	return int(delivered), err
-}
-
 // accept completes a manual-accept handshake with the chosen subprotocol and
 // extra response headers (but the one named skip, compared without case).
 func (e *engine) accept(id uint64, subprotocol string, header map[string][]string, skip string) error {
