@@ -330,6 +330,14 @@ func (e *engine) dispatch() {
 	defer C.free(unsafe.Pointer(evs))
 	for {
 		if e.pollOnce(evs) > 0 {
+			// Let the goroutines this batch woke run (and write their
+			// replies into the outbox) before the next poll: with few
+			// threads, and one message in flight per connection, the next
+			// poll then finds more events and the flusher more replies, so
+			// the hand-overs between the engine's reactor thread and Go's
+			// are paid per larger batch (A/B in bench/RESULTS.md,
+			// 2026-12-05).
+			runtime.Gosched()
 			continue
 		}
 		if e.stopping.Load() {
