@@ -13,6 +13,7 @@
 #   bash bench/go/run.sh [SECS=5]     env: ROUNDS [3] CONNS [100] SIZE [32] WINDOWS [1 16]
 #                                           SERVERS [gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events
 #                                                    wsqueue-go-events-pool wsqueue-go-accept]
+#                                           EXTRA_SERVERS [label=path ...: prebuilt servers, for an A/B]
 #
 # Pinned like bench/run.sh: server on CPU 0, load generator on CPU 1. gorilla and gws
 # run with GOMAXPROCS=1; the binding with GOMAXPROCS=1 plus the engine's reactor threads
@@ -45,6 +46,11 @@ trap cleanup EXIT
 # dispatcher (exec keeps the pid that the load generator samples).
 printf '#!/bin/sh\nWSQUEUE_ECHO_WORKERS=0 exec "%s" "$@"\n' "$work/wsqueue-go-events" > "$work/wsqueue-go-events-pool"
 chmod +x "$work/wsqueue-go-events-pool"
+# A/B: EXTRA_SERVERS="label=/path/to/server ..." adds prebuilt servers (an older build
+# kept for comparison) under their labels; list the labels in SERVERS to run them.
+for extra in ${EXTRA_SERVERS:-}; do
+    cp "${extra#*=}" "$work/${extra%%=*}"
+done
 SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool wsqueue-go-accept}
 
 start_server() {

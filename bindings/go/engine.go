@@ -330,6 +330,14 @@ func (e *engine) dispatch() {
 	defer C.free(unsafe.Pointer(evs))
 	for {
 		if e.pollOnce(evs) > 0 {
+			// Let the goroutines this batch woke run (and write their
+			// replies into the outbox) before the next poll: with few
+			// threads, and one message in flight per connection, the next
+			// poll then finds more events and the flusher more replies, so
+			// the hand-overs between the engine's reactor thread and Go's
+			// are paid per larger batch (A/B in bench/RESULTS.md,
+			// 2026-12-05).
+			runtime.Gosched()
 			continue
 		}
 		if e.stopping.Load() {
@@ -444,24 +452,6 @@ func (e *engine) close(id uint64, code int, reason string) uint32 {
 		defer C.free(unsafe.Pointer(p))
 	}
 	return uint32(C.wsq_close(e.srv, C.uint64_t(id), C.uint16_t(code), p, C.size_t(len(reason))))
-}
-
-func (e *engine) broadcast(kind int, data []byte, ids []uint64) (int, error) {
-	var p unsafe.Pointer
-	if len(data) > 0 {
-		p = unsafe.Pointer(&data[0])
-	}
-	var idp *C.uint64_t
-	if len(ids) > 0 {
-		idp = (*C.uint64_t)(unsafe.Pointer(&ids[0]))
-	}
-	var delivered C.size_t
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	err := check(C.wsq_broadcast(e.srv, C.uint32_t(kind), p, C.size_t(len(data)), idp, C.size_t(len(ids)), &delivered))
-	runtime.KeepAlive(data)
-	runtime.KeepAlive(ids)
-	return int(delivered), err
 }
 
 // accept completes a manual-accept handshake with the chosen subprotocol and

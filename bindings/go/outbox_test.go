@@ -3,6 +3,7 @@ package wsqueue
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -187,5 +188,96 @@ func TestCloseBehindStalledMessagesKeepsItsDeadline(t *testing.T) {
 	}
 	if !sc.closeSent.Load() {
 		t.Fatal("the close returned without being sent")
+	}
+}
+
+// Two goroutines writing small messages to one connection through the outbox
+// keep each one's order: the reader echoes bursts of 1 to 8 messages (sent in
+// one write each, so that a burst is read whole and its replies meet in the
+// outbox), while a second goroutine streams numbered messages.
+func TestConcurrentSmallWritersKeepEachWritersOrder(t *testing.T) {
+	const echoes, pushes = 3000, 3000
+	s := listenForTest(t, Config{})
+	if s.eng.out == nil {
+		t.Fatal("the outbox is off with the default soft and hard limits")
+	}
+	acceptLoop(s, func(c *Conn) {
+		go func() {
+			msg := make([]byte, 5)
+			msg[0] = 'p'
+			for i := 0; i < pushes; i++ {
+				binary.BigEndian.PutUint32(msg[1:], uint32(i))
+				if c.WriteMessage(BinaryMessage, msg) != nil {
+					return
+				}
+			}
+		}()
+		echoLoop(c)
+	})
+	c := dial(t, wsURL(s, "/"))
+	readErr := make(chan error, 1)
+	replied := make(chan struct{}, echoes)
+	go func() {
+		nextEcho, nextPush := uint32(0), uint32(0)
+		for nextEcho < echoes || nextPush < pushes {
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if len(p) != 5 {
+				readErr <- errors.New("a message of the wrong length")
+				return
+			}
+			got := binary.BigEndian.Uint32(p[1:])
+			switch p[0] {
+			case 'e':
+				if got != nextEcho {
+					readErr <- fmt.Errorf("echo %d arrived when %d was due", got, nextEcho)
+					return
+				}
+				nextEcho++
+				replied <- struct{}{}
+			case 'p':
+				if got != nextPush {
+					readErr <- fmt.Errorf("pushed message %d arrived when %d was due", got, nextPush)
+					return
+				}
+				nextPush++
+			}
+		}
+		readErr <- nil
+	}()
+	// A burst goes in one write of the socket, so that the engine reads it
+	// whole and the reader finds the burst's later messages queued: masked
+	// binary frames of 5 bytes, with a zero masking key (the client's writer
+	// is not used, so nothing else writes to the socket).
+	frame := []byte{0x82, 0x80 | 5, 0, 0, 0, 0, 'e', 0, 0, 0, 0}
+	var burstBytes []byte
+	for sent, burst := 0, 1; sent < echoes; burst = burst%8 + 1 {
+		k := min(burst, echoes-sent)
+		burstBytes = burstBytes[:0]
+		for j := 0; j < k; j++ {
+			binary.BigEndian.PutUint32(frame[7:], uint32(sent+j))
+			burstBytes = append(burstBytes, frame...)
+		}
+		if _, err := c.NetConn().Write(burstBytes); err != nil {
+			t.Fatal(err)
+		}
+		sent += k
+		for j := 0; j < k; j++ {
+			select {
+			case <-replied:
+			case err := <-readErr:
+				if err != nil {
+					t.Fatalf("client: %v", err)
+				}
+				readErr <- nil // all read: this reply is in replied
+				<-replied
+			}
+		}
+	}
+	if err := <-readErr; err != nil {
+		t.Fatalf("client: %v", err)
 	}
 }
