@@ -168,10 +168,24 @@ fn poll_gets_nothing_in_handler_mode() {
 /// own thread): the clients get 1001, and a later stop from outside completes.
 #[test]
 fn a_stop_called_inside_the_handler_does_not_wait_for_itself() {
+    stop_inside_the_handler(false);
+}
+
+/// The same after the handler uncorked by itself: the uncork writes what it corked,
+/// but the thread is still inside the handler, and the stop must know it.
+#[test]
+fn a_stop_after_an_uncork_inside_the_handler_does_not_wait_for_itself() {
+    stop_inside_the_handler(true);
+}
+
+fn stop_inside_the_handler(uncork_first: bool) {
     let (tx, rx) = mpsc::channel();
     let server = Server::start_with_handler(config(), move |server, event| {
         if let EventKind::Message { data, .. } = &event.kind {
             if data == b"stop" {
+                if uncork_first {
+                    server.uncork();
+                }
                 server.stop(Duration::from_secs(1));
                 let _ = tx.send("stop returned");
             }

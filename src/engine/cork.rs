@@ -31,6 +31,10 @@ struct Corked {
     /// The connection whose events the thread is answering (handler mode): a send to
     /// it needs no registry lookup.
     answering: Option<Arc<ConnShared>>,
+    /// The thread is inside this server's event handler (handler mode). Kept here so
+    /// that a hand-over costs one thread-local look (a call, in a shared library)
+    /// rather than three; an uncork called by the handler leaves it set.
+    handling: bool,
 }
 
 thread_local! {
@@ -43,17 +47,37 @@ fn is(k: &Corked, engine: &Arc<EngineShared>) -> bool {
 
 /// Corks `engine` for the calling thread (a no-op when it already is).
 pub fn cork(engine: &Arc<EngineShared>) {
-    cork_answering(engine, None);
+    cork_with(engine, None, false);
 }
 
-/// Corks `engine` for the calling thread while it answers `conn`'s events (handler
-/// mode): until the uncork, [`corking`] hands out `conn` for its id.
-pub fn cork_answering(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>) {
+/// Starts a hand-over of events to `engine`'s handler on the calling thread: corks it,
+/// marks the thread as inside the handler ([`handling`]), and names `conn`, the
+/// connection whose events these are: until the uncork, [`corking`] hands it out for
+/// its id. [`end_hand_over`] ends it.
+pub fn begin_hand_over(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>) {
+    cork_with(engine, conn, true);
+}
+
+/// Ends a hand-over: the thread is no longer inside the handler, and what it corked
+/// is written.
+pub fn end_hand_over(engine: &Arc<EngineShared>) {
+    uncork_with(Some(engine), true);
+}
+
+/// Whether the calling thread is inside `engine`'s handler.
+pub fn handling(engine: &Arc<EngineShared>) -> bool {
+    CORKED
+        .try_with(|c| c.borrow().iter().any(|k| k.handling && is(k, engine)))
+        .unwrap_or(false)
+}
+
+fn cork_with(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>, handling: bool) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
         match c.iter_mut().find(|k| is(k, engine)) {
             Some(k) => {
                 k.active = true;
+                k.handling |= handling;
                 if conn.is_some() {
                     k.answering = conn;
                 }
@@ -61,12 +85,13 @@ pub fn cork_answering(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>)
             None => {
                 // A new server: entries of servers that are gone are dropped first, so
                 // a thread that polls many servers over time keeps a short list.
-                c.retain(|k| k.active || k.engine.strong_count() > 0);
+                c.retain(|k| k.active || k.handling || k.engine.strong_count() > 0);
                 c.push(Corked {
                     engine: Arc::downgrade(engine),
                     active: true,
                     conns: Vec::new(),
                     answering: conn,
+                    handling,
                 })
             }
         }
@@ -81,7 +106,8 @@ pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
 }
 
 /// Whether the calling thread has `engine` corked, and connection `id` if it is the
-/// one the thread is answering (one look at the thread's state for both).
+/// one the thread is answering (one look at the thread's state for both). The uncork
+/// writes the answering connection by itself: a send to it need not [`remember`] it.
 pub fn corking(engine: &Arc<EngineShared>, id: ConnId) -> (bool, Option<Arc<ConnShared>>) {
     CORKED
         .try_with(|c| {
@@ -112,17 +138,31 @@ pub fn remember(engine: &Arc<EngineShared>, conn: Arc<ConnShared>) {
 /// queued, one connection at a time. The thread's cork list stays borrowed meanwhile:
 /// writing a connection never corks, sends or uncorks.
 pub fn uncork(engine: Option<&Arc<EngineShared>>) {
+    uncork_with(engine, false);
+}
+
+fn uncork_with(engine: Option<&Arc<EngineShared>>, end_handling: bool) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
         c.retain_mut(|k| {
-            if !k.active || engine.is_some_and(|e| !is(k, e)) {
+            if engine.is_some_and(|e| !is(k, e)) {
+                return true;
+            }
+            if end_handling {
+                k.handling = false;
+            }
+            if !k.active {
                 return true;
             }
             k.active = false;
-            k.answering = None;
+            let answering = k.answering.take();
             let Some(engine) = k.engine.upgrade() else {
                 return false; // that server is gone: forget it
             };
+            // Not remembered when sent to (see `corking`): written here if corked.
+            if let Some(conn) = answering {
+                write_corked(&engine, &conn);
+            }
             for conn in k.conns.drain(..) {
                 write_corked(&engine, &conn);
             }
@@ -137,7 +177,9 @@ pub fn uncork(engine: Option<&Arc<EngineShared>>) {
 /// half-close. The common echo needs no wake-up.
 fn write_corked(engine: &EngineShared, conn: &ConnShared) {
     let mut st = conn.state.lock();
-    st.corked = false;
+    if !std::mem::replace(&mut st.corked, false) {
+        return; // nothing corked (the answering connection when nothing was sent)
+    }
     let before = st.queue.bytes();
     if !st.blocked {
         st.flush(&engine.stats);

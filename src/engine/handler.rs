@@ -9,11 +9,11 @@
 //! hand-over ends, before any close frame that a barrier held back (so replies to the
 //! messages before a protocol error still go out first).
 
-use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::cork;
 use super::event::Event;
 use super::shared::EngineShared;
 
@@ -39,42 +39,15 @@ impl<F: Fn(&Event) + Send + Sync + 'static> From<F> for EventHandler {
     }
 }
 
-thread_local! {
-    /// The engine whose handler this thread is running (null: none), so that a stop
-    /// called from inside the handler does not wait for its own thread.
-    static IN_HANDLER_OF: Cell<*const EngineShared> = const { Cell::new(std::ptr::null()) };
-}
-
-/// Whether the calling thread is inside `engine`'s handler.
+/// Whether the calling thread is inside `engine`'s handler (a stop called there must
+/// not wait for its own thread). The mark is the thread's cork entry's (`cork.rs`),
+/// set and cleared with the hand-over's cork.
 pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
-    IN_HANDLER_OF
-        .try_with(|c| c.get() == Arc::as_ptr(engine))
-        .unwrap_or(false)
+    cork::handling(engine)
 }
 
-/// Marks the calling thread as inside `engine`'s handler until the guard drops. Taken
-/// once around a hand-over's events rather than per event: each access to a thread
-/// local costs a call here (the library is a shared object).
-pub fn enter(engine: &Arc<EngineShared>) -> Inside {
-    let outer = IN_HANDLER_OF
-        .try_with(|c| c.replace(Arc::as_ptr(engine)))
-        .unwrap_or(std::ptr::null());
-    Inside { outer }
-}
-
-/// See [`enter`].
-pub struct Inside {
-    outer: *const EngineShared,
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        let _ = IN_HANDLER_OF.try_with(|c| c.set(self.outer));
-    }
-}
-
-/// Runs the handler on one event, inside [`enter`]'s scope; returns false if it
-/// panicked.
+/// Runs the handler on one event, inside a hand-over (`cork::begin_hand_over`);
+/// returns false if it panicked.
 pub fn call(handler: &EventHandler, event: &Event) -> bool {
     catch_unwind(AssertUnwindSafe(|| (handler.0)(event))).is_ok()
 }

@@ -262,6 +262,8 @@ impl Engine {
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         self.check_running()?;
         let (corking, answering) = cork::corking(&self.shared, id);
+        // The uncork writes the answering connection without being told.
+        let remembered = answering.is_some();
         let conn = match answering {
             Some(conn) => conn,
             None => self.conn(id)?,
@@ -288,7 +290,7 @@ impl Engine {
             .encode_message(kind, payload)
             .map_err(|_| Error::Closed)?;
         let (head, body) = frame.parts(payload);
-        if st.send_message(head, body, corking, &self.shared.stats)? {
+        if st.send_message(head, body, corking, &self.shared.stats)? && !remembered {
             cork::remember(&self.shared, conn.clone());
         }
         Counters::add(&self.shared.stats.messages_out, 1);

@@ -129,11 +129,25 @@ impl Drop for EventFd {
     }
 }
 
-/// Reads a socket. `recv` rather than `read`: it goes straight to the socket layer,
-/// skipping the file layer's checks (`bench/RESULTS.md`, handler mode).
+/// Reads a socket. `recvfrom` rather than `read`: it goes straight to the socket
+/// layer, skipping the file layer's checks (`bench/RESULTS.md`, handler mode). Made
+/// with `syscall` rather than libc's `recv`, which is a thread cancellation point and
+/// switches cancellation on and off around every call; nothing here uses cancellation.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for `buf.len()` bytes.
-    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) })
+    // Every argument as a `long`: `syscall` reads them so.
+    // SAFETY: the buffer is valid for `buf.len()` bytes; no address is asked for.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd as libc::c_long,
+            buf.as_mut_ptr(),
+            buf.len(),
+            0 as libc::c_long,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    cvt_size(n as isize)
 }
 
 /// A vectored write that never raises SIGPIPE: a peer that reset the connection must
@@ -142,15 +156,20 @@ pub fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     if let [only] = bufs {
         // One buffer (a corked batch is gathered into one): `send` skips copying in
         // the message header and the iovec array (`bench/RESULTS.md`, handler mode).
-        // SAFETY: the slice is valid for its length during the call.
-        return cvt_size(unsafe {
-            libc::send(
-                fd,
-                only.as_ptr() as *const libc::c_void,
+        // `sendto` through `syscall`, not libc's `send` (a cancellation point: see
+        // `read`). SAFETY: the slice is valid for its length during the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd as libc::c_long,
+                only.as_ptr(),
                 only.len(),
-                libc::MSG_NOSIGNAL,
+                libc::MSG_NOSIGNAL as libc::c_long,
+                std::ptr::null::<libc::sockaddr>(),
+                0 as libc::c_long,
             )
-        });
+        };
+        return cvt_size(n as isize);
     }
     let count = bufs.len().min(libc::UIO_MAXIOV as usize);
     // SAFETY: zeroed msghdr is valid (no name, no control data); IoSlice is

@@ -28,8 +28,7 @@ impl Reactor {
                 Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| l.shared.clone()),
                 Entry::Barrier { .. } => None,
             });
-            cork::cork_answering(&self.engine, answering);
-            let inside = handler::enter(&self.engine);
+            cork::begin_hand_over(&self.engine, answering);
             for entry in entries.drain(..) {
                 match entry {
                     Entry::Event(event) => {
@@ -41,8 +40,7 @@ impl Reactor {
                     Entry::Barrier { conn, .. } => barriers.push(conn.0),
                 }
             }
-            drop(inside);
-            cork::uncork(Some(&self.engine));
+            cork::end_hand_over(&self.engine);
             for id in barriers.drain(..) {
                 self.release_barrier(id);
             }
