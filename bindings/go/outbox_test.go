@@ -77,10 +77,7 @@ func TestSmallWritesBlockOnBackpressureUntilDeadline(t *testing.T) {
 // writer waits; nothing is lost once the client reads.
 func TestSmallWritesAtTheServerBudgetWaitInOrder(t *testing.T) {
 	const n = 24 << 10 // 24 MiB of 1 KiB messages: more than the sockets and the budget hold
-	s := listenForTest(t, Config{MaxBufferedBytes: 256 << 10})
-	if s.eng.out == nil {
-		t.Fatal("the outbox is off with the default soft and hard limits")
-	}
+	s := listenWithSmallBudget(t)
 	conns := make(chan *Conn, 1)
 	writerErr := make(chan error, 1)
 	acceptLoop(s, func(c *Conn) {
@@ -150,10 +147,7 @@ func TestSmallInvalidTextIsRefusedByTheWrite(t *testing.T) {
 // them only until its deadline: with a client that never reads, the budget
 // never frees, and the close must still return (and go out first).
 func TestCloseBehindStalledMessagesKeepsItsDeadline(t *testing.T) {
-	s := listenForTest(t, Config{MaxBufferedBytes: 256 << 10})
-	if s.eng.out == nil {
-		t.Fatal("the outbox is off with the default soft and hard limits")
-	}
+	s := listenWithSmallBudget(t)
 	conns := make(chan *Conn, 1)
 	closeErr := make(chan error, 1)
 	acceptLoop(s, func(c *Conn) {
@@ -280,4 +274,16 @@ func TestConcurrentSmallWritersKeepEachWritersOrder(t *testing.T) {
 	if err := <-readErr; err != nil {
 		t.Fatalf("client: %v", err)
 	}
+}
+
+// listenWithSmallBudget starts a server whose server-wide budget
+// (MaxBufferedBytes, 256 KiB) is reached long before any connection's soft
+// limit, with the outbox on.
+func listenWithSmallBudget(t *testing.T) *Server {
+	t.Helper()
+	s := listenForTest(t, Config{MaxBufferedBytes: 256 << 10})
+	if s.eng.out == nil {
+		t.Fatal("the outbox is off with the default soft and hard limits")
+	}
+	return s
 }
