@@ -123,43 +123,7 @@ fi
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts a server that prints "listening on 127.0.0.1:PORT"; sets PORT and server_pid.
-start_server() {
-    local log=$work/server.log
-    # Emptied here, not by the redirection below: that runs in the background child,
-    # maybe after the loop has read the previous server's line from the old log.
-    : > "$log"
-    "${SERVER_CPU[@]}" "$@" > "$log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 200); do
-        PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
-        [ -n "$PORT" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "server did not start: $*" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-    # Anything a server said beyond its first line is a finding: show it.
-    if [ "$(wc -l < "$work/server.log")" -gt 1 ]; then
-        echo "-- $1 server output:" >&2
-        tail -n +2 "$work/server.log" | head -10 >&2
-    fi
-}
+. bench/lib.sh
 
 start_named() {
     case $1 in

@@ -21,13 +21,8 @@ CONNS=${CONNS:-20}
 WINDOW=${WINDOW:-4}
 REPEAT=${REPEAT:-1}
 py=.venv/bin/python3
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+SERVER_CPU=(taskset -c 0)
+. bench/lib.sh
 
 for round in $(seq "$REPEAT"); do
     for size in $SIZES; do
@@ -39,20 +34,11 @@ for round in $(seq "$REPEAT"); do
                 websockets) cmd=("$py" bench/deflate/websockets_echo.py) ;;
                 *) echo "unknown server $server" >&2; exit 2 ;;
             esac
-            taskset -c 0 "${cmd[@]}" > "$work/server.log" 2>&1 &
-            server_pid=$!
-            port=
-            for _ in $(seq 200); do
-                port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/server.log")
-                [ -n "$port" ] && break
-                sleep 0.05
-            done
-            [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
-            line=$(taskset -c 1 node bench/deflate/client.mjs "ws://127.0.0.1:$port/" \
+            start_server "${cmd[@]}"
+            line=$(taskset -c 1 node bench/deflate/client.mjs "ws://127.0.0.1:$PORT/" \
                 --conns "$CONNS" --size "$size" --window "$WINDOW" --secs "$SECS")
             echo "{\"round\":$round,\"server\":\"$server\",${line#\{}"
-            kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-            server_pid=
+            stop_server
         done
     done
 done

@@ -30,13 +30,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/bench/target}
 BIN=$CARGO_TARGET_DIR/release
 (cd "$ROOT" && cargo build --release --lib -q)
 (cd bench/loadgen && cargo build --release -q)
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+SERVER_CPU=(taskset -c 0 env GOMAXPROCS=1)
+. bench/lib.sh
 (cd bench/peers/gorilla-echo && go build -o "$work/gorilla-echo" .)
 (cd bench/go/wsqueue-go-echo && go build -mod=mod -o "$work/wsqueue-go-echo" .)
 (cd bench/peers/gws-echo && go build -o "$work/gws-echo" .)
@@ -53,29 +48,16 @@ for extra in ${EXTRA_SERVERS:-}; do
 done
 SERVERS=${SERVERS:-gorilla-echo gws-echo wsqueue-go-echo wsqueue-go-events wsqueue-go-events-pool wsqueue-go-accept}
 
-start_server() {
-    : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
-    taskset -c 0 env GOMAXPROCS=1 "$1" 0 > "$work/server.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 200); do
-        PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/server.log" | head -1)
-        [ -n "$PORT" ] && return 0
-        sleep 0.05
-    done
-    echo "server did not start: $1" >&2
-    exit 1
-}
-
 failed=0
 for round in $(seq "$ROUNDS"); do
     for server in $SERVERS; do
-        start_server "$work/$server"
+        start_server "$work/$server" 0
         for window in $WINDOWS; do
             taskset -c 1 "$BIN/wsq-loadgen" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
                 --window "$window" --secs "$SECS" --warmup 2 --threads 1 \
                 --label "$server" --server-pid "$server_pid" | tee -a "$work/results.jsonl" || failed=1
         done
-        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+        stop_server "$server"
     done
 done
 python3 - "$work/results.jsonl" <<'PY'

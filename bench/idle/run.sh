@@ -33,13 +33,7 @@ REPEAT=${REPEAT:-3}
 ulimit -n 20000
 
 make -s examples >&2
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
 for server in $SERVERS; do
     case $server in
         gorilla-go)        (cd bench/peers/gorilla-echo && go build -o "$work/$server" .) ;;
@@ -61,21 +55,11 @@ for round in $(seq "$REPEAT"); do
                 bin=$work/$server; args=() ;;
             *) echo "unknown server $server" >&2; exit 2 ;;
         esac
-        : > "$work/server.log"  # emptied before the child starts: see bench/compare/run.sh
-        "$bin" 0 "${args[@]}" > "$work/server.log" 2>&1 &
-        server_pid=$!
-        port=
-        for _ in $(seq 200); do
-            port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/server.log")
-            [ -n "$port" ] && break
-            sleep 0.05
-        done
-        [ -n "$port" ] || { cat "$work/server.log" >&2; exit 1; }
+        start_server "$bin" 0 "${args[@]}"
         echo "== round $round: $server" >&2
-        line=$(python3 bench/idle/hold.py "$port" "$server_pid" --conns "$CONNS" --secs "$SECS" \
+        line=$(python3 bench/idle/hold.py "$PORT" "$server_pid" --conns "$CONNS" --secs "$SECS" \
             --label "$server" ${HOLD_ARGS:-})
         echo "{\"round\":$round,${line#\{}"
-        kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-        server_pid=
+        stop_server
     done
 done

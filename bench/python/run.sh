@@ -46,13 +46,7 @@ echo "== setup: .venv with the binding and the peers; the load generator" >&2
 "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 (cd bench/loadgen && cargo build --release -q)
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
 
 command_for() {
     case $1 in
@@ -65,36 +59,12 @@ command_for() {
     esac
 }
 
-start_server() { # start_server NAME; sets PORT and server_pid
-    local log=$work/server.log
-    # Emptied here, not by the child's redirection: otherwise the loop below can read
-    # the previous server's "listening" line before the child truncates the file.
-    : > "$log"
-    # shellcheck disable=SC2046
-    "${SERVER_CPU[@]}" $(command_for "$1") > "$log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 200); do
-        PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log" | head -1)
-        [ -n "$PORT" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "server did not start: $1" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-}
-
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 failed=0
 for round in $(seq "$REPEAT"); do
     for server in $SERVERS; do
-        start_server "$server"
+        # shellcheck disable=SC2046
+        start_server $(command_for "$server")
         for window in $WINDOWS; do
             echo "== round $round: $server, window $window" >&2
             line=$("${LOADGEN_CPU[@]}" "$LOADGEN" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
@@ -106,7 +76,8 @@ for round in $(seq "$REPEAT"); do
         done
         stop_server
         if [ "$IDLE_CONNS" -gt 0 ]; then
-            start_server "$server"
+            # shellcheck disable=SC2046
+            start_server $(command_for "$server")
             echo "== round $round: $server, $IDLE_CONNS idle connections" >&2
             line=$(python3 bench/idle/hold.py "$PORT" "$server_pid" --conns "$IDLE_CONNS" \
                 --secs "$IDLE_SECS" --label "$server") || failed=1
