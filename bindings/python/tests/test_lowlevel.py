@@ -234,7 +234,15 @@ def test_exceptions_share_one_base_and_carry_codes() -> None:
         (wsqueue.IOFailure, 7),
         (wsqueue.BadHandle, 8),
         (wsqueue.Panic, 9),
+        (wsqueue.TLSError, 10),
     ]:
         exc = wsqueue.error_for_code(code)
         assert type(exc) is cls and exc.code == code and isinstance(exc, wsqueue.Error)
+        assert cls.code == code
     assert type(wsqueue.error_for_code(4242)) is wsqueue.Error
+
+
+def test_every_error_code_has_its_own_exception_class() -> None:
+    codes = {name: value for name, value in vars(_ffi).items() if name.startswith("ERR_")}
+    classes = {type(wsqueue.error_for_code(code)) for code in codes.values()}
+    assert wsqueue.Error not in classes and len(classes) == len(codes), codes
