@@ -19,61 +19,41 @@ class Error(Exception):
 class InvalidArgument(Error, ValueError):
     """A bad argument or setting (``WSQ_ERR_INVALID_ARGUMENT``)."""
 
-    code = _ffi.ERR_INVALID_ARGUMENT
-
 
 class NotFound(Error, LookupError):
     """No such connection: never existed or already gone (``WSQ_ERR_NOT_FOUND``)."""
-
-    code = _ffi.ERR_NOT_FOUND
 
 
 class Closed(Error):
     """The connection is closing or closed (``WSQ_ERR_CLOSED``)."""
 
-    code = _ffi.ERR_CLOSED
-
 
 class QueueFull(Error):
     """Refused at the hard send limit or the server's budget (``WSQ_ERR_QUEUE_FULL``)."""
-
-    code = _ffi.ERR_QUEUE_FULL
 
 
 class Stopped(Error):
     """The server is stopping or stopped (``WSQ_ERR_STOPPED``)."""
 
-    code = _ffi.ERR_STOPPED
-
 
 class InvalidState(Error):
     """The call does not fit the connection's state (``WSQ_ERR_INVALID_STATE``)."""
-
-    code = _ffi.ERR_INVALID_STATE
 
 
 class IOFailure(Error):
     """An operating-system error, e.g. address in use (``WSQ_ERR_IO``)."""
 
-    code = _ffi.ERR_IO
-
 
 class BadHandle(Error):
     """The server was already freed (``WSQ_ERR_BAD_HANDLE``)."""
-
-    code = _ffi.ERR_BAD_HANDLE
 
 
 class Panic(Error):
     """An internal bug caught at the C boundary (``WSQ_ERR_PANIC``); please report it."""
 
-    code = _ffi.ERR_PANIC
-
 
 class TLSError(Error):
     """A ``wss://`` certificate chain or key cannot be read or used (``WSQ_ERR_TLS``)."""
-
-    code = _ffi.ERR_TLS
 
 
 class ConnectionClosed(Error):
@@ -98,21 +78,23 @@ class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or lost without a closing handshake."""
 
 
+#: The one table of result codes and their exceptions: ``error_for`` looks a failed
+#: call's code up here, and each class's ``code`` is set from it.
 _BY_CODE: dict[int, type[Error]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        NotFound,
-        Closed,
-        QueueFull,
-        Stopped,
-        InvalidState,
-        IOFailure,
-        BadHandle,
-        Panic,
-        TLSError,
-    )
+    _ffi.ERR_INVALID_ARGUMENT: InvalidArgument,
+    _ffi.ERR_NOT_FOUND: NotFound,
+    _ffi.ERR_CLOSED: Closed,
+    _ffi.ERR_QUEUE_FULL: QueueFull,
+    _ffi.ERR_STOPPED: Stopped,
+    _ffi.ERR_INVALID_STATE: InvalidState,
+    _ffi.ERR_IO: IOFailure,
+    _ffi.ERR_BAD_HANDLE: BadHandle,
+    _ffi.ERR_PANIC: Panic,
+    _ffi.ERR_TLS: TLSError,
 }
+for _code, _cls in _BY_CODE.items():
+    _cls.code = _code
+del _code, _cls
 
 
 def error_for(code: int) -> Error:

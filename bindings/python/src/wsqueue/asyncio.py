@@ -22,73 +22,48 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
-import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from . import _ffi
+from . import _common
+from ._common import *  # noqa: F403 (the names both front ends re-export)
 from ._common import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    Request,
-    Response,
+    DEFAULT_MAX_QUEUE,
+    HANDSHAKE_FAILED,
+    ConnectionBase,
+    ServerBase,
+    broadcast_to,
     build_config,
-    offered_subprotocols,
+    logger,
     parse_address,
     request_of,
     response_of,
 )
 from ._config import Config
-from ._errors import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    Error,
-    QueueFull,
-    connection_closed,
-)
+from ._errors import ConnectionClosed, ConnectionClosedOK, Error, QueueFull, connection_closed
 from ._events import CloseEvent, DrainEvent, MessageEvent, OpenEvent, UpgradeRequestEvent
-from ._server import DEFAULT_POLL_BATCH, Payload, Server
+from ._server import DEFAULT_POLL_BATCH, Payload
 
-__all__ = [
-    "ConnectionClosed",
-    "ConnectionClosedError",
-    "ConnectionClosedOK",
-    "Request",
-    "Response",
-    "ServerConnection",
-    "WebSocketServer",
-    "broadcast",
-    "serve",
-]
-
-logger = logging.getLogger("wsqueue")
+__all__ = ["ServerConnection", "WebSocketServer", "broadcast", "serve"]
+__all__ += _common.__all__
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
 ProcessRequest = Callable[["ServerConnection", Request], Any]
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
 
-# Connections whose unread messages reach this many make the server stop polling the
-# engine until they are read (see WebSocketServer): Python memory stays bounded and
-# the engine's own full event queue then pushes back on the clients over TCP.
-DEFAULT_MAX_QUEUE = 1024
 
-_CLOSED_ERRORS = (_ffi.ERR_NOT_FOUND, _ffi.ERR_CLOSED, _ffi.ERR_STOPPED, _ffi.ERR_BAD_HANDLE)
-
-
-class ServerConnection:
+class ServerConnection(ConnectionBase):
     """One WebSocket connection, handed to the handler once the handshake completed."""
 
     # Slots and lazily made futures and queues: an idle connection costs only this
-    # object, its handler's task and the engine's own state.
+    # object, its handler's task and the engine's own state. (The id, request,
+    # subprotocol and close state are ConnectionBase's slots.)
     __slots__ = (
         "_server",
-        "_engine",
-        "id",
-        "request",
         "_remote",
-        "subprotocol",
         "_loop",
         "_messages",
         "_recv_waiter",
@@ -96,20 +71,12 @@ class ServerConnection:
         "_over_soft_limit",
         "_congested",
         "_closed",
-        "_close_exc",
-        "_close_sent",
     )
 
     def __init__(self, server: WebSocketServer, conn_id: int, request: Request, remote: str) -> None:
+        super().__init__(server._engine, conn_id, request)
         self._server = server
-        self._engine = server._engine
-        #: The engine's connection id (never reused).
-        self.id = conn_id
-        #: The upgrade request (path and headers).
-        self.request = request
-        self._remote = remote
-        #: The negotiated subprotocol, or ``None``.
-        self.subprotocol: str | None = None
+        self._remote = remote  # parsed when asked for: most handlers never ask
         self._loop = server._loop
         self._messages: collections.deque[str | bytes] | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -117,30 +84,13 @@ class ServerConnection:
         self._over_soft_limit = False
         self._congested = False
         self._closed: asyncio.Future[None] | None = None
-        self._close_exc: ConnectionClosed | None = None
-        self._close_sent: tuple[int, str] | None = None
 
     @property
     def remote_address(self) -> tuple[str, int] | None:
         """The peer's ``(host, port)``, or ``None`` if unknown."""
         return parse_address(self._remote)
 
-    # -- state ---------------------------------------------------------------------
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code once the connection is closed, else ``None``."""
-        return self._close_exc.code if self._close_exc else None
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once the connection is closed, else ``None``."""
-        return self._close_exc.reason if self._close_exc else None
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection is gone (its close event arrived)."""
-        return self._close_exc is not None
+    # -- state (closed, close_code, close_reason: ConnectionBase) -------------------
 
     @property
     def buffered_amount(self) -> int:
@@ -211,16 +161,12 @@ class ServerConnection:
                 await self._wait_drained()
                 continue
             try:
-                over = self._engine.send(self.id, message)
+                over = self._engine_send(message)
             except QueueFull:
                 # Over the hard limit even though we wait at the soft one: a single
                 # message larger than the room left. Wait for the drain and retry.
                 self._over_soft_limit = True
                 continue
-            except Error as exc:
-                if exc.code in _CLOSED_ERRORS:
-                    raise self._closed_now() from None
-                raise
             if over:
                 self._over_soft_limit = True
                 await self._wait_drained()
@@ -238,21 +184,9 @@ class ServerConnection:
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
-    def _closed_now(self) -> ConnectionClosed:
-        if self._close_exc is not None:
-            return self._close_exc
-        if self._close_sent is not None:
-            return connection_closed(*self._close_sent, True)
-        return ConnectionClosedError(1006, "", False)
-
     async def ping(self, data: bytes = b"") -> None:
         """Sends a ping (at most 125 bytes); the engine answers the peer's pings itself."""
-        try:
-            self._engine.ping(self.id, data)
-        except Error as exc:
-            if exc.code in _CLOSED_ERRORS:
-                raise self._closed_now() from None
-            raise
+        self._engine_ping(data)
 
     # -- closing -----------------------------------------------------------------------
 
@@ -260,13 +194,7 @@ class ServerConnection:
         """Starts the closing handshake with ``code`` and ``reason`` and waits until the
         connection is closed (the peer answered, or the close timeout passed).
         Messages sent before go out first. Harmless on a closed connection."""
-        if self._close_exc is None and self._close_sent is None:
-            try:
-                self._engine.close(self.id, code, reason)
-                self._close_sent = (code, reason)
-            except Error as exc:
-                if exc.code not in _CLOSED_ERRORS:
-                    raise
+        self._start_close(code, reason)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -289,7 +217,7 @@ class ServerConnection:
         return f"<wsqueue.asyncio.ServerConnection id={self.id} path={self.request.path!r}>"
 
 
-class WebSocketServer:
+class WebSocketServer(ServerBase[ServerConnection]):
     """A running server; created by :func:`serve`.
 
     Unread messages are kept per connection. When one connection holds ``max_queue``
@@ -308,16 +236,18 @@ class WebSocketServer:
         max_queue: int,
         poll_batch: int,
     ) -> None:
+        # The running loop first: without one, no engine is started.
+        self._loop = asyncio.get_running_loop()
+        super().__init__(
+            config,
+            process_request=process_request,
+            select_subprotocol=select_subprotocol,
+            max_queue=max_queue,
+            poll_batch=poll_batch,
+        )
         self._handler = handler
         self._config = config
-        self._process_request = process_request
-        self._select_subprotocol = select_subprotocol
-        self._max_queue = max(1, max_queue)
-        self._poll_batch = poll_batch
-        self._loop = asyncio.get_running_loop()
-        self._engine = Server(config)
         self._fd = self._engine.fileno()
-        self._conns: dict[int, ServerConnection] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._congested = 0
@@ -327,27 +257,12 @@ class WebSocketServer:
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._start_reading()
 
-    # -- public -------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (useful with port 0)."""
-        return self._engine.port
-
-    @property
-    def local_address(self) -> tuple[str, int] | None:
-        """The first listen address as ``(host, port)``."""
-        return parse_address(self._engine.local_address(0))
+    # -- public (port, local_address, engine: ServerBase) ------------------------------
 
     @property
     def connections(self) -> set[ServerConnection]:
         """The open connections."""
         return {c for c in self._conns.values() if not c.closed}
-
-    @property
-    def engine(self) -> Server:
-        """The low-level :class:`wsqueue.Server` underneath (stats, tags, ...)."""
-        return self._engine
 
     def close(self, timeout: float = 5.0) -> None:
         """Starts the shutdown: stop accepting, close every connection with 1001 after
@@ -396,6 +311,9 @@ class WebSocketServer:
             logger.exception("wsqueue: poll failed")
             self._stop_reading()
             return
+        # The same switch over event types as sync's _handle, written out in each on
+        # purpose: this is the per-message hot path, and the branches differ (here the
+        # max_queue pause and the cork; there a blocking delivery and worker threads).
         conns = self._conns
         delivered = False
         for event in events:
@@ -451,13 +369,14 @@ class WebSocketServer:
         conn = ServerConnection(self, event.conn, request_of(event), event.remote_address)
         self._conns[event.conn] = conn
         if self._process_request is None and self._select_subprotocol is None:
-            self._answer(conn, None, None)
+            self._answer_or_refuse(conn, None, None)
             return
         task = self._loop.create_task(self._decide(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _decide(self, conn: ServerConnection) -> None:
+        # As sync's _decide, except that process_request may be a coroutine here.
         response: Response | None = None
         subprotocol: str | None = None
         try:
@@ -467,28 +386,21 @@ class WebSocketServer:
                     value = await value
                 response = response_of(value)
             if response is None and self._select_subprotocol is not None:
-                offered = offered_subprotocols(conn.request.headers)
-                subprotocol = self._select_subprotocol(conn, offered)
-                if subprotocol is not None and subprotocol not in offered:
-                    raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
+                subprotocol = self._chosen_subprotocol(conn)
         except Exception:
             logger.exception("wsqueue: opening handshake failed")
-            response = Response(500, "Failed to open a WebSocket connection.\n")
-        self._answer(conn, response, subprotocol)
+            response = HANDSHAKE_FAILED
+        self._answer_or_refuse(conn, response, subprotocol)
 
-    def _answer(self, conn: ServerConnection, response: Response | None, subprotocol: str | None) -> None:
+    def _answer_or_refuse(self, conn: ServerConnection, response: Response | None, subprotocol: str | None) -> None:
         try:
-            if response is not None:
-                self._engine.reject(conn.id, response.status, response.body)
-            else:
-                self._engine.accept(conn.id, subprotocol)
+            self._answer(conn, response, subprotocol)
         except Error as exc:
-            if exc.code not in _CLOSED_ERRORS:
-                logger.error("wsqueue: answering the upgrade failed: %s", exc)
-                try:
-                    self._engine.reject(conn.id, 500, b"")
-                except Error:
-                    pass
+            logger.error("wsqueue: answering the upgrade failed: %s", exc)
+            try:
+                self._engine.reject(conn.id, 500, b"")
+            except Error:
+                pass
 
     async def _run_handler(self, conn: ServerConnection) -> None:
         try:
@@ -621,15 +533,4 @@ def broadcast(connections: Iterable[ServerConnection], message: Payload) -> None
     once per server (``wsq_broadcast``). Does not wait for backpressure: a
     connection over its soft limit still takes it, one at its hard limit or closed is
     skipped (as ``websockets.broadcast`` skips connections that are not open)."""
-    by_server: dict[int, tuple[Server, list[int]]] = {}
-    for conn in connections:
-        if conn.closed or conn._engine.freed:
-            continue
-        entry = by_server.setdefault(id(conn._engine), (conn._engine, []))
-        entry[1].append(conn.id)
-    for engine, ids in by_server.values():
-        try:
-            engine.broadcast(message, ids)
-        except Error as exc:
-            if exc.code not in _CLOSED_ERRORS:
-                raise
+    broadcast_to(connections, message)

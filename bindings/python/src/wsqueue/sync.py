@@ -18,96 +18,57 @@ end of its handler.
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from . import _ffi
+from . import _common
+from ._common import *  # noqa: F403 (the names both front ends re-export)
 from ._common import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
-    Request,
-    Response,
+    DEFAULT_MAX_QUEUE,
+    HANDSHAKE_FAILED,
+    ConnectionBase,
+    ServerBase,
+    broadcast_to,
     build_config,
-    offered_subprotocols,
+    logger,
     parse_address,
     request_of,
     response_of,
 )
 from ._config import Config
-from ._errors import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    Error,
-    QueueFull,
-    connection_closed,
-)
+from ._errors import ConnectionClosed, ConnectionClosedOK, Error, QueueFull, connection_closed
 from ._events import CloseEvent, DrainEvent, MessageEvent, OpenEvent, UpgradeRequestEvent
-from ._server import DEFAULT_POLL_BATCH, Payload, Server
+from ._server import DEFAULT_POLL_BATCH, Payload
 
-__all__ = [
-    "ConnectionClosed",
-    "ConnectionClosedError",
-    "ConnectionClosedOK",
-    "Request",
-    "Response",
-    "ServerConnection",
-    "WebSocketServer",
-    "serve",
-]
-
-logger = logging.getLogger("wsqueue")
+__all__ = ["ServerConnection", "WebSocketServer", "serve"]
+__all__ += _common.__all__
 
 Handler = Callable[["ServerConnection"], None]
 ProcessRequest = Callable[["ServerConnection", Request], Any]
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
 
-#: Unread messages per connection at which the dispatcher waits for the handler to
-#: read (and so stops polling: the engine's full event queue then pushes back on TCP).
-DEFAULT_MAX_QUEUE = 1024
 
-_CLOSED_ERRORS = (_ffi.ERR_NOT_FOUND, _ffi.ERR_CLOSED, _ffi.ERR_STOPPED, _ffi.ERR_BAD_HANDLE)
-
-
-class ServerConnection:
+class ServerConnection(ConnectionBase):
     """One WebSocket connection, used from its handler's thread (``send`` and ``close``
     also from any other thread)."""
 
+    # No __slots__ here: a thread per connection costs far more than a __dict__.
+
     def __init__(self, server: WebSocketServer, event: UpgradeRequestEvent) -> None:
+        super().__init__(server._engine, event.conn, request_of(event))
         self._server = server
-        self._engine = server._engine
-        #: The engine's connection id (never reused).
-        self.id = event.conn
-        #: The upgrade request (path and headers).
-        self.request = request_of(event)
         #: The peer's ``(host, port)``, or ``None`` if unknown.
         self.remote_address = parse_address(event.remote_address)
-        #: The negotiated subprotocol, or ``None``.
-        self.subprotocol: str | None = None
+        # Guards the fields below and _close_exc; the dispatcher notifies it on every
+        # change, the handler's thread (or a sender's) waits on it.
         self._lock = threading.Condition()
         self._messages: collections.deque[str | bytes] = collections.deque()
         self._opened = False
         self._over_soft_limit = False
         self._drains = 0  # drain events handled so far
-        self._close_exc: ConnectionClosed | None = None
-        self._close_sent: tuple[int, str] | None = None
-
-    @property
-    def closed(self) -> bool:
-        """True once the connection is gone."""
-        return self._close_exc is not None
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code once closed, else ``None``."""
-        return self._close_exc.code if self._close_exc else None
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once closed, else ``None``."""
-        return self._close_exc.reason if self._close_exc else None
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -148,14 +109,10 @@ class ServerConnection:
                 # again below: only a count read now tells that it already happened.
                 drains_before = self._drains
             try:
-                over = self._engine.send(self.id, message)
+                over = self._engine_send(message)
             except QueueFull:
                 self._wait_for_drain_since(drains_before)
                 continue
-            except Error as exc:
-                if exc.code in _CLOSED_ERRORS:
-                    raise self._closed_now() from None
-                raise
             if over:
                 self._wait_for_drain_since(drains_before)
             return
@@ -168,31 +125,13 @@ class ServerConnection:
 
     def ping(self, data: bytes = b"") -> None:
         """Sends a ping (at most 125 bytes)."""
-        try:
-            self._engine.ping(self.id, data)
-        except Error as exc:
-            if exc.code in _CLOSED_ERRORS:
-                raise self._closed_now() from None
-            raise
-
-    def _closed_now(self) -> ConnectionClosed:
-        if self._close_exc is not None:
-            return self._close_exc
-        if self._close_sent is not None:
-            return connection_closed(*self._close_sent, True)
-        return ConnectionClosedError(1006, "", False)
+        self._engine_ping(data)
 
     # -- closing -------------------------------------------------------------------------
 
     def close(self, code: int = CLOSE_NORMAL, reason: str = "", timeout: float | None = None) -> None:
         """Starts the closing handshake and waits (up to ``timeout`` s) until closed."""
-        if self._close_exc is None and self._close_sent is None:
-            try:
-                self._engine.close(self.id, code, reason)
-                self._close_sent = (code, reason)
-            except Error as exc:
-                if exc.code not in _CLOSED_ERRORS:
-                    raise
+        self._start_close(code, reason)
         self.wait_closed(timeout)
 
     def wait_closed(self, timeout: float | None = None) -> bool:
@@ -231,7 +170,7 @@ class ServerConnection:
         return f"<wsqueue.sync.ServerConnection id={self.id} path={self.request.path!r}>"
 
 
-class WebSocketServer:
+class WebSocketServer(ServerBase[ServerConnection]):
     """A running server; created by :func:`serve`. Its dispatcher thread runs from
     creation until :meth:`shutdown`."""
 
@@ -245,13 +184,14 @@ class WebSocketServer:
         max_queue: int,
         poll_batch: int,
     ) -> None:
+        super().__init__(
+            config,
+            process_request=process_request,
+            select_subprotocol=select_subprotocol,
+            max_queue=max_queue,
+            poll_batch=poll_batch,
+        )
         self._handler = handler
-        self._process_request = process_request
-        self._select_subprotocol = select_subprotocol
-        self._max_queue = max(1, max_queue)
-        self._poll_batch = poll_batch
-        self._engine = Server(config)
-        self._conns: dict[int, ServerConnection] = {}
         self._workers: dict[int, threading.Thread] = {}
         self._workers_lock = threading.Lock()
         # Workers whose handler ended; joined by the dispatcher (so none outlives
@@ -264,24 +204,13 @@ class WebSocketServer:
         self._dispatcher = threading.Thread(target=self._dispatch, name="wsqueue-dispatch", daemon=True)
         self._dispatcher.start()
 
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        return self._engine.port
-
-    @property
-    def local_address(self) -> tuple[str, int] | None:
-        """The first listen address as ``(host, port)``."""
-        return parse_address(self._engine.local_address(0))
-
-    @property
-    def engine(self) -> Server:
-        """The low-level :class:`wsqueue.Server` underneath."""
-        return self._engine
+    # port, local_address, engine: ServerBase.
 
     @property
     def connections(self) -> set[ServerConnection]:
         """The open connections."""
+        # A copy first: the dispatcher thread adds and removes connections meanwhile.
+        # Opened only: a connection's worker exists from its upgrade request on.
         return {c for c in list(self._conns.values()) if c._opened and not c.closed}
 
     def serve_forever(self) -> None:
@@ -346,6 +275,8 @@ class WebSocketServer:
             finished, self._finished = self._finished, []
         for worker in finished:
             worker.join()
+        # The same switch over event types as asyncio's _on_readable (see there why
+        # it is not shared); here a full connection blocks this thread in _deliver.
         conns = self._conns
         for event in events:
             if type(event) is MessageEvent:
@@ -401,28 +332,23 @@ class WebSocketServer:
                     self._finished.append(worker)
 
     def _decide(self, conn: ServerConnection) -> bool:
+        # As asyncio's _decide, except that process_request is a plain call here (this
+        # worker thread may block in it) and the upgrade is not refused with 500 when
+        # answering it fails.
         response: Response | None = None
         subprotocol: str | None = None
         try:
             if self._process_request is not None:
                 response = response_of(self._process_request(conn, conn.request))
             if response is None and self._select_subprotocol is not None:
-                offered = offered_subprotocols(conn.request.headers)
-                subprotocol = self._select_subprotocol(conn, offered)
-                if subprotocol is not None and subprotocol not in offered:
-                    raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
+                subprotocol = self._chosen_subprotocol(conn)
         except Exception:
             logger.exception("wsqueue: opening handshake failed")
-            response = Response(500, "Failed to open a WebSocket connection.\n")
+            response = HANDSHAKE_FAILED
         try:
-            if response is not None:
-                self._engine.reject(conn.id, response.status, response.body)
-                return False
-            self._engine.accept(conn.id, subprotocol)
-            return True
+            return self._answer(conn, response, subprotocol)
         except Error as exc:
-            if exc.code not in _CLOSED_ERRORS:
-                logger.error("wsqueue: answering the upgrade failed: %s", exc)
+            logger.error("wsqueue: answering the upgrade failed: %s", exc)
             return False
 
     def _run_handler(self, conn: ServerConnection) -> None:
@@ -460,6 +386,9 @@ def serve(
     ``select_subprotocol`` are plain functions here). Use as a context manager,
     which shuts the server down on exit.
     """
+    # The parameters are spelled out here and in wsqueue.asyncio.serve alike, not
+    # passed through as **kwargs: they are the public signature help() and type
+    # checkers show, and the handler types differ.
     cfg = build_config(host, port, config, subprotocols, max_size, settings)
     return WebSocketServer(
         handler,
@@ -474,14 +403,4 @@ def serve(
 def broadcast(connections: Iterable[ServerConnection], message: Payload) -> None:
     """Sends ``message`` to every open connection in ``connections`` without waiting
     (``wsq_broadcast``; closed ones and those at their hard limit are skipped)."""
-    by_server: dict[int, tuple[Server, list[int]]] = {}
-    for conn in connections:
-        if conn.closed or conn._engine.freed:
-            continue
-        by_server.setdefault(id(conn._engine), (conn._engine, []))[1].append(conn.id)
-    for engine, ids in by_server.values():
-        try:
-            engine.broadcast(message, ids)
-        except Error as exc:
-            if exc.code not in _CLOSED_ERRORS:
-                raise
+    broadcast_to(connections, message)
