@@ -7,7 +7,7 @@
 //! the whole machine (the excess is other programs: interference).
 //!
 //!   wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns 100] [--size 32] [--window 1]
-//!       [--rate MSGS_PER_SEC] [--tick-us 100] [--max-in-flight 1000] [--ping-every SECS]
+//!       [--rate MSGS_PER_SEC] [--tick-us auto] [--max-in-flight 1000] [--ping-every SECS]
 //!       [--secs 10] [--warmup 2] [--threads 1] [--label NAME] [--server-pid PID]
 //!       [--drain-timeout 5] [--connect-timeout 10] [--connect-burst 256] [--tls CA.pem]
 //!
@@ -25,6 +25,8 @@
 //! pass sends everything due on every connection (a connection's in one write); passes
 //! are at least --tick-us microseconds apart (0: whenever something is due), timed to
 //! the nanosecond (epoll_pwait2), so a message goes out at most about a tick late. The
+//! default, auto, is 0 up to 100,000 msg/s, else CONNS/100,000 s (1 ms for 100
+//! connections): at most about 100,000 writes a second, which one core affords. The
 //! send lag (sent minus due) is reported: `send_lag_p99_us` near the tick means the
 //! schedule was kept; far above it, the load generator was the saturated party.
 //!
@@ -58,7 +60,8 @@ struct Args {
     size: usize,
     window: usize,
     rate: f64,
-    tick_us: f64,
+    /// None: `pace::auto_tick`.
+    tick_us: Option<f64>,
     max_in_flight: usize,
     ping_every: f64,
     secs: f64,
@@ -77,7 +80,7 @@ fn usage(why: &str) -> ! {
     eprintln!("wsq-loadgen: {why}");
     eprintln!(
         "usage: wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns N] [--size BYTES] \
-         [--window W] [--rate MSGS_PER_SEC] [--tick-us US] [--max-in-flight N] [--ping-every S] [--secs S] \
+         [--window W] [--rate MSGS_PER_SEC] [--tick-us US|auto] [--max-in-flight N] [--ping-every S] [--secs S] \
          [--warmup S] [--threads T] [--label NAME] [--server-pid PID] [--drain-timeout S] \
          [--connect-timeout S] [--connect-burst N] [--tls CA.pem]"
     );
@@ -97,7 +100,7 @@ fn parse_args() -> Args {
         size: 32,
         window: 1,
         rate: 0.0,
-        tick_us: 100.0,
+        tick_us: None,
         max_in_flight: 1000,
         ping_every: 0.0,
         secs: 10.0,
@@ -131,7 +134,8 @@ fn parse_args() -> Args {
             "--size" => a.size = num(&flag, &v),
             "--window" => a.window = num(&flag, &v),
             "--rate" => a.rate = num(&flag, &v),
-            "--tick-us" => a.tick_us = num(&flag, &v),
+            "--tick-us" if v == "auto" => a.tick_us = None,
+            "--tick-us" => a.tick_us = Some(num(&flag, &v)),
             "--max-in-flight" => a.max_in_flight = num(&flag, &v),
             "--ping-every" => a.ping_every = num(&flag, &v),
             "--secs" => a.secs = num(&flag, &v),
@@ -150,12 +154,12 @@ fn parse_args() -> Args {
         usage("--conns, --window, --threads and --secs must be positive");
     }
     if a.rate < 0.0
-        || a.tick_us < 0.0
+        || a.tick_us.is_some_and(|t| t < 0.0)
         || a.ping_every < 0.0
         || a.max_in_flight == 0
         || a.connect_burst == 0
     {
-        usage("--rate and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
+        usage("--rate, --tick-us and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
     }
     if a.tls_ca.is_some() && a.mode == Mode::Raw {
         usage("--tls is for the ws and hold modes");
@@ -202,6 +206,10 @@ fn main() {
         .tls_ca
         .as_deref()
         .map(|ca| stream::client_config(ca).unwrap_or_else(|e| usage(&format!("--tls: {e}"))));
+    let tick = match args.tick_us {
+        Some(us) => Duration::from_secs_f64(us / 1e6),
+        None => pace::auto_tick(args.conns, args.rate),
+    };
     let barrier = Arc::new(Barrier::new(args.threads + 1));
     let handles: Vec<_> = (0..args.threads)
         .map(|t| {
@@ -221,7 +229,7 @@ fn main() {
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
                 connect_burst: args.connect_burst,
                 tls: tls.clone(),
-                tick: Duration::from_secs_f64(args.tick_us / 1e6),
+                tick,
             };
             let barrier = barrier.clone();
             std::thread::Builder::new()
@@ -320,7 +328,7 @@ fn main() {
         args.size,
         args.window,
         args.rate,
-        args.tick_us,
+        tick.as_secs_f64() * 1e6,
         args.threads,
         args.warmup,
         args.secs,

@@ -18,6 +18,13 @@
 //! passes are at least `tick` apart; a message waits at most about `tick` past its due
 //! time. The send lag (sent minus due) is reported, so a run shows whether the schedule
 //! was kept.
+//!
+//! The default tick (`auto_tick`) keeps the writes to about 100,000 a second: none at
+//! all when the rate is below that (every message may go out on its own, on time to
+//! the timer slack), else one pass per `conns / 100,000` seconds (1 ms for 100
+//! connections). Measured (bench/RESULTS.md, "Rate mode at sub-millisecond
+//! resolution"): at 600k and 1M msg/s over 100 connections a 100 us tick has the load
+//! generator's core full (a write per message or two), 1 ms leaves it at 0.6.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -138,6 +145,18 @@ pub fn set_timer_slack(ns: u64) {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns.max(1) as libc::c_ulong, 0, 0, 0) };
 }
 
+/// Writes a second the default tick allows (see the module's comment).
+pub const WRITES_PER_SEC: f64 = 100_000.0;
+
+/// The default pass interval for `rate` messages a second over `conns` connections.
+pub fn auto_tick(conns: usize, rate: f64) -> Duration {
+    if rate <= WRITES_PER_SEC {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(conns as f64 / WRITES_PER_SEC)
+    }
+}
+
 /// How many sends of a connection are due at `now` (its next one due at `*next_due`,
 /// one every `interval`); moves `*next_due` past them.
 pub fn take_due(next_due: &mut Instant, interval: Duration, now: Instant) -> u64 {
@@ -219,6 +238,15 @@ mod tests {
         let mut q = Passes::new(Duration::ZERO);
         q.ran(t0);
         assert!(q.due(t0, t0));
+    }
+
+    #[test]
+    fn the_default_tick_bounds_the_writes_per_second() {
+        // Below the budget every message may have its own write.
+        assert_eq!(auto_tick(100, 50_000.0), Duration::ZERO);
+        // Above it, passes over all connections at most 100,000 writes a second apart.
+        assert_eq!(auto_tick(100, 1_000_000.0), Duration::from_millis(1));
+        assert_eq!(auto_tick(10, 600_000.0), Duration::from_micros(100));
     }
 
     #[test]
