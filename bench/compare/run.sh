@@ -43,6 +43,9 @@
 #   OUT [bench/target/compare-DATE.jsonl]: every run's JSON line, also the input of
 #              bench/compare/summarize.py, which prints the tables.
 #   UWS_REPO, USOCKETS_REPO: where bench/peers/uws-echo/build.sh clones from.
+#   LOADGEN [bench/target/release/wsq-loadgen, built here]: another load generator
+#              binary (e.g. one built from an older checkout, for a before/after of the
+#              load generator itself in one sitting)
 #
 # Exit status: 0 if every run verified every echo and closed cleanly; 1 otherwise.
 set -euo pipefail
@@ -82,6 +85,7 @@ fi
 # cargo only, so that `make examples` still builds the library in target/.
 BENCH_TARGET=$ROOT/bench/target
 BIN=$BENCH_TARGET/release
+LOADGEN=${LOADGEN:-$BIN/wsq-loadgen}
 has() { [[ " $SERVERS " == *" $1 "* ]]; }
 
 echo "== building" >&2
@@ -196,7 +200,7 @@ run_one() {
             local -a probe_args
             read -r -a probe_args <<< "$(workload_args p16)"
             [ "$server" = raw-tcp ] && probe_args+=(--mode raw)
-            probe=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${probe_args[@]}" "${LOADGEN_TLS[@]}" \
+            probe=$("${LOADGEN_CPU[@]}" "$LOADGEN" "127.0.0.1:$PORT" "${probe_args[@]}" "${LOADGEN_TLS[@]}" \
                 --secs 2 --warmup 0.5 --threads "$LOADGEN_THREADS" || true)
             peak=$(python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["msgs_per_sec"]))' <<< "$probe" || echo 0)
         fi
@@ -210,7 +214,7 @@ run_one() {
     local nthreads line
     nthreads=$(ls "/proc/$server_pid/task" | wc -l)
     echo "== $workload, round $round: $server${attempt:+ (rerun $attempt)}" >&2
-    line=$("${LOADGEN_CPU[@]}" "$BIN/wsq-loadgen" "127.0.0.1:$PORT" "${args[@]}" "${LOADGEN_TLS[@]}" --secs "$secs" \
+    line=$("${LOADGEN_CPU[@]}" "$LOADGEN" "127.0.0.1:$PORT" "${args[@]}" "${LOADGEN_TLS[@]}" --secs "$secs" \
         --warmup "$warmup" --threads "$LOADGEN_THREADS" --label "$server" \
         --server-pid "$server_pid") || failed=1
     if ! kill -0 "$server_pid" 2>/dev/null; then

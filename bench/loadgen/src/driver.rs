@@ -7,8 +7,8 @@
 //! on its own: no lock-step rounds across connections.
 //!
 //! Loads: a window (W messages in flight, the next one sent as an echo comes back), a
-//! fixed rate (open loop: messages go out on schedule whether or not echoes came back),
-//! or a hold (idle connections; the server's pings answered, ours sent if asked).
+//! fixed rate (open loop: messages go out on schedule whether or not echoes came back,
+//! in send passes at most `tick` apart: see pace.rs), or a hold (idle connections; the server's pings answered, ours sent if asked).
 //! In raw mode the same frame bytes go to a raw TCP echo, with no handshake, and must
 //! come back byte for byte.
 
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 
+use crate::pace::{self, Epoll, Passes};
 use crate::payload::Payloads;
 use crate::stream::Stream;
 use crate::wire::{self, Rng, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
@@ -58,6 +58,8 @@ pub struct Plan {
     pub connect_burst: usize,
     /// `wss://`: TLS with this client configuration (the ws mode's bytes inside it).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Rate and hold modes: send passes at least this far apart (pace.rs).
+    pub tick: Duration,
 }
 
 /// What one thread saw. Messages, bytes and latencies cover only the measured period.
@@ -77,6 +79,12 @@ pub struct Report {
     pub max_gap: Duration,
     /// Rate mode: sends skipped because a connection had too many echoes outstanding.
     pub behind: u64,
+    /// Rate mode: how late each message of the measured period went out (sent minus
+    /// due), in nanoseconds. Large against the latency: the schedule was not kept.
+    pub send_lag_ns: Histogram<u64>,
+    /// Within the measured period: send passes that wrote something, and epoll waits.
+    pub passes: u64,
+    pub waits: u64,
     pub server_pings_answered: u64,
     pub pings_sent: u64,
     pub pongs_received: u64,
@@ -96,6 +104,9 @@ impl Default for Report {
             clean_closes: 0,
             max_gap: Duration::ZERO,
             behind: 0,
+            send_lag_ns: Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("histogram"),
+            passes: 0,
+            waits: 0,
             server_pings_answered: 0,
             pings_sent: 0,
             pongs_received: 0,
@@ -117,6 +128,11 @@ impl Report {
         self.clean_closes += r.clean_closes;
         self.max_gap = self.max_gap.max(r.max_gap);
         self.behind += r.behind;
+        self.send_lag_ns
+            .add(&r.send_lag_ns)
+            .expect("same histogram bounds");
+        self.passes += r.passes;
+        self.waits += r.waits;
         self.server_pings_answered += r.server_pings_answered;
         self.pings_sent += r.pings_sent;
         self.pongs_received += r.pongs_received;
@@ -195,8 +211,8 @@ fn read_buffer_size(plan: &Plan, frame_len: usize) -> usize {
 }
 
 pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
-    let mut poll = Poll::new().expect("epoll");
-    let mut events = Events::with_capacity(1024);
+    pace::set_timer_slack(1_000);
+    let mut poll = Epoll::new(1024).expect("epoll");
     let now = Instant::now();
     let mut rng = Rng::new(plan.conn_ids.first().copied().unwrap_or(0) ^ 0x5EED);
     let payloads = Payloads::new(plan.size, &mut rng);
@@ -227,13 +243,11 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
                 all_started = true;
                 break;
             };
-            let token = Token(conns.len());
+            let token = conns.len();
             match TcpStream::connect(plan.addr) {
-                Ok(mut stream) => {
+                Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    poll.registry()
-                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                        .expect("register");
+                    poll.register(&stream, token).expect("register");
                     let stream = match &plan.tls {
                         Some(config) => Stream::tls(stream, config),
                         None => Stream::Plain(stream),
@@ -290,7 +304,6 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
         }
         poll_once(
             &mut poll,
-            &mut events,
             &mut conns,
             &mut ctx,
             (deadline - now).min(Duration::from_millis(100)),
@@ -329,6 +342,9 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
 
     let mut drain_deadline = None;
     let mut close_deadline = None;
+    let mut passes = Passes::new(plan.tick);
+    // The earliest send due (None: nothing scheduled, window mode or no pings).
+    let mut earliest = Some(start);
     loop {
         let mut now = Instant::now();
         if ctx.phase == Phase::Run && now >= ctx.measure_to {
@@ -370,9 +386,19 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
             _ => close_deadline.unwrap(),
         };
         if ctx.phase == Phase::Run {
-            if let Some(due) = send_scheduled(&mut ctx, &mut conns, now) {
-                next = next.min(due);
-                now = Instant::now();
+            if let Some(due) = earliest {
+                if passes.due(now, due) {
+                    let wrote;
+                    (earliest, wrote) = send_scheduled(&mut ctx, &mut conns, now);
+                    passes.ran(now);
+                    if wrote && now >= ctx.measure_from {
+                        ctx.report.passes += 1;
+                    }
+                    now = Instant::now();
+                }
+            }
+            if let Some(due) = earliest {
+                next = next.min(passes.next(due));
             }
             if now >= ctx.measure_from && matches!(ctx.load, Load::Window(_) | Load::Rate { .. }) {
                 let in_flight = conns
@@ -388,37 +414,58 @@ pub fn run(plan: Plan, barrier: Arc<Barrier>) -> Report {
         let timeout = next
             .saturating_duration_since(now)
             .min(Duration::from_millis(10));
-        poll_once(&mut poll, &mut events, &mut conns, &mut ctx, timeout);
+        if ctx.phase == Phase::Run && now >= ctx.measure_from {
+            ctx.report.waits += 1;
+        }
+        poll_once(&mut poll, &mut conns, &mut ctx, timeout);
     }
     ctx.report
 }
 
-/// Rate and hold modes: sends what is due (each connection's in one write) and returns
-/// when the next send is due. None in window mode, which sends on echoes only.
-fn send_scheduled(ctx: &mut Ctx, conns: &mut [Conn], now: Instant) -> Option<Instant> {
+/// Rate and hold modes, one send pass: sends what is due (each connection's in one
+/// write). Returns when the next send is due (None: nothing to schedule, as in window
+/// mode, which sends on echoes only) and whether anything was written.
+fn send_scheduled(
+    ctx: &mut Ctx,
+    conns: &mut [Conn],
+    pass_start: Instant,
+) -> (Option<Instant>, bool) {
     let mut next: Option<Instant> = None;
+    let mut wrote = false;
     match ctx.load {
-        Load::Window(_) | Load::Hold { ping_every: None } => return None,
+        Load::Window(_) | Load::Hold { ping_every: None } => return (None, false),
         Load::Rate {
             per_conn,
             max_in_flight,
         } => {
             let interval = Duration::from_secs_f64(1.0 / per_conn);
             for c in conns.iter_mut().filter(|c| c.state == State::Open) {
-                let mut queued = false;
-                while c.next_due <= now {
-                    if c.sent_at.len() >= max_in_flight {
-                        ctx.report.behind += 1;
-                    } else {
-                        // Timed from now, not from the due time: the wake-up can be up
-                        // to a millisecond late (epoll's resolution), which is ours.
+                if c.next_due <= pass_start {
+                    // Timed from just before this connection's write, not from the
+                    // pass's start: the writes before it in the pass are the load
+                    // generator's time, not the server's.
+                    let now = Instant::now();
+                    let first_due = c.next_due;
+                    let n = pace::take_due(&mut c.next_due, interval, now);
+                    let measured = now >= ctx.measure_from && now < ctx.measure_to;
+                    let mut queued = false;
+                    for k in 0..n {
+                        if c.sent_at.len() >= max_in_flight {
+                            ctx.report.behind += 1;
+                            continue;
+                        }
                         queue_message(ctx, c, now);
                         queued = true;
+                        if measured {
+                            let due = first_due + interval.mul_f64(k as f64);
+                            let lag = now.saturating_duration_since(due).as_nanos() as u64;
+                            ctx.report.send_lag_ns.saturating_record(lag.max(1));
+                        }
                     }
-                    c.next_due += interval;
-                }
-                if queued {
-                    flush(ctx, c);
+                    if queued {
+                        flush(ctx, c);
+                        wrote = true;
+                    }
                 }
                 next = Some(next.map_or(c.next_due, |n| n.min(c.next_due)));
             }
@@ -427,19 +474,20 @@ fn send_scheduled(ctx: &mut Ctx, conns: &mut [Conn], now: Instant) -> Option<Ins
             ping_every: Some(every),
         } => {
             for c in conns.iter_mut().filter(|c| c.state == State::Open) {
-                if c.next_due <= now {
+                if c.next_due <= pass_start {
                     let key = mask_key(&mut ctx.rng);
                     wire::push_frame(&mut c.wbuf, OP_PING, &c.id.to_le_bytes(), key);
                     c.pings_out += 1;
                     ctx.report.pings_sent += 1;
-                    c.next_due = now + every;
+                    c.next_due = pass_start + every;
                     flush(ctx, c);
+                    wrote = true;
                 }
                 next = Some(next.map_or(c.next_due, |n| n.min(c.next_due)));
             }
         }
     }
-    next
+    (next, wrote)
 }
 
 /// End of the run: a connection still waiting for echoes or pongs has lost them; the
@@ -469,21 +517,16 @@ fn start_closing(ctx: &mut Ctx, conns: &mut [Conn], waited: Duration) {
     }
 }
 
-fn poll_once(
-    poll: &mut Poll,
-    events: &mut Events,
-    conns: &mut [Conn],
-    ctx: &mut Ctx,
-    timeout: Duration,
-) {
-    if let Err(e) = poll.poll(events, Some(timeout)) {
+fn poll_once(poll: &mut Epoll, conns: &mut [Conn], ctx: &mut Ctx, timeout: Duration) {
+    if let Err(e) = poll.wait(timeout) {
         if e.kind() != io::ErrorKind::Interrupted {
-            panic!("epoll_wait: {e}");
+            panic!("epoll_pwait2: {e}");
         }
         return;
     }
-    for ev in events.iter() {
-        let c = &mut conns[ev.token().0];
+    for i in 0..poll.len() {
+        let ev = poll.event(i);
+        let c = &mut conns[ev.token];
         if c.state == State::Done {
             continue;
         }
@@ -508,8 +551,8 @@ fn poll_once(
                 }
             }
         }
-        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-            read_all(ctx, c, ev.is_read_closed() || ev.is_error());
+        if ev.readable || ev.read_closed || ev.error {
+            read_all(ctx, c, ev.read_closed || ev.error);
         }
         if c.state != State::Done {
             flush(ctx, c);
@@ -915,7 +958,11 @@ mod tests {
                 }
                 let mut out = vec![0x80 | h.opcode, payload.len() as u8];
                 out.extend_from_slice(&payload);
-                s.write_all(&out).unwrap();
+                // After a fault the client may have failed the connection already
+                // (reset): the echoes still in flight then have nowhere to go.
+                if s.write_all(&out).is_err() {
+                    return;
+                }
             }
         }
     }
@@ -938,6 +985,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             connect_burst: 64,
             tls: None,
+            tick: Duration::from_micros(100),
         }
     }
 
@@ -1015,6 +1063,46 @@ mod tests {
         assert_eq!((r.clean_closes, r.lost, r.behind), (2, 0, 0));
         // 2 connections x 500/s x 0.2 s, give or take the edges of the period.
         assert!((150..=250).contains(&r.messages), "{}", r.messages);
+        assert_eq!(r.latency_ns.len(), r.messages);
+    }
+
+    #[test]
+    fn send_passes_are_at_least_a_tick_apart_and_send_all_that_is_due() {
+        // 2 connections x 2,000/s: a message due every 250 us, passes 5 ms apart.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (s, _) = listener.accept().unwrap();
+                    std::thread::spawn(move || serve_one(s, Fault::None))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        });
+        let mut p = plan(
+            addr,
+            2,
+            false,
+            Load::Rate {
+                per_conn: 2000.0,
+                max_in_flight: 1000,
+            },
+        );
+        p.tick = Duration::from_millis(5);
+        let r = run(p, Arc::new(Barrier::new(1)));
+        server.join().unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!((r.clean_closes, r.lost, r.behind), (2, 0, 0));
+        // 200 ms measured: at most 41 passes, however fast the machine (a pass at every
+        // wake-up, as before the tick, would make about 400).
+        assert!(r.passes >= 1 && r.passes <= 41, "{} passes", r.passes);
+        // Every send of the measured period is in the lag histogram, so the sends are
+        // not fewer than the rate asks for (800 in 200 ms, less the edges), whatever
+        // the number of passes.
+        assert!(r.send_lag_ns.len() >= 600, "{} sends", r.send_lag_ns.len());
         assert_eq!(r.latency_ns.len(), r.messages);
     }
 

@@ -7,7 +7,7 @@
 //! the whole machine (the excess is other programs: interference).
 //!
 //!   wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns 100] [--size 32] [--window 1]
-//!       [--rate MSGS_PER_SEC] [--max-in-flight 1000] [--ping-every SECS]
+//!       [--rate MSGS_PER_SEC] [--tick-us auto] [--max-in-flight 1000] [--ping-every SECS]
 //!       [--secs 10] [--warmup 2] [--threads 1] [--label NAME] [--server-pid PID]
 //!       [--drain-timeout 5] [--connect-timeout 10] [--connect-burst 256] [--tls CA.pem]
 //!
@@ -21,12 +21,20 @@
 //! --tls CA.pem (ws and hold): wss://, TLS (rustls) trusting only that CA, for the
 //! server name `localhost`, ALPN http/1.1.
 //! --rate (ws and raw): messages per second over all connections, sent on schedule
-//! (open loop) instead of a window; latency percentiles are then the point.
+//! (open loop) instead of a window; latency percentiles are then the point. Each send
+//! pass sends everything due on every connection (a connection's in one write); passes
+//! are at least --tick-us microseconds apart (0: whenever something is due), timed to
+//! the nanosecond (epoll_pwait2), so a message goes out at most about a tick late. The
+//! default, auto, is 0 up to 100,000 msg/s, else CONNS/100,000 s (1 ms for 100
+//! connections): at most about 100,000 writes a second, which one core affords. The
+//! send lag (sent minus due) is reported: `send_lag_p99_us` near the tick means the
+//! schedule was kept; far above it, the load generator was the saturated party.
 //!
 //! Exit status 0 when every message sent was echoed intact and every connection closed
 //! cleanly; 1 otherwise (the JSON line is printed either way, with the errors).
 
 mod driver;
+mod pace;
 mod payload;
 mod stream;
 mod sysstat;
@@ -52,6 +60,8 @@ struct Args {
     size: usize,
     window: usize,
     rate: f64,
+    /// None: `pace::auto_tick`.
+    tick_us: Option<f64>,
     max_in_flight: usize,
     ping_every: f64,
     secs: f64,
@@ -70,7 +80,7 @@ fn usage(why: &str) -> ! {
     eprintln!("wsq-loadgen: {why}");
     eprintln!(
         "usage: wsq-loadgen HOST:PORT [--mode ws|raw|hold] [--conns N] [--size BYTES] \
-         [--window W] [--rate MSGS_PER_SEC] [--max-in-flight N] [--ping-every S] [--secs S] \
+         [--window W] [--rate MSGS_PER_SEC] [--tick-us US|auto] [--max-in-flight N] [--ping-every S] [--secs S] \
          [--warmup S] [--threads T] [--label NAME] [--server-pid PID] [--drain-timeout S] \
          [--connect-timeout S] [--connect-burst N] [--tls CA.pem]"
     );
@@ -90,6 +100,7 @@ fn parse_args() -> Args {
         size: 32,
         window: 1,
         rate: 0.0,
+        tick_us: None,
         max_in_flight: 1000,
         ping_every: 0.0,
         secs: 10.0,
@@ -123,6 +134,8 @@ fn parse_args() -> Args {
             "--size" => a.size = num(&flag, &v),
             "--window" => a.window = num(&flag, &v),
             "--rate" => a.rate = num(&flag, &v),
+            "--tick-us" if v == "auto" => a.tick_us = None,
+            "--tick-us" => a.tick_us = Some(num(&flag, &v)),
             "--max-in-flight" => a.max_in_flight = num(&flag, &v),
             "--ping-every" => a.ping_every = num(&flag, &v),
             "--secs" => a.secs = num(&flag, &v),
@@ -140,8 +153,13 @@ fn parse_args() -> Args {
     if a.conns == 0 || a.window == 0 || a.threads == 0 || a.secs <= 0.0 || a.warmup < 0.0 {
         usage("--conns, --window, --threads and --secs must be positive");
     }
-    if a.rate < 0.0 || a.ping_every < 0.0 || a.max_in_flight == 0 || a.connect_burst == 0 {
-        usage("--rate and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
+    if a.rate < 0.0
+        || a.tick_us.is_some_and(|t| t < 0.0)
+        || a.ping_every < 0.0
+        || a.max_in_flight == 0
+        || a.connect_burst == 0
+    {
+        usage("--rate, --tick-us and --ping-every must not be negative, --max-in-flight and --connect-burst positive");
     }
     if a.tls_ca.is_some() && a.mode == Mode::Raw {
         usage("--tls is for the ws and hold modes");
@@ -188,6 +206,10 @@ fn main() {
         .tls_ca
         .as_deref()
         .map(|ca| stream::client_config(ca).unwrap_or_else(|e| usage(&format!("--tls: {e}"))));
+    let tick = match args.tick_us {
+        Some(us) => Duration::from_secs_f64(us / 1e6),
+        None => pace::auto_tick(args.conns, args.rate),
+    };
     let barrier = Arc::new(Barrier::new(args.threads + 1));
     let handles: Vec<_> = (0..args.threads)
         .map(|t| {
@@ -207,6 +229,7 @@ fn main() {
                 connect_timeout: Duration::from_secs_f64(args.connect_timeout),
                 connect_burst: args.connect_burst,
                 tls: tls.clone(),
+                tick,
             };
             let barrier = barrier.clone();
             std::thread::Builder::new()
@@ -251,6 +274,13 @@ fn main() {
         }
         lat.value_at_quantile(q) as f64 / 1000.0
     };
+    let lag_pct = |q: f64| -> f64 {
+        if total.send_lag_ns.is_empty() {
+            return 0.0;
+        }
+        total.send_lag_ns.value_at_quantile(q) as f64 / 1000.0
+    };
+    let (lag_p50, lag_p99, lag_max) = (lag_pct(0.5), lag_pct(0.99), lag_pct(1.0));
     let per_sec = |a: f64, b: f64| (b - a) / wall;
     let loadgen_cpu = per_sec(own0, own1);
     let server_cpu = srv0.zip(srv1).map(|(a, b)| per_sec(a, b));
@@ -285,9 +315,10 @@ fn main() {
     };
     let f2 = |v: Option<f64>| opt(v.map(|v| format!("{v:.3}")));
     println!(
-        "{{\"label\":{},\"mode\":\"{mode}\",\"conns\":{},\"size\":{},\"window\":{},\"rate\":{},\"threads\":{},\
+        "{{\"label\":{},\"mode\":\"{mode}\",\"conns\":{},\"size\":{},\"window\":{},\"rate\":{},\"tick_us\":{},\"threads\":{},\
          \"warmup_s\":{},\"secs\":{},\"messages\":{},\"msgs_per_sec\":{:.0},\"mbytes_per_sec\":{:.2},\
          \"lat_p50_us\":{:.1},\"lat_p90_us\":{:.1},\"lat_p99_us\":{:.1},\"lat_p999_us\":{:.1},\"lat_max_us\":{:.1},\
+         \"send_lag_p50_us\":{:.1},\"send_lag_p99_us\":{:.1},\"send_lag_max_us\":{:.1},\"passes_per_sec\":{:.0},\"waits_per_sec\":{:.0},\
          \"max_gap_ms\":{:.1},\"loadgen_cpu\":{:.3},\"server_cpu\":{},\"machine_cpu\":{},\"others_cpu\":{},\
          \"server_rss_before_kib\":{},\"server_rss_settled_kib\":{},\"server_rss_end_kib\":{},\"rss_per_conn_bytes\":{},\
          \"server_pings_answered\":{},\"pings_sent\":{},\"pongs_received\":{},\
@@ -297,6 +328,7 @@ fn main() {
         args.size,
         args.window,
         args.rate,
+        tick.as_secs_f64() * 1e6,
         args.threads,
         args.warmup,
         args.secs,
@@ -308,6 +340,11 @@ fn main() {
         pct(0.99),
         pct(0.999),
         pct(1.0),
+        lag_p50,
+        lag_p99,
+        lag_max,
+        total.passes as f64 / wall,
+        total.waits as f64 / wall,
         total.max_gap.as_secs_f64() * 1000.0,
         loadgen_cpu,
         f2(server_cpu),
