@@ -226,6 +226,7 @@ fn write_corked(engine: &EngineShared, conn: &ConnShared) {
     if !st.blocked {
         st.flush(&engine.stats);
     }
+    st.publish_queued(&engine.stats);
     let kick = st.broken
         || st.abort_requested
         || st.drain_wanted

@@ -29,7 +29,7 @@ pub(crate) fn send(
     // uncork: every atomic operation saved is ~10 ns per message here.
     let corking = match cork::sending(engine, id, |target| match target {
         Sending::Answering(conn, answered) => {
-            let sent = send_to(engine, conn, kind, payload, true);
+            let sent = send_to(engine, conn, kind, payload, true, true);
             if sent.is_ok() {
                 answered.set(answered.get() + 1);
             }
@@ -43,7 +43,7 @@ pub(crate) fn send(
         None => false,
     };
     let conn = engine.registry.get(id).ok_or(Error::NotFound)?;
-    let (status, newly_corked) = send_to(engine, &conn, kind, payload, corking)?;
+    let (status, newly_corked) = send_to(engine, &conn, kind, payload, corking, false)?;
     if newly_corked {
         cork::remember(engine, conn);
     }
@@ -51,15 +51,17 @@ pub(crate) fn send(
     Ok(status)
 }
 
-/// Admits, encodes and writes (or corks) one message to `conn`. Returns the status to
-/// report and whether this send corked the connection (the caller remembers it for
-/// the uncork).
+/// Admits, encodes and writes (or corks) one message to `conn`. `answering`: it is a
+/// handler's reply to the connection it answers (see `ConnState::send_message`).
+/// Returns the status to report and whether this send corked the connection (the
+/// caller remembers it for the uncork).
 fn send_to(
     engine: &EngineShared,
     conn: &ConnShared,
     kind: MessageKind,
     payload: &[u8],
     corking: bool,
+    answering: bool,
 ) -> Result<(SendStatus, bool), Error> {
     let mut st = conn.state.lock();
     if !st.ws.is_open_or_later() {
@@ -83,6 +85,6 @@ fn send_to(
         .encode_message(kind, payload)
         .map_err(|_| Error::Closed)?;
     let (head, body) = frame.parts(payload);
-    let newly_corked = st.send_message(head, body, corking, &engine.stats)?;
+    let newly_corked = st.send_message(head, body, corking, answering, &engine.stats)?;
     Ok((engine.status_after_send(&mut st), newly_corked))
 }
