@@ -14,6 +14,6 @@ pub mod server;
 
 pub use server::{
     CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventHandler, EventKind, MessageKind,
-    RequestInfo, SendStatus, Server, SlowConsumerPolicy, Stats,
+    Replies, RequestInfo, SendStatus, Server, SlowConsumerPolicy, Stats,
 };
 pub use server::{Pem, TlsListen};

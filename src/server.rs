@@ -24,8 +24,8 @@ use parking_lot::RwLock;
 pub use crate::engine::tls::{Pem, TlsListen};
 use crate::engine::Engine;
 pub use crate::engine::{
-    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventHandler, EventKind, RequestInfo,
-    SendStatus, SlowConsumerPolicy, Stats,
+    CloseInfo, Config, ConnId, DeflateMode, Error, Event, EventHandler, EventKind, Replies,
+    RequestInfo, SendStatus, SlowConsumerPolicy, Stats,
 };
 pub use crate::protocol::MessageKind;
 
@@ -58,7 +58,7 @@ impl Server {
         let slot: Arc<RwLock<Weak<Server>>> = Arc::new(RwLock::new(Weak::new()));
         let mut filled = slot.write();
         let reader = slot.clone();
-        config.event_handler = Some(EventHandler::from(move |event: &Event| {
+        config.event_handler = Some(EventHandler::from(move |event: &Event, _: &Replies<'_>| {
             let server = reader.read().upgrade();
             if let Some(server) = server {
                 handler(&server, event);

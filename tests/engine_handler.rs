@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::*;
-use wsqueue::{Config, ConnId, Event, EventKind, Server};
+use wsqueue::{Config, ConnId, Error, Event, EventKind, MessageKind, Server};
 
 /// What a test handler saw of one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,5 +298,104 @@ fn sends_from_the_handler_reach_the_connection_they_name() {
             );
         }
     }
+    server.stop(Duration::from_secs(1));
+}
+
+/// A handler's replies to the connection it answers join the server-wide byte count
+/// at the flush rather than one by one (`ConnState::cork_message`: up to 64 KiB, 8 of
+/// these replies, held back at a time). The budget still refuses at its limit, the
+/// count falls short by at most 64 KiB inside the handler, it equals what is queued
+/// after a hand-over whose socket was blocked, and it returns to 0 when the client
+/// has read everything.
+#[test]
+fn replies_corked_in_the_handler_keep_the_budget_and_the_byte_count() {
+    const REPLY: usize = 8 << 10; // corked: under the 16 KiB cork limit
+    const FRAME: usize = REPLY + 4; // a 2-byte header and a 16-bit length
+                                    // Half-way between two publications of 8 replies, where the lag is largest; more
+                                    // than the loopback buffers take.
+    const BUDGET: usize = (8 * 255 + 4) * FRAME;
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let config = Config {
+        max_buffered_bytes: BUDGET,
+        send_queue_soft_limit: 64 << 20,
+        send_queue_hard_limit: 64 << 20,
+        ..config()
+    };
+    let server = Server::start_with_handler(config, move |server, event| {
+        if let EventKind::Message { data, .. } = &event.kind {
+            // "fill": replies until one is refused; "more": three.
+            let reply = vec![7u8; REPLY];
+            let most = if data == b"more" { 3 } else { usize::MAX };
+            let mut accepted = 0usize;
+            let mut refused = None;
+            while accepted < most {
+                match server.send(event.conn, MessageKind::Binary, &reply) {
+                    Ok(_) => accepted += 1,
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            let counted = server.stats().send_queue_bytes as usize;
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send((event.conn, accepted, refused, counted));
+        }
+    })
+    .expect("server starts");
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    client.send_binary(b"fill");
+    let (conn, filled, refused, counted) = rx.recv_timeout(GUARD).expect("handled");
+    assert!(matches!(refused, Some(Error::QueueFull)), "{refused:?}");
+    let queued = filled * FRAME;
+    assert!(
+        queued <= BUDGET && queued + FRAME > BUDGET,
+        "refused at the budget: {filled} replies of {FRAME} bytes, budget {BUDGET}"
+    );
+    assert!(
+        counted <= queued && counted + (64 << 10) >= queued,
+        "inside the handler the count lags by at most 64 KiB: {counted} of {queued}"
+    );
+
+    // A second hand-over while the client reads nothing: its socket is blocked, so
+    // its replies stay queued, and the count must include them once it is over.
+    client.send_binary(b"more");
+    let (_, more, refused, _) = rx.recv_timeout(GUARD).expect("handled");
+    assert!(
+        more == 3 && refused.is_none(),
+        "{more} accepted, {refused:?}"
+    );
+    let mut stable = None;
+    for _ in 0..1000 {
+        let before = server.buffered_amount(conn).unwrap();
+        let counted = server.stats().send_queue_bytes as usize;
+        if server.buffered_amount(conn).unwrap() == before {
+            stable = Some((before, counted));
+            break;
+        }
+    }
+    let (buffered, counted) = stable.expect("the queue stops moving while the client waits");
+    assert!(
+        buffered > 3 * FRAME,
+        "the write blocked: {buffered} bytes queued"
+    );
+    assert_eq!(counted, buffered, "the count is what is queued");
+
+    for _ in 0..filled + more {
+        let (op, data) = client.read_message();
+        assert_eq!((op, data.len()), (OP_BINARY, REPLY));
+    }
+    let deadline = std::time::Instant::now() + GUARD;
+    while server.stats().send_queue_bytes != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        server.stats().send_queue_bytes,
+        0,
+        "all written, none counted"
+    );
     server.stop(Duration::from_secs(1));
 }

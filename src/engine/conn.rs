@@ -43,7 +43,16 @@ pub struct ConnState {
     /// A corking thread holds frames for this connection in its queue (see `cork.rs`)
     /// and will write them when it uncorks.
     pub corked: bool,
+    /// Queued bytes not yet added to the server's `send_queue_bytes` (replies a
+    /// handler corked for the connection it answers: see `cork_message`), at most
+    /// `UNPUBLISHED_MAX`. Added, net of what was written, at the next flush.
+    unpublished: u32,
 }
+
+/// A connection's replies held out of the server-wide count at once, at most: the
+/// budget (`max_buffered_bytes`) may be passed by this much per reactor thread (one
+/// answering connection each), never more.
+const UNPUBLISHED_MAX: usize = 64 * 1024;
 
 pub struct ConnShared {
     pub id: ConnId,
@@ -68,6 +77,7 @@ impl ConnShared {
                 broken: false,
                 abort_requested: false,
                 corked: false,
+                unpublished: 0,
             }),
         })
     }
@@ -152,17 +162,20 @@ impl ConnState {
 
     /// Sends one application message frame (`header` + `payload`): queued for the
     /// uncork when the sending thread is `corking` and the frame is small (see
-    /// `cork.rs`), written at once otherwise. Returns true when the connection was
-    /// not yet corked (the caller remembers it for the uncork).
+    /// `cork.rs`), written at once otherwise. `answering`: a handler's reply to the
+    /// connection it answers, whose queued bytes may join the server-wide count at the
+    /// flush (one atomic operation per flush instead of one per message). Returns true
+    /// when the connection was not yet corked (the caller remembers it for the uncork).
     pub fn send_message(
         &mut self,
         header: &[u8],
         payload: &[u8],
         corking: bool,
+        answering: bool,
         stats: &Counters,
     ) -> Result<bool, Error> {
         if corking && header.len() + payload.len() <= CORK_MAX_MESSAGE {
-            self.cork_message(header, payload, stats)
+            self.cork_message(header, payload, answering, stats)
         } else {
             self.write_message(header, payload, stats).map(|()| false)
         }
@@ -175,17 +188,37 @@ impl ConnState {
         &mut self,
         header: &[u8],
         payload: &[u8],
+        answering: bool,
         stats: &Counters,
     ) -> Result<bool, Error> {
         if self.socket.is_none() || self.broken {
             return Err(Error::Closed);
         }
-        Counters::add(
-            &stats.send_queue_bytes,
-            (header.len() + payload.len()) as u64,
-        );
+        let len = header.len() + payload.len();
+        let held = self.unpublished as usize + len;
+        if answering && held <= UNPUBLISHED_MAX {
+            self.unpublished = held as u32;
+        } else {
+            Counters::add(&stats.send_queue_bytes, held as u64);
+            self.unpublished = 0;
+        }
         self.queue.push_message(header, payload);
         Ok(!std::mem::replace(&mut self.corked, true))
+    }
+
+    /// Queued bytes the server-wide count does not have yet (see `cork_message`).
+    pub fn unpublished(&self) -> usize {
+        self.unpublished as usize
+    }
+
+    /// Adds what `cork_message` held back to the server-wide count: at the uncork,
+    /// for a socket that could not be flushed, so that only the connections being
+    /// answered hold any back.
+    pub fn publish_queued(&mut self, stats: &Counters) {
+        let unpublished = std::mem::take(&mut self.unpublished);
+        if unpublished > 0 {
+            Counters::add(&stats.send_queue_bytes, u64::from(unpublished));
+        }
     }
 
     /// Queues a pre-encoded message frame shared with other connections (broadcast).
@@ -335,7 +368,17 @@ impl ConnState {
                 written = f.bytes;
                 self.blocked = f.blocked || self.tls_pending();
                 Counters::add(&stats.bytes_out, f.bytes as u64);
-                Counters::sub(&stats.send_queue_bytes, f.bytes as u64);
+                // What left the queue, net of what the count never had.
+                let unpublished = std::mem::take(&mut self.unpublished) as usize;
+                match unpublished.cmp(&f.bytes) {
+                    std::cmp::Ordering::Less => {
+                        Counters::sub(&stats.send_queue_bytes, (f.bytes - unpublished) as u64)
+                    }
+                    std::cmp::Ordering::Greater => {
+                        Counters::add(&stats.send_queue_bytes, (unpublished - f.bytes) as u64)
+                    }
+                    std::cmp::Ordering::Equal => {}
+                }
                 if f.close_written {
                     self.ws.on_close_written();
                 }
@@ -384,7 +427,8 @@ impl ConnState {
     /// Forgets queued frames (the connection is going away); returns how many
     /// application messages were never written.
     pub fn discard_queue(&mut self, stats: &Counters) -> usize {
-        Counters::sub(&stats.send_queue_bytes, self.queue.bytes() as u64);
+        let counted = self.queue.bytes() - std::mem::take(&mut self.unpublished) as usize;
+        Counters::sub(&stats.send_queue_bytes, counted as u64);
         self.queue.clear()
     }
 }

@@ -11,12 +11,13 @@
 //! one connection's events to the handler, and names that connection: a reply to it
 //! then needs no registry lookup (see [`corking`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
 
 use super::conn::ConnShared;
 use super::event::ConnId;
 use super::shared::{Command, EngineShared};
+use super::stats::Counters;
 
 /// A message larger than this is written at once even while corked: copying it into
 /// the queue would cost more than the system call it saves.
@@ -35,6 +36,22 @@ struct Corked {
     /// that a hand-over costs one thread-local look (a call, in a shared library)
     /// rather than three; an uncork called by the handler leaves it set.
     handling: bool,
+    /// Messages sent to the answering connection and not yet added to the server's
+    /// `messages_out`: added once at the uncork instead of with one atomic operation
+    /// per message.
+    answered: Cell<u64>,
+}
+
+/// Where a send goes, as the calling thread's cork sees it (see [`sending`]).
+pub enum Sending<'a> {
+    /// To the connection the thread is answering in a hand-over: no registry lookup,
+    /// and nothing to remember (the uncork writes it). Count the message in the
+    /// `Cell` (published at the uncork).
+    Answering(&'a ConnShared, &'a Cell<u64>),
+    /// Corked, to another connection: remember it ([`remember`]) if the send corked it.
+    Corked,
+    /// Not corked: write at once.
+    Uncorked,
 }
 
 thread_local! {
@@ -92,6 +109,7 @@ fn cork_with(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>, handling
                     conns: Vec::new(),
                     answering: conn,
                     handling,
+                    answered: Cell::new(0),
                 })
             }
         }
@@ -105,19 +123,29 @@ pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether the calling thread has `engine` corked, and connection `id` if it is the
-/// one the thread is answering (one look at the thread's state for both). The uncork
-/// writes the answering connection by itself: a send to it need not [`remember`] it.
-pub fn corking(engine: &Arc<EngineShared>, id: ConnId) -> (bool, Option<Arc<ConnShared>>) {
+/// Runs `f` with where a send to `id` goes ([`Sending`]), in one look at the calling
+/// thread's state; None when the thread is exiting (its state is gone: nothing is
+/// corked). `f` runs with that state borrowed (it borrows the answering connection
+/// from it, which costs no reference count): it must not cork, uncork or
+/// [`remember`]; return what to do and do it after.
+#[inline]
+pub fn sending<R>(
+    engine: &Arc<EngineShared>,
+    id: ConnId,
+    f: impl FnOnce(Sending<'_>) -> R,
+) -> Option<R> {
     CORKED
         .try_with(|c| {
             let c = c.borrow();
             match c.iter().find(|k| k.active && is(k, engine)) {
-                Some(k) => (true, k.answering.as_ref().filter(|a| a.id == id).cloned()),
-                None => (false, None),
+                Some(k) => match k.answering.as_deref().filter(|a| a.id == id) {
+                    Some(conn) => f(Sending::Answering(conn, &k.answered)),
+                    None => f(Sending::Corked),
+                },
+                None => f(Sending::Uncorked),
             }
         })
-        .unwrap_or((false, None))
+        .ok()
 }
 
 /// Remembers that `conn` holds frames this thread corked (the caller marks the
@@ -156,15 +184,29 @@ fn uncork_with(engine: Option<&Arc<EngineShared>>, end_handling: bool) {
             }
             k.active = false;
             let answering = k.answering.take();
-            let Some(engine) = k.engine.upgrade() else {
-                return false; // that server is gone: forget it
+            let answered = k.answered.take();
+            // The caller's reference when it names this server (a hand-over's end):
+            // upgrading the weak one costs two atomic operations.
+            let upgraded;
+            let engine = match engine {
+                Some(e) => e,
+                None => match k.engine.upgrade() {
+                    Some(e) => {
+                        upgraded = e;
+                        &upgraded
+                    }
+                    None => return false, // that server is gone: forget it
+                },
             };
+            if answered > 0 {
+                Counters::add(&engine.stats.messages_out, answered);
+            }
             // Not remembered when sent to (see `corking`): written here if corked.
             if let Some(conn) = answering {
-                write_corked(&engine, &conn);
+                write_corked(engine, &conn);
             }
             for conn in k.conns.drain(..) {
-                write_corked(&engine, &conn);
+                write_corked(engine, &conn);
             }
             true
         });
@@ -184,6 +226,7 @@ fn write_corked(engine: &EngineShared, conn: &ConnShared) {
     if !st.blocked {
         st.flush(&engine.stats);
     }
+    st.publish_queued(&engine.stats);
     let kick = st.broken
         || st.abort_requested
         || st.drain_wanted

@@ -14,8 +14,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::cork;
-use super::event::Event;
+use super::error::Error;
+use super::event::{ConnId, Event};
+use super::send;
 use super::shared::EngineShared;
+use super::SendStatus;
+use crate::protocol::MessageKind;
 
 /// The application's event function (see `Config::event_handler`). It runs on a
 /// reactor thread, for events of the connections that reactor owns (one connection's
@@ -23,9 +27,32 @@ use super::shared::EngineShared;
 /// concurrently). While it runs, that reactor reads and writes nothing else, so it
 /// must return quickly: hand slow work to another thread. It may call every server
 /// method; `stop` from a handler begins the stop and returns without waiting for it.
-/// A panic in it is caught (the reactor goes on; that event is lost).
+/// A panic in it is caught (the reactor goes on; that event is lost). Besides the
+/// event it gets the [`Replies`] of the hand-over.
 #[derive(Clone)]
-pub struct EventHandler(pub Arc<dyn Fn(&Event) + Send + Sync>);
+pub struct EventHandler(pub Arc<HandlerFn>);
+
+/// The function behind an [`EventHandler`].
+pub type HandlerFn = dyn Fn(&Event, &Replies<'_>) + Send + Sync;
+
+/// What a handler can answer through while it runs: the sends of the server whose
+/// events it handles, without a way to that server. A binding that reaches the
+/// server through a locked handle (the C ABI's) saves that lock per reply; it is the
+/// same send as `Server::send`.
+pub struct Replies<'a> {
+    engine: &'a Arc<EngineShared>,
+}
+
+impl<'a> Replies<'a> {
+    pub(crate) fn new(engine: &'a Arc<EngineShared>) -> Self {
+        Replies { engine }
+    }
+
+    /// `Server::send`, on the server whose events are being handled.
+    pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
+        send::send(self.engine, id, kind, payload)
+    }
+}
 
 impl fmt::Debug for EventHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,7 +60,7 @@ impl fmt::Debug for EventHandler {
     }
 }
 
-impl<F: Fn(&Event) + Send + Sync + 'static> From<F> for EventHandler {
+impl<F: Fn(&Event, &Replies<'_>) + Send + Sync + 'static> From<F> for EventHandler {
     fn from(f: F) -> Self {
         EventHandler(Arc::new(f))
     }
@@ -48,6 +75,6 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 
 /// Runs the handler on one event, inside a hand-over (`cork::begin_hand_over`);
 /// returns false if it panicked.
-pub fn call(handler: &EventHandler, event: &Event) -> bool {
-    catch_unwind(AssertUnwindSafe(|| (handler.0)(event))).is_ok()
+pub fn call(handler: &EventHandler, event: &Event, replies: &Replies<'_>) -> bool {
+    catch_unwind(AssertUnwindSafe(|| (handler.0)(event, replies))).is_ok()
 }

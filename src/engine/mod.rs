@@ -20,6 +20,7 @@ mod leader;
 mod reactor;
 mod recycle;
 mod registry;
+mod send;
 mod send_queue;
 mod shared;
 pub mod static_files;
@@ -41,7 +42,7 @@ use parking_lot::Mutex;
 pub use config::{Config, DeflateMode, SlowConsumerPolicy};
 pub use error::Error;
 pub use event::{CloseInfo, ConnId, Event, EventKind, RequestInfo, SendStatus};
-pub use handler::EventHandler;
+pub use handler::{EventHandler, Replies};
 pub use recycle::give_back as recycle_buffer;
 pub use stats::Stats;
 
@@ -260,41 +261,7 @@ impl Engine {
     /// interleave. Accepted messages report whether the connection is now over its
     /// soft limit; only the hard limit (or the server-wide budget) refuses.
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
-        self.check_running()?;
-        let (corking, answering) = cork::corking(&self.shared, id);
-        // The uncork writes the answering connection without being told.
-        let remembered = answering.is_some();
-        let conn = match answering {
-            Some(conn) => conn,
-            None => self.conn(id)?,
-        };
-        let mut st = conn.state.lock();
-        if !st.ws.is_open_or_later() {
-            return Err(Error::InvalidState("the connection is not open yet"));
-        }
-        // Admitted at its uncompressed size: a compressor with context takeover must
-        // not see a message that is then refused.
-        let wire_len = st
-            .ws
-            .message_wire_len(payload.len())
-            .map_err(|_| Error::Closed)?;
-        if let Err(refusal) = self.shared.admit(&mut st, wire_len) {
-            if refusal == Refusal::Condemned {
-                drop(st);
-                self.shared.command(conn.reactor, Command::Kick(id));
-            }
-            return Err(refusal.error());
-        }
-        let frame = st
-            .ws
-            .encode_message(kind, payload)
-            .map_err(|_| Error::Closed)?;
-        let (head, body) = frame.parts(payload);
-        if st.send_message(head, body, corking, &self.shared.stats)? && !remembered {
-            cork::remember(&self.shared, conn.clone());
-        }
-        Counters::add(&self.shared.stats.messages_out, 1);
-        Ok(self.shared.status_after_send(&mut st))
+        send::send(&self.shared, id, kind, payload)
     }
 
     /// Corks the calling thread's sends to this server until [`Engine::uncork`] (or
@@ -403,7 +370,7 @@ impl Engine {
                 }
                 BroadcastFrame::Own(frame) => {
                     let (head, body) = frame.parts(payload);
-                    st.send_message(head, body, corking, &self.shared.stats)
+                    st.send_message(head, body, corking, false, &self.shared.stats)
                 }
             };
             if let Ok(newly_corked) = written {

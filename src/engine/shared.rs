@@ -123,7 +123,8 @@ impl EngineShared {
             }
             return Err(Refusal::Full);
         }
-        let total = self.stats.send_queue_bytes.load(Ordering::Relaxed) as usize;
+        // With this connection's replies not yet counted (`ConnState::cork_message`).
+        let total = self.stats.send_queue_bytes.load(Ordering::Relaxed) as usize + st.unpublished();
         if total + frame_len > self.config.max_buffered_bytes {
             Counters::add(&self.stats.budget_refusals, 1);
             st.drain_wanted = true;

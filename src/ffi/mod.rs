@@ -11,6 +11,7 @@
 pub mod error;
 mod event;
 pub mod handle;
+mod handler_scope;
 mod panic;
 pub mod types;
 
@@ -29,8 +30,8 @@ use types::*;
 use crate::protocol::MessageKind;
 use crate::server::Server;
 use crate::server::{
-    Config, ConnId, DeflateMode, Error, Event, EventHandler, Pem, SendStatus, SlowConsumerPolicy,
-    TlsListen,
+    Config, ConnId, DeflateMode, Error, Event, EventHandler, Pem, Replies, SendStatus,
+    SlowConsumerPolicy, TlsListen,
 };
 
 /// The library version, e.g. "0.1.0". Static; never NULL; do not free.
@@ -415,9 +416,11 @@ fn start_with_handler(
             user,
             server,
         };
-        config.event_handler = Some(EventHandler::from(move |ev: &Event| {
-            event::lend(ev, |e| c.call(e))
-        }));
+        config.event_handler = Some(EventHandler::from(
+            move |ev: &Event, replies: &Replies<'_>| {
+                handler_scope::handling(c.server, replies, || event::lend(ev, |e| c.call(e)))
+            },
+        ));
         Server::start(config).map_err(from_engine)
     })
 }
@@ -446,6 +449,8 @@ pub extern "C" fn wsq_server_free(server: *mut wsq_server_t) {
         if server.is_null() {
             return;
         }
+        // A send later in this thread's handler call must find the handle empty.
+        handler_scope::forget(server);
         // SAFETY: non-null pointers come from wsq_server_start.
         if let Some(s) = unsafe { take_server(server) } {
             s.stop(Duration::ZERO);
@@ -654,7 +659,7 @@ pub extern "C" fn wsq_send(
         }
         // SAFETY: non-null handles come from wsq_server_start; buffer per the
         // documented contract. A send never blocks, so it may hold the handle's lock.
-        unsafe { with_server(server, |s| send_one(s, conn, kind, data, len)) }.unwrap_or_else(
+        unsafe { with_sender(server, |s| send_one(s, conn, kind, data, len)) }.unwrap_or_else(
             || {
                 set_last_error("the server handle was freed");
                 WSQ_ERR_BAD_HANDLE
@@ -663,7 +668,42 @@ pub extern "C" fn wsq_send(
     })
 }
 
-fn send_one(s: &Server, conn: u64, kind: u32, data: *const c_void, len: usize) -> wsq_result_t {
+/// How a send reaches the engine: through the hand-over's replies when called from the
+/// server's own handler (no handle lock), through the server otherwise.
+enum Sender<'a> {
+    Replies(&'a Replies<'a>),
+    Server(&'a Server),
+}
+
+impl Sender<'_> {
+    fn send(&self, conn: ConnId, kind: MessageKind, data: &[u8]) -> Result<SendStatus, Error> {
+        match self {
+            Sender::Replies(r) => r.send(conn, kind, data),
+            Sender::Server(s) => s.send(conn, kind, data),
+        }
+    }
+}
+
+/// Runs `f` with the way to send to `server`'s connections (see [`Sender`]); None for a
+/// freed handle.
+///
+/// # Safety
+/// As for [`with_server`].
+unsafe fn with_sender<R>(
+    server: *const wsq_server_t,
+    f: impl FnOnce(&Sender<'_>) -> R,
+) -> Option<R> {
+    let mut f = Some(f);
+    let fast =
+        handler_scope::with_replies(server, |r| (f.take().expect("once"))(&Sender::Replies(r)));
+    match fast {
+        Some(done) => Some(done),
+        // SAFETY: per this function's contract.
+        None => unsafe { with_server(server, |s| (f.take().expect("once"))(&Sender::Server(s))) },
+    }
+}
+
+fn send_one(s: &Sender<'_>, conn: u64, kind: u32, data: *const c_void, len: usize) -> wsq_result_t {
     let result = (|| {
         let kind = message_kind(kind)?;
         // SAFETY: buffer per the documented contract.
@@ -703,7 +743,13 @@ pub extern "C" fn wsq_send_batch(
         // SAFETY: the caller passes an array of `count` items.
         let items = unsafe { std::slice::from_raw_parts_mut(items, count) };
         for item in items {
-            item.result = send_one(&s, item.conn, item.kind, item.data, item.len) as u32;
+            item.result = send_one(
+                &Sender::Server(&s),
+                item.conn,
+                item.kind,
+                item.data,
+                item.len,
+            ) as u32;
         }
         Ok(())
     })

@@ -18,6 +18,7 @@ typedef struct {
     wsq_server_t *srv;          /* as wsq_server_start returned it */
     int wrong_arguments;        /* calls whose user or server pointer was not ours */
     int opens, messages, closes;
+    uint64_t last_open_conn;
     char open_path[64];
     uint16_t last_close_code;
     char last_close_reason[64];
@@ -25,6 +26,12 @@ typedef struct {
     int free_on_message;        /* call wsq_server_free inside on "free" */
     wsq_result_t stop_rc;
     int stop_returned;
+    wsq_result_t send_after_free_rc; /* a wsq_send through the handle just freed */
+    /* "relay": sent to relay_conn of relay_srv (another server) instead of echoed */
+    wsq_server_t *relay_srv;
+    uint64_t relay_conn;
+    wsq_result_t relay_rc;
+    int relays;
 } ctx_t;
 
 static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *ev)
@@ -42,6 +49,7 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
     case WSQ_EVENT_OPEN:
         pthread_mutex_lock(&ctx->lock);
         ctx->opens++;
+        ctx->last_open_conn = ev->conn;
         snprintf(ctx->open_path, sizeof ctx->open_path, "%s", ev->path ? ev->path : "(null)");
         pthread_mutex_unlock(&ctx->lock);
         break;
@@ -50,6 +58,14 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
             stop = 1;
         } else if (ctx->free_on_message && ev->len == 4 && memcmp(ev->data, "free", 4) == 0) {
             stop = 2;
+        } else if (ctx->relay_srv && ev->len == 5 && memcmp(ev->data, "relay", 5) == 0) {
+            /* Inside this server's handler, a send through another server's handle
+             * goes to that server's connection. */
+            wsq_result_t rc = wsq_send(ctx->relay_srv, ctx->relay_conn, WSQ_MESSAGE_TEXT, "relayed", 7);
+            pthread_mutex_lock(&ctx->lock);
+            ctx->relay_rc = rc;
+            ctx->relays++;
+            pthread_mutex_unlock(&ctx->lock);
         } else {
             /* The reply: corked, written after this batch of events. */
             wsq_send(server, ev->conn, ev->message_kind, ev->data, ev->len);
@@ -72,7 +88,10 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
     if (stop == 2) {
         /* Frees the handle; the I/O threads finish the stop by themselves. */
         wsq_server_free((wsq_server_t *)server);
+        /* Still inside the call: the freed handle refuses, like anywhere else. */
+        wsq_result_t rc = wsq_send(server, ev->conn, WSQ_MESSAGE_TEXT, "late", 4);
         pthread_mutex_lock(&ctx->lock);
+        ctx->send_after_free_rc = rc;
         ctx->stop_returned = 1;
         pthread_mutex_unlock(&ctx->lock);
     } else if (stop) {
@@ -176,6 +195,10 @@ static void every_event_reaches_the_function_with_our_user_pointer_and_handle(vo
     CHECK(read_echo(fd, "two"));
     CHECK(read_echo(fd, "three"));
     CHECK(wait_count(&ctx, &ctx.messages, 3));
+    /* The replies are counted (the handler's are counted once per batch). */
+    wsq_stats_t stats;
+    CHECK_RC(wsq_stats(ctx.srv, &stats), WSQ_OK);
+    CHECK(stats.messages_out == 3);
 
     /* Nothing is queued for a poller. */
     wsq_event_t ev;
@@ -245,7 +268,9 @@ static void wsq_server_free_inside_the_function_returns_and_the_threads_finish(v
      * connection end. */
     CHECK(wsc_wait_eof(fd));
     close(fd);
-    /* The handle is freed: calls through it are refused, never undefined. */
+    /* The handle is freed: calls through it are refused, never undefined, from
+     * inside the handler too. */
+    CHECK_RC(ctx.send_after_free_rc, WSQ_ERR_BAD_HANDLE);
     uint16_t p = 0;
     CHECK_RC(wsq_server_port(ctx.srv, &p), WSQ_ERR_BAD_HANDLE);
     /* The close event of the dropped connection still reaches the function. */
@@ -277,9 +302,50 @@ static void a_stop_delivers_its_close_events_before_it_returns(void)
     ctx_destroy(&ctx);
 }
 
+/* Server A's handler sends through server B's handle: the message goes to B's
+ * connection, not to A's connection of the same id. */
+static void a_send_from_the_handler_through_another_handle_reaches_that_server(void)
+{
+    ctx_t a, b;
+    ctx_init(&a);
+    ctx_init(&b);
+    uint16_t port_a = 0, port_b = 0;
+    REQUIRE(start(&a, &port_a));
+    REQUIRE(start(&b, &port_b));
+    int fd_b = wsc_open(port_b, "/", NULL);
+    REQUIRE(fd_b >= 0);
+    CHECK(wait_count(&b, &b.opens, 1));
+    int fd_a = wsc_open(port_a, "/", NULL);
+    REQUIRE(fd_a >= 0);
+    CHECK(wait_count(&a, &a.opens, 1));
+    pthread_mutex_lock(&b.lock);
+    uint64_t conn_b = b.last_open_conn;
+    pthread_mutex_unlock(&b.lock);
+    pthread_mutex_lock(&a.lock);
+    a.relay_srv = b.srv;
+    a.relay_conn = conn_b;
+    pthread_mutex_unlock(&a.lock);
+    CHECK(wsc_send_frame(fd_a, true, WSC_TEXT, "relay", 5) == 0);
+    CHECK(wait_count(&a, &a.relays, 1));
+    CHECK_RC(a.relay_rc, WSQ_OK);
+    CHECK(read_echo(fd_b, "relayed"));
+    /* A's client got nothing but the echo of what it sends next. */
+    CHECK(wsc_send_frame(fd_a, true, WSC_TEXT, "after", 5) == 0);
+    CHECK(read_echo(fd_a, "after"));
+    close(fd_a);
+    close(fd_b);
+    CHECK_RC(wsq_server_stop(a.srv, 0), WSQ_OK);
+    CHECK_RC(wsq_server_stop(b.srv, 0), WSQ_OK);
+    wsq_server_free(a.srv);
+    wsq_server_free(b.srv);
+    ctx_destroy(&a);
+    ctx_destroy(&b);
+}
+
 TEST_MAIN(
     TEST(every_event_reaches_the_function_with_our_user_pointer_and_handle),
     TEST(wsq_server_stop_inside_the_function_returns_and_the_stop_completes),
     TEST(wsq_server_free_inside_the_function_returns_and_the_threads_finish),
     TEST(a_stop_delivers_its_close_events_before_it_returns),
+    TEST(a_send_from_the_handler_through_another_handle_reaches_that_server),
 )

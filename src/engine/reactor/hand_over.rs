@@ -32,7 +32,8 @@ impl Reactor {
             for entry in entries.drain(..) {
                 match entry {
                     Entry::Event(event) => {
-                        handler::call(&handler, &event);
+                        let replies = handler::Replies::new(&self.engine);
+                        handler::call(&handler, &event, &replies);
                         if let EventKind::Message { data, .. } = event.kind {
                             self.spares.give_back(data);
                         }

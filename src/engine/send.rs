@@ -1,0 +1,90 @@
+//! One message sent to one connection: admitted, encoded and written or corked. What
+//! `Engine::send` does, and what a handler's [`Replies`](super::handler::Replies)
+//! does without going through the server first.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::conn::ConnShared;
+use super::cork::{self, Sending};
+use super::error::Error;
+use super::event::ConnId;
+use super::shared::{Command, EngineShared, Refusal};
+use super::stats::Counters;
+use super::SendStatus;
+use crate::protocol::MessageKind;
+
+/// Sends one message to `id` (see `Engine::send`).
+pub(crate) fn send(
+    engine: &Arc<EngineShared>,
+    id: ConnId,
+    kind: MessageKind,
+    payload: &[u8],
+) -> Result<SendStatus, Error> {
+    if engine.stopping.load(Ordering::Acquire) {
+        return Err(Error::Stopped);
+    }
+    // A reply from the handler to the connection it answers (the echo) goes through
+    // the thread's cork without a lookup or a reference taken, and is counted at the
+    // uncork: every atomic operation saved is ~10 ns per message here.
+    let corking = match cork::sending(engine, id, |target| match target {
+        Sending::Answering(conn, answered) => {
+            let sent = send_to(engine, conn, kind, payload, true, true);
+            if sent.is_ok() {
+                answered.set(answered.get() + 1);
+            }
+            Ok(sent.map(|(status, _)| status))
+        }
+        Sending::Corked => Err(true),
+        Sending::Uncorked => Err(false),
+    }) {
+        Some(Ok(sent)) => return sent,
+        Some(Err(corking)) => corking,
+        None => false,
+    };
+    let conn = engine.registry.get(id).ok_or(Error::NotFound)?;
+    let (status, newly_corked) = send_to(engine, &conn, kind, payload, corking, false)?;
+    if newly_corked {
+        cork::remember(engine, conn);
+    }
+    Counters::add(&engine.stats.messages_out, 1);
+    Ok(status)
+}
+
+/// Admits, encodes and writes (or corks) one message to `conn`. `answering`: it is a
+/// handler's reply to the connection it answers (see `ConnState::send_message`).
+/// Returns the status to report and whether this send corked the connection (the
+/// caller remembers it for the uncork).
+fn send_to(
+    engine: &EngineShared,
+    conn: &ConnShared,
+    kind: MessageKind,
+    payload: &[u8],
+    corking: bool,
+    answering: bool,
+) -> Result<(SendStatus, bool), Error> {
+    let mut st = conn.state.lock();
+    if !st.ws.is_open_or_later() {
+        return Err(Error::InvalidState("the connection is not open yet"));
+    }
+    // Admitted at its uncompressed size: a compressor with context takeover must not
+    // see a message that is then refused.
+    let wire_len = st
+        .ws
+        .message_wire_len(payload.len())
+        .map_err(|_| Error::Closed)?;
+    if let Err(refusal) = engine.admit(&mut st, wire_len) {
+        if refusal == Refusal::Condemned {
+            drop(st);
+            engine.command(conn.reactor, Command::Kick(conn.id));
+        }
+        return Err(refusal.error());
+    }
+    let frame = st
+        .ws
+        .encode_message(kind, payload)
+        .map_err(|_| Error::Closed)?;
+    let (head, body) = frame.parts(payload);
+    let newly_corked = st.send_message(head, body, corking, answering, &engine.stats)?;
+    Ok((engine.status_after_send(&mut st), newly_corked))
+}
