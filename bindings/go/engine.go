@@ -109,11 +109,15 @@ type resultError struct {
 }
 
 func (e *resultError) Error() string {
-	s := "wsqueue: " + C.GoString(C.wsq_strerror(C.uint32_t(e.code)))
-	if e.detail != "" {
-		s += ": " + e.detail
+	kind := C.GoString(C.wsq_strerror(C.uint32_t(e.code)))
+	switch {
+	case e.detail == "":
+		return "wsqueue: " + kind
+	case strings.HasPrefix(e.detail, kind): // the engine's own errors name their kind
+		return "wsqueue: " + e.detail
+	default:
+		return "wsqueue: " + kind + ": " + e.detail
 	}
-	return s
 }
 
 // check turns a wsq_result_t into an error (nil for WSQ_OK and WSQ_BACKPRESSURE).

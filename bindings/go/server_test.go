@@ -239,9 +239,15 @@ func TestListenAppliesHeadLimitsAndRefusesBadSettings(t *testing.T) {
 	}
 	dial(t, wsURL(s, "/")) // a normal head still passes
 	for _, cfg := range []Config{{DeflateWindowBits: 20}, {DeflateLevel: 10}, {SendQueueSoftLimit: 2 << 20, SendQueueHardLimit: 1 << 20}} {
-		if s2, err := Listen("127.0.0.1:0", cfg); err == nil {
+		s2, err := Listen("127.0.0.1:0", cfg)
+		if err == nil {
 			s2.Close()
 			t.Errorf("Listen with %+v succeeded", cfg)
+			continue
+		}
+		// The engine's detail names the kind itself; the message says it once.
+		if n := strings.Count(err.Error(), "invalid argument"); n != 1 {
+			t.Errorf("%q names the kind %d times", err, n)
 		}
 	}
 }

@@ -493,3 +493,17 @@ def test_process_request_that_raises_refuses_with_500() -> None:
             assert refused.value.response.status_code == 500
 
     run(main())
+
+
+def test_an_answer_the_engine_refuses_becomes_a_500() -> None:
+    async def not_a_refusal(connection: wsa.ServerConnection, request: wsa.Request) -> Any:
+        return (200, "fine\n")
+
+    async def main() -> None:
+        async with wsa.serve(echo, "127.0.0.1", 0, process_request=not_a_refusal) as server:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url(server), open_timeout=30):  # a guard, not a speed check
+                    pass
+            assert refused.value.response.status_code == 500
+
+    run(main())

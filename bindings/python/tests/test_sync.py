@@ -117,6 +117,22 @@ def test_process_request_subprotocol_and_request() -> None:
     assert info["remote"] == (local[0], local[1])
 
 
+def test_an_answer_the_engine_refuses_becomes_a_500() -> None:
+    # 200 is no status to refuse an upgrade with: the engine rejects the answer, and the
+    # client must still get one (a 500) rather than wait out its handshake timeout.
+    def not_a_refusal(connection: wss.ServerConnection, request: wss.Request) -> Any:
+        return (200, "fine\n")
+
+    with wss.serve(echo, "127.0.0.1", 0, process_request=not_a_refusal) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url(server), open_timeout=WAIT)
+        assert refused.value.response.status_code == 500
+
+
+def test_broadcast_is_exported() -> None:
+    assert "broadcast" in wss.__all__
+
+
 FLOOD_CHUNK = 64 * 1024
 
 

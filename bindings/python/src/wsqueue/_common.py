@@ -283,6 +283,20 @@ class ServerBase(Generic[ConnT]):
                 return False
             raise
 
+    def _answer_or_refuse(self, conn: ConnT, response: Response | None, subprotocol: str | None) -> bool:
+        """``_answer``, except that an answer the engine refuses (a status outside
+        400-599, a subprotocol the client did not offer) is logged and the upgrade
+        refused with 500, so that the client is answered rather than left to time out."""
+        try:
+            return self._answer(conn, response, subprotocol)
+        except Error as exc:
+            logger.error("wsqueue: answering the upgrade failed: %s", exc)
+            try:
+                self._engine.reject(conn.id, 500, b"")
+            except Error:
+                pass
+            return False
+
 
 def broadcast_to(connections: Iterable[ConnectionBase], message: Payload) -> None:
     """``broadcast`` of both front ends: one ``wsq_broadcast`` per server to the

@@ -104,6 +104,8 @@ def error_for(code: int) -> Error:
     text_raw: bytes | None = _ffi.lib.wsq_strerror(code)
     text = text_raw.decode(errors="replace") if text_raw else "unknown result code"
     cls = _BY_CODE.get(code, Error)
+    if detail.startswith(text):  # the engine's own errors already name their kind
+        return cls(detail, code)
     return cls(f"{text}: {detail}" if detail else text, code)
 
 

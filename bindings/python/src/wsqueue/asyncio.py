@@ -392,16 +392,6 @@ class WebSocketServer(ServerBase[ServerConnection]):
             response = HANDSHAKE_FAILED
         self._answer_or_refuse(conn, response, subprotocol)
 
-    def _answer_or_refuse(self, conn: ServerConnection, response: Response | None, subprotocol: str | None) -> None:
-        try:
-            self._answer(conn, response, subprotocol)
-        except Error as exc:
-            logger.error("wsqueue: answering the upgrade failed: %s", exc)
-            try:
-                self._engine.reject(conn.id, 500, b"")
-            except Error:
-                pass
-
     async def _run_handler(self, conn: ServerConnection) -> None:
         try:
             await self._handler(conn)

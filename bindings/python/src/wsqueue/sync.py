@@ -43,7 +43,7 @@ from ._errors import ConnectionClosed, ConnectionClosedOK, Error, QueueFull, con
 from ._events import CloseEvent, DrainEvent, MessageEvent, OpenEvent, UpgradeRequestEvent
 from ._server import DEFAULT_POLL_BATCH, Payload
 
-__all__ = ["ServerConnection", "WebSocketServer", "serve"]
+__all__ = ["ServerConnection", "WebSocketServer", "broadcast", "serve"]
 __all__ += _common.__all__
 
 Handler = Callable[["ServerConnection"], None]
@@ -333,8 +333,7 @@ class WebSocketServer(ServerBase[ServerConnection]):
 
     def _decide(self, conn: ServerConnection) -> bool:
         # As asyncio's _decide, except that process_request is a plain call here (this
-        # worker thread may block in it) and the upgrade is not refused with 500 when
-        # answering it fails.
+        # worker thread may block in it).
         response: Response | None = None
         subprotocol: str | None = None
         try:
@@ -345,11 +344,7 @@ class WebSocketServer(ServerBase[ServerConnection]):
         except Exception:
             logger.exception("wsqueue: opening handshake failed")
             response = HANDSHAKE_FAILED
-        try:
-            return self._answer(conn, response, subprotocol)
-        except Error as exc:
-            logger.error("wsqueue: answering the upgrade failed: %s", exc)
-            return False
+        return self._answer_or_refuse(conn, response, subprotocol)
 
     def _run_handler(self, conn: ServerConnection) -> None:
         code = CLOSE_NORMAL
