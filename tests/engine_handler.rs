@@ -9,11 +9,13 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use support::*;
-use wsqueue::{Config, ConnId, Error, Event, EventKind, MessageKind, Server};
+use wsqueue::{
+    Config, ConnId, Error, Event, EventHandler, EventKind, MessageKind, Replies, Server,
+};
 
 /// What a test handler saw of one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -397,5 +399,41 @@ fn replies_corked_in_the_handler_keep_the_budget_and_the_byte_count() {
         0,
         "all written, none counted"
     );
+    server.stop(Duration::from_secs(1));
+}
+
+/// Replies through the hand-over's `Replies` (the C ABI's path) go out and are counted
+/// even when the handler uncorked its thread before sending them: those replies are
+/// corked without a look at the thread's cork, and the hand-over writes the connection
+/// it answers when it ends, whatever that cork says by then.
+#[test]
+fn replies_after_an_uncork_in_the_handler_go_out_and_are_counted() {
+    let slot: Arc<OnceLock<Weak<Server>>> = Arc::default();
+    let server_in_handler = slot.clone();
+    let config = Config {
+        event_handler: Some(EventHandler::from(
+            move |event: &Event, replies: &Replies<'_>| {
+                if let EventKind::Message { kind, data } = &event.kind {
+                    if let Some(server) = server_in_handler.get().and_then(Weak::upgrade) {
+                        server.uncork();
+                    }
+                    for _ in 0..2 {
+                        replies.send(event.conn, *kind, data).expect("accepted");
+                    }
+                }
+            },
+        )),
+        ..config()
+    };
+    let server = Arc::new(Server::start(config).expect("server starts"));
+    slot.set(Arc::downgrade(&server)).expect("set once");
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    for word in [&b"one"[..], b"two"] {
+        client.send_binary(word);
+        for _ in 0..2 {
+            assert_eq!(client.read_message(), (OP_BINARY, word.to_vec()));
+        }
+    }
+    assert_eq!(server.stats().messages_out, 4, "every reply counted");
     server.stop(Duration::from_secs(1));
 }

@@ -9,7 +9,7 @@
 //! from its `wsq_poll` until it releases the batch or polls again; the Rust API corks
 //! only when asked (`Server::cork`). In handler mode a reactor corks while it hands
 //! one connection's events to the handler, and names that connection: a reply to it
-//! then needs no registry lookup (see [`corking`]).
+//! then needs no registry lookup (see [`sending`]).
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
@@ -69,16 +69,25 @@ pub fn cork(engine: &Arc<EngineShared>) {
 
 /// Starts a hand-over of events to `engine`'s handler on the calling thread: corks it,
 /// marks the thread as inside the handler ([`handling`]), and names `conn`, the
-/// connection whose events these are: until the uncork, [`corking`] hands it out for
+/// connection whose events these are: until the uncork, [`sending`] hands it out for
 /// its id. [`end_hand_over`] ends it.
 pub fn begin_hand_over(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>) {
     cork_with(engine, conn, true);
 }
 
 /// Ends a hand-over: the thread is no longer inside the handler, and what it corked
-/// is written.
-pub fn end_hand_over(engine: &Arc<EngineShared>) {
+/// is written. `answering`: the connection named at its start, written here even if
+/// the handler uncorked meanwhile (replies through the hand-over's `Replies` are
+/// corked without a look at the thread's cork); `answered`: the messages those
+/// replies sent to it, for `messages_out`.
+pub fn end_hand_over(engine: &Arc<EngineShared>, answering: Option<&ConnShared>, answered: u64) {
     uncork_with(Some(engine), true);
+    if answered > 0 {
+        Counters::add(&engine.stats.messages_out, answered);
+    }
+    if let Some(conn) = answering {
+        write_corked(engine, conn);
+    }
 }
 
 /// Whether the calling thread is inside `engine`'s handler.
@@ -201,8 +210,9 @@ fn uncork_with(engine: Option<&Arc<EngineShared>>, end_handling: bool) {
             if answered > 0 {
                 Counters::add(&engine.stats.messages_out, answered);
             }
-            // Not remembered when sent to (see `corking`): written here if corked.
-            if let Some(conn) = answering {
+            // Not remembered when sent to (see `sending`): written here if corked, or
+            // by `end_hand_over` when a hand-over ends.
+            if let Some(conn) = answering.filter(|_| !end_handling) {
                 write_corked(engine, &conn);
             }
             for conn in k.conns.drain(..) {

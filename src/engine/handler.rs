@@ -9,10 +9,12 @@
 //! hand-over ends, before any close frame that a barrier held back (so replies to the
 //! messages before a protocol error still go out first).
 
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::conn::ConnShared;
 use super::cork;
 use super::error::Error;
 use super::event::{ConnId, Event};
@@ -36,21 +38,69 @@ pub struct EventHandler(pub Arc<HandlerFn>);
 pub type HandlerFn = dyn Fn(&Event, &Replies<'_>) + Send + Sync;
 
 /// What a handler can answer through while it runs: the sends of the server whose
-/// events it handles, without a way to that server. A binding that reaches the
-/// server through a locked handle (the C ABI's) saves that lock per reply; it is the
-/// same send as `Server::send`.
+/// events it handles, without a way to that server. One `Replies` serves a whole
+/// hand-over (the events of one read, usually one connection's), and knows the
+/// connection they came from: a reply to it goes straight to that connection, with no
+/// registry lookup and no look at the thread's state. A binding that reaches the
+/// server through a locked handle (the C ABI's) also saves that lock per reply. It is
+/// the same send as `Server::send`.
 pub struct Replies<'a> {
     engine: &'a Arc<EngineShared>,
+    /// The connection whose events are handed over (None when they are not one
+    /// connection's).
+    answering: Option<&'a ConnShared>,
+    /// Messages sent to `answering` through these replies, added to the server's
+    /// `messages_out` once, when the hand-over ends.
+    answered: Cell<u64>,
+    /// Run when the hand-over ends (the replies are dropped): a binding that keeps a
+    /// pointer to them for the length of the hand-over forgets it there.
+    at_end: Cell<Option<fn()>>,
 }
 
 impl<'a> Replies<'a> {
-    pub(crate) fn new(engine: &'a Arc<EngineShared>) -> Self {
-        Replies { engine }
+    pub(crate) fn new(engine: &'a Arc<EngineShared>, answering: Option<&'a ConnShared>) -> Self {
+        Replies {
+            engine,
+            answering,
+            answered: Cell::new(0),
+            at_end: Cell::new(None),
+        }
     }
 
     /// `Server::send`, on the server whose events are being handled.
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
-        send::send(self.engine, id, kind, payload)
+        match self.answering {
+            Some(conn) if conn.id == id => {
+                let status = send::send_answering(self.engine, conn, kind, payload)?;
+                self.answered.set(self.answered.get() + 1);
+                Ok(status)
+            }
+            _ => send::send(self.engine, id, kind, payload),
+        }
+    }
+
+    /// How many messages went to the answering connection through these replies.
+    pub(crate) fn answered(&self) -> u64 {
+        self.answered.get()
+    }
+
+    /// Whether [`Replies::at_end`] was called on these replies.
+    pub(crate) fn has_end_hook(&self) -> bool {
+        // Cell<Option<fn()>> is Copy: get() reads it without taking it.
+        self.at_end.get().is_some()
+    }
+
+    /// Runs `hook` on this thread when the hand-over ends (replacing an earlier one).
+    pub(crate) fn at_end(&self, hook: fn()) {
+        self.at_end.set(Some(hook));
+    }
+}
+
+impl Drop for Replies<'_> {
+    fn drop(&mut self) {
+        if let Some(hook) = self.at_end.take() {
+            hook();
+        }
     }
 }
 

@@ -51,6 +51,22 @@ pub(crate) fn send(
     Ok(status)
 }
 
+/// A handler's reply to the connection whose events it handles, through the
+/// hand-over's [`Replies`](super::handler::Replies): corked without a look at the
+/// thread's cork (the hand-over writes that connection when it ends, uncorked or
+/// not) and counted by the caller.
+pub(crate) fn send_answering(
+    engine: &EngineShared,
+    conn: &ConnShared,
+    kind: MessageKind,
+    payload: &[u8],
+) -> Result<SendStatus, Error> {
+    if engine.stopping.load(Ordering::Acquire) {
+        return Err(Error::Stopped);
+    }
+    send_to(engine, conn, kind, payload, true, true).map(|(status, _)| status)
+}
+
 /// Admits, encodes and writes (or corks) one message to `conn`. `answering`: it is a
 /// handler's reply to the connection it answers (see `ConnState::send_message`).
 /// Returns the status to report and whether this send corked the connection (the

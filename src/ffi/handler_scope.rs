@@ -3,9 +3,12 @@
 //! instead of through the handle's lock: two atomic operations fewer per reply, about
 //! a twentieth of a small echo's server time on the machines we measure.
 //!
-//! The scope is the thread's for the length of one handler call: set before the C
-//! function runs, restored after it returns (or unwinds), so a pointer found here is
-//! always one whose referent is alive on this thread's stack.
+//! The scope is the thread's for the length of one hand-over (the events of one read,
+//! handed to the handler one after another with the same `Replies`): set at its first
+//! event, and cleared by the `Replies` themselves when the engine drops them at the
+//! hand-over's end, so a pointer found here is always one whose referent is alive on
+//! this thread's stack. Setting it once per hand-over rather than around every event
+//! saves two thread-local looks per message (each a call, in a shared library).
 
 use std::cell::Cell;
 use std::ptr;
@@ -30,28 +33,26 @@ thread_local! {
     static HANDLING: Cell<Scope> = const { Cell::new(NONE) };
 }
 
-/// Restores the previous scope when the handler call ends, even by a panic.
-struct Restore(Scope);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = HANDLING.try_with(|h| h.set(self.0));
+/// Makes `server`'s sends from this thread go to `replies` until their hand-over ends.
+/// Called for every event; only the first of a hand-over sets the scope (later ones
+/// find the hook it left on `replies`, and a scope that `forget` cleared stays clear).
+/// Hand-overs do not nest on a thread: a reactor's handler never runs inside another.
+pub fn enter(server: *const wsq_server_t, replies: &Replies<'_>) {
+    if replies.has_end_hook() {
+        return;
     }
-}
-
-/// Runs `call` (the C handler) with `server`'s sends going to `replies`.
-pub fn handling<R>(
-    server: *const wsq_server_t,
-    replies: &Replies<'_>,
-    call: impl FnOnce() -> R,
-) -> R {
     let scope = Scope {
         server,
         replies: replies as *const Replies<'_> as *const (),
     };
-    let previous = HANDLING.try_with(|h| h.replace(scope)).unwrap_or(NONE);
-    let _restore = Restore(previous);
-    call()
+    if HANDLING.try_with(|h| h.set(scope)).is_ok() {
+        replies.at_end(leave);
+    }
+}
+
+/// The hand-over ended (its `Replies` are being dropped).
+fn leave() {
+    let _ = HANDLING.try_with(|h| h.set(NONE));
 }
 
 /// Runs `f` with the replies of the hand-over this thread is in, if it is handling
@@ -64,9 +65,10 @@ pub fn with_replies<R>(
     if scope.server.is_null() || scope.server != server {
         return None;
     }
-    // SAFETY: set by `handling` from a live `&Replies` that outlives the call it wraps,
-    // and restored when that call ends: while it is set, this thread is inside that
-    // call, so the referent is alive.
+    // SAFETY: set by `enter` from a live `&Replies`, and cleared by that `Replies`'s
+    // drop (the hook `enter` left on it; the engine drops every `Replies` it makes,
+    // at the end of the hand-over, on this thread): while it is set, the referent is
+    // alive.
     let replies = unsafe { &*(scope.replies as *const Replies<'_>) };
     Some(f(replies))
 }

@@ -418,7 +418,8 @@ fn start_with_handler(
         };
         config.event_handler = Some(EventHandler::from(
             move |ev: &Event, replies: &Replies<'_>| {
-                handler_scope::handling(c.server, replies, || event::lend(ev, |e| c.call(e)))
+                handler_scope::enter(c.server, replies);
+                event::lend(ev, |e| c.call(e))
             },
         ));
         Server::start(config).map_err(from_engine)

@@ -23,16 +23,19 @@ impl Reactor {
         while !self.entries.is_empty() {
             let mut entries = std::mem::take(&mut self.entries);
             // Usually one connection's events (a hand-over follows each read): its
-            // replies then find it without the registry.
+            // replies then go to it without the registry or the thread's state.
             let answering = entries.iter().find_map(|e| match e {
-                Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| l.shared.clone()),
+                Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| &l.shared),
                 Entry::Barrier { .. } => None,
             });
-            cork::begin_hand_over(&self.engine, answering);
+            // The thread's cork names it too, for sends that do not come through the
+            // replies (`Server::send` from a handler).
+            cork::begin_hand_over(&self.engine, answering.cloned());
+            let answering = answering.map(|conn| &**conn);
+            let replies = handler::Replies::new(&self.engine, answering);
             for entry in entries.drain(..) {
                 match entry {
                     Entry::Event(event) => {
-                        let replies = handler::Replies::new(&self.engine);
                         handler::call(&handler, &event, &replies);
                         if let EventKind::Message { data, .. } = event.kind {
                             self.spares.give_back(data);
@@ -41,7 +44,9 @@ impl Reactor {
                     Entry::Barrier { conn, .. } => barriers.push(conn.0),
                 }
             }
-            cork::end_hand_over(&self.engine);
+            let answered = replies.answered();
+            drop(replies);
+            cork::end_hand_over(&self.engine, answering, answered);
             for id in barriers.drain(..) {
                 self.release_barrier(id);
             }
