@@ -15,6 +15,9 @@
 #              checkout (BEFORE_DIR / OTHER_DIR, where `make examples` has run), for
 #              before/after comparisons in one sitting.
 #              raw-tcp is the raw TCP echo fed the same bytes (the physical limit).
+#              wsqueue-c-static: the same echo example linked against libwsqueue.a
+#              (as the Go binding links it, and as `pkg-config --static` does), to
+#              show what the shared library's calls and thread-local looks cost.
 #   WORKLOADS  [p1 p16 c1000 m64k m1m hold latency]
 #              p1, p16   100 conns x 32 B, 1 / 16 messages in flight per connection
 #              c1000     1,000 conns x 32 B, 4 in flight
@@ -98,6 +101,10 @@ has wsqueue-rust && projects+=" bench/peers/wsqueue-echo"
 for project in $projects; do
     (cd "$project" && CARGO_TARGET_DIR=$BENCH_TARGET cargo build --release -q)
 done
+if has wsqueue-c-static; then
+    cc -O2 -Iinclude examples/c/echo_server.c -o "$BENCH_TARGET/echo_server_static" \
+        target/release/libwsqueue.a -lpthread -ldl -lm
+fi
 if has uws && ! bash bench/peers/uws-echo/build.sh; then
     echo "uWebSockets could not be built (see above): leaving uws out" >&2
     SERVERS=${SERVERS//uws/}
@@ -137,6 +144,8 @@ start_named() {
         fastwebsockets)    start_server "$BIN/fastwebsockets-echo" 0 ;;
         wsqueue-c)         start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" ./build/echo_server 0 \
                                "${SERVER_TLS[@]}" ;;
+        wsqueue-c-static)  start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
+                               "$BENCH_TARGET/echo_server_static" 0 ;;
         wsqueue-c-before)  start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
                                "${BEFORE_DIR:?set BEFORE_DIR}/build/echo_server" 0 ;;
         wsqueue-c-other)   start_server env ECHO_PING_INTERVAL_MS="$SERVER_PING_MS" \
