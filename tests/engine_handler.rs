@@ -326,9 +326,14 @@ fn replies_corked_in_the_handler_keep_the_budget_and_the_byte_count() {
     };
     let server = Server::start_with_handler(config, move |server, event| {
         if let EventKind::Message { data, .. } = &event.kind {
-            // "fill": replies until one is refused; "more": three.
+            // "fill": replies until one is refused; "more": three; "sync": none (its
+            // report means the hand-over before it has ended).
             let reply = vec![7u8; REPLY];
-            let most = if data == b"more" { 3 } else { usize::MAX };
+            let most = match data.as_slice() {
+                b"more" => 3,
+                b"sync" => 0,
+                _ => usize::MAX,
+            };
             let mut accepted = 0usize;
             let mut refused = None;
             while accepted < most {
@@ -369,6 +374,14 @@ fn replies_corked_in_the_handler_keep_the_budget_and_the_byte_count() {
     assert!(
         more == 3 && refused.is_none(),
         "{more} accepted, {refused:?}"
+    );
+    // That report was sent from inside the handler, before the hand-over ended and
+    // published its held-back bytes; the next message's report comes after it.
+    client.send_binary(b"sync");
+    let (_, none, refused, _) = rx.recv_timeout(GUARD).expect("handled");
+    assert!(
+        none == 0 && refused.is_none(),
+        "{none} accepted, {refused:?}"
     );
     let mut stable = None;
     for _ in 0..1000 {

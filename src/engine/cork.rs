@@ -45,8 +45,8 @@ struct Corked {
 /// Where a send goes, as the calling thread's cork sees it (see [`sending`]).
 pub enum Sending<'a> {
     /// To the connection the thread is answering in a hand-over: no registry lookup,
-    /// and nothing to remember (the uncork writes it). Count the message in the
-    /// `Cell` (published at the uncork).
+    /// and nothing to remember (the hand-over's end writes it). Count the message in
+    /// the `Cell` (published at the uncork).
     Answering(&'a ConnShared, &'a Cell<u64>),
     /// Corked, to another connection: remember it ([`remember`]) if the send corked it.
     Corked,

@@ -42,8 +42,11 @@ pub type HandlerFn = dyn Fn(&Event, &Replies<'_>) + Send + Sync;
 /// hand-over (the events of one read, usually one connection's), and knows the
 /// connection they came from: a reply to it goes straight to that connection, with no
 /// registry lookup and no look at the thread's state. A binding that reaches the
-/// server through a locked handle (the C ABI's) also saves that lock per reply. It is
-/// the same send as `Server::send`.
+/// server through a locked handle (the C ABI's) also saves that lock per reply. It
+/// sends as `Server::send` does, with one difference: a reply to the answering
+/// connection is corked until the hand-over ends even if the handler uncorked its
+/// thread (`Server::send` would then write it at once). A `Replies` belongs to the
+/// thread of its hand-over: it is not `Sync` (it counts replies in a `Cell`).
 pub struct Replies<'a> {
     engine: &'a Arc<EngineShared>,
     /// The connection whose events are handed over (None when they are not one

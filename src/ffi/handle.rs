@@ -2,6 +2,7 @@
 //! (a few dozen bytes per server ever started), so a call on a freed handle finds it
 //! empty and returns WSQ_ERR_BAD_HANDLE instead of touching freed memory.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -12,6 +13,9 @@ use crate::server::Server;
 #[allow(non_camel_case_types)]
 pub struct wsq_server_t {
     server: RwLock<Option<Arc<Server>>>,
+    /// Set by `wsq_server_free` before it empties `server`: read without the lock by
+    /// the handler's fast path (`handler_scope`), which does not go through `server`.
+    freed: AtomicBool,
 }
 
 /// Keeps every handle reachable (and so not reported as leaked by valgrind).
@@ -20,6 +24,7 @@ static HANDLES: Mutex<Vec<&'static wsq_server_t>> = Mutex::new(Vec::new());
 pub fn new_handle(server: Server) -> *mut wsq_server_t {
     let handle: &'static wsq_server_t = Box::leak(Box::new(wsq_server_t {
         server: RwLock::new(Some(Arc::new(server))),
+        freed: AtomicBool::new(false),
     }));
     HANDLES.lock().push(handle);
     handle as *const wsq_server_t as *mut wsq_server_t
@@ -33,6 +38,7 @@ pub fn new_handle_with<E>(
 ) -> Result<*mut wsq_server_t, E> {
     let handle: &'static wsq_server_t = Box::leak(Box::new(wsq_server_t {
         server: RwLock::new(None),
+        freed: AtomicBool::new(false),
     }));
     HANDLES.lock().push(handle);
     let mut slot = handle.server.write();
@@ -71,5 +77,15 @@ pub unsafe fn with_server<R>(ptr: *const wsq_server_t, f: impl FnOnce(&Server) -
 pub unsafe fn take_server(ptr: *const wsq_server_t) -> Option<Arc<Server>> {
     // SAFETY: as above.
     let handle = unsafe { ptr.as_ref() }?;
+    handle.freed.store(true, Ordering::Release);
     handle.server.write().take()
+}
+
+/// Whether `wsq_server_free` was called on a handle (true for NULL).
+///
+/// # Safety
+/// As for [`server_of`].
+pub unsafe fn is_freed(ptr: *const wsq_server_t) -> bool {
+    // SAFETY: as above.
+    unsafe { ptr.as_ref() }.map_or(true, |handle| handle.freed.load(Ordering::Acquire))
 }

@@ -13,7 +13,7 @@
 use std::cell::Cell;
 use std::ptr;
 
-use super::handle::wsq_server_t;
+use super::handle::{is_freed, wsq_server_t};
 use crate::server::Replies;
 
 /// The handle being handled and the hand-over's replies (type-erased: a `Replies<'a>`
@@ -35,7 +35,7 @@ thread_local! {
 
 /// Makes `server`'s sends from this thread go to `replies` until their hand-over ends.
 /// Called for every event; only the first of a hand-over sets the scope (later ones
-/// find the hook it left on `replies`, and a scope that `forget` cleared stays clear).
+/// find the hook it left on `replies`).
 /// Hand-overs do not nest on a thread: a reactor's handler never runs inside another.
 pub fn enter(server: *const wsq_server_t, replies: &Replies<'_>) {
     if replies.has_end_hook() {
@@ -62,7 +62,11 @@ pub fn with_replies<R>(
     f: impl FnOnce(&Replies<'_>) -> R,
 ) -> Option<R> {
     let scope = HANDLING.try_with(|h| h.get()).ok()?;
-    if scope.server.is_null() || scope.server != server {
+    // A freed handle goes the handle's way, which refuses it (WSQ_ERR_BAD_HANDLE),
+    // also in a hand-over that began after the free (the stop's close events).
+    // SAFETY: `server` equals the scope's, which came from a live handle, and handles
+    // are never deallocated.
+    if scope.server.is_null() || scope.server != server || unsafe { is_freed(server) } {
         return None;
     }
     // SAFETY: set by `enter` from a live `&Replies`, and cleared by that `Replies`'s
@@ -71,14 +75,4 @@ pub fn with_replies<R>(
     // alive.
     let replies = unsafe { &*(scope.replies as *const Replies<'_>) };
     Some(f(replies))
-}
-
-/// Forgets `server` for the rest of the handler call on this thread: once the handler
-/// freed it, a send through it must find the handle empty (WSQ_ERR_BAD_HANDLE).
-pub fn forget(server: *const wsq_server_t) {
-    let _ = HANDLING.try_with(|h| {
-        if h.get().server == server {
-            h.set(NONE);
-        }
-    });
 }

@@ -450,8 +450,6 @@ pub extern "C" fn wsq_server_free(server: *mut wsq_server_t) {
         if server.is_null() {
             return;
         }
-        // A send later in this thread's handler call must find the handle empty.
-        handler_scope::forget(server);
         // SAFETY: non-null pointers come from wsq_server_start.
         if let Some(s) = unsafe { take_server(server) } {
             s.stop(Duration::ZERO);

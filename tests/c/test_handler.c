@@ -27,6 +27,9 @@ typedef struct {
     wsq_result_t stop_rc;
     int stop_returned;
     wsq_result_t send_after_free_rc; /* a wsq_send through the handle just freed */
+    /* the same from the close event that follows, in a later hand-over */
+    wsq_result_t send_in_close_after_free_rc;
+    int sends_in_close_after_free;
     /* "relay": sent to relay_conn of relay_srv (another server) instead of echoed */
     wsq_server_t *relay_srv;
     uint64_t relay_conn;
@@ -80,7 +83,15 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
         ctx->last_close_code = ev->close_code;
         snprintf(ctx->last_close_reason, sizeof ctx->last_close_reason, "%s",
                  ev->reason ? ev->reason : "(null)");
+        int freed = ctx->free_on_message && ctx->stop_returned;
         pthread_mutex_unlock(&ctx->lock);
+        if (freed) {
+            wsq_result_t rc = wsq_send(server, ev->conn, WSQ_MESSAGE_TEXT, "later", 5);
+            pthread_mutex_lock(&ctx->lock);
+            ctx->send_in_close_after_free_rc = rc;
+            ctx->sends_in_close_after_free++;
+            pthread_mutex_unlock(&ctx->lock);
+        }
         break;
     default:
         break;
@@ -273,8 +284,11 @@ static void wsq_server_free_inside_the_function_returns_and_the_threads_finish(v
     CHECK_RC(ctx.send_after_free_rc, WSQ_ERR_BAD_HANDLE);
     uint16_t p = 0;
     CHECK_RC(wsq_server_port(ctx.srv, &p), WSQ_ERR_BAD_HANDLE);
-    /* The close event of the dropped connection still reaches the function. */
+    /* The close event of the dropped connection still reaches the function, and
+     * a send from there, in a later hand-over, is refused the same way. */
     CHECK(wait_count(&ctx, &ctx.closes, 1));
+    CHECK(wait_count(&ctx, &ctx.sends_in_close_after_free, 1));
+    CHECK_RC(ctx.send_in_close_after_free_rc, WSQ_ERR_BAD_HANDLE);
     usleep(100 * 1000); /* let the I/O threads exit before the leak check at exit */
     ctx_destroy(&ctx);
 }
