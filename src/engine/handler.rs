@@ -74,9 +74,7 @@ impl<'a> Replies<'a> {
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         match self.answering {
             Some(conn) if conn.id == id => {
-                let status = send::send_answering(self.engine, conn, kind, payload)?;
-                self.answered.set(self.answered.get() + 1);
-                Ok(status)
+                send::send_answering(self.engine, conn, &self.answered, kind, payload)
             }
             _ => send::send(self.engine, id, kind, payload),
         }

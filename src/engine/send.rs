@@ -2,6 +2,7 @@
 //! `Engine::send` does, and what a handler's [`Replies`](super::handler::Replies)
 //! does without going through the server first.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -29,11 +30,7 @@ pub(crate) fn send(
     // uncork: every atomic operation saved is ~10 ns per message here.
     let corking = match cork::sending(engine, id, |target| match target {
         Sending::Answering(conn, answered) => {
-            let sent = send_to(engine, conn, kind, payload, true, true);
-            if sent.is_ok() {
-                answered.set(answered.get() + 1);
-            }
-            Ok(sent.map(|(status, _)| status))
+            Ok(send_answering(engine, conn, answered, kind, payload))
         }
         Sending::Corked => Err(true),
         Sending::Uncorked => Err(false),
@@ -51,20 +48,23 @@ pub(crate) fn send(
     Ok(status)
 }
 
-/// A handler's reply to the connection whose events it handles, through the
-/// hand-over's [`Replies`](super::handler::Replies): corked without a look at the
-/// thread's cork (the hand-over writes that connection when it ends, uncorked or
-/// not) and counted by the caller.
+/// A handler's reply to the connection whose events it handles, found through the
+/// hand-over's [`Replies`](super::handler::Replies) or the thread's cork: corked
+/// (the hand-over writes that connection when it ends, uncorked or not) and counted
+/// in `answered`, which the hand-over adds to `messages_out` once.
 pub(crate) fn send_answering(
     engine: &EngineShared,
     conn: &ConnShared,
+    answered: &Cell<u64>,
     kind: MessageKind,
     payload: &[u8],
 ) -> Result<SendStatus, Error> {
     if engine.stopping.load(Ordering::Acquire) {
         return Err(Error::Stopped);
     }
-    send_to(engine, conn, kind, payload, true, true).map(|(status, _)| status)
+    let (status, _) = send_to(engine, conn, kind, payload, true, true)?;
+    answered.set(answered.get() + 1);
+    Ok(status)
 }
 
 /// Admits, encodes and writes (or corks) one message to `conn`. `answering`: it is a
