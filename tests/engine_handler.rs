@@ -450,3 +450,225 @@ fn replies_after_an_uncork_in_the_handler_go_out_and_are_counted() {
     assert_eq!(server.stats().messages_out, 4, "every reply counted");
     server.stop(Duration::from_secs(1));
 }
+
+/// The reactor hands whole small messages to the handler straight from the read (the
+/// direct lane) and everything else the general way. Mixed in one write, and with a
+/// frame split across two writes, every message still reaches the handler once, in
+/// order, each echo goes out in order, the ping is answered, and `messages_in` counts
+/// each message once.
+#[test]
+fn messages_taken_straight_from_the_read_keep_their_order_among_the_others() {
+    let (tx, rx) = mpsc::channel();
+    let (server, log) = echo_server(tx);
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    let conn = wait_for(&rx, &Seen::Open);
+    let long = vec![b'l'; 300]; // a 16-bit length: not the lane's
+    let mut expected: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut bytes = Vec::new();
+    let message = |bytes: &mut Vec<u8>, expected: &mut Vec<(u8, Vec<u8>)>, op, payload: &[u8]| {
+        bytes.extend(masked(true, op, payload));
+        expected.push((op, payload.to_vec()));
+    };
+    message(&mut bytes, &mut expected, OP_BINARY, b"a");
+    message(&mut bytes, &mut expected, OP_TEXT, "b\u{e9}".as_bytes());
+    bytes.extend(masked(true, OP_PING, b"p"));
+    message(&mut bytes, &mut expected, OP_BINARY, b"c");
+    // A fragmented message: its frames are small, but it is not whole in one frame.
+    bytes.extend(masked(false, OP_TEXT, b"d1"));
+    bytes.extend(masked(true, OP_CONT, b"d2"));
+    expected.push((OP_TEXT, b"d1d2".to_vec()));
+    message(&mut bytes, &mut expected, OP_BINARY, &long);
+    message(&mut bytes, &mut expected, OP_BINARY, b"");
+    message(&mut bytes, &mut expected, OP_BINARY, b"e");
+    // The next message is cut after its first three bytes: the read ends inside it.
+    let split = masked(true, OP_BINARY, b"split");
+    bytes.extend_from_slice(&split[..3]);
+    client.send_raw(&bytes);
+    // Wait until the handler has seen "e", so the rest arrives in a later read.
+    wait_for(&rx, &Seen::Message(b"e".to_vec()));
+    let mut rest = split[3..].to_vec();
+    expected.push((OP_BINARY, b"split".to_vec()));
+    rest.extend(masked(true, OP_TEXT, b"f"));
+    expected.push((OP_TEXT, b"f".to_vec()));
+    client.send_raw(&rest);
+
+    let mut pong = false;
+    for want in &expected {
+        loop {
+            let f = client.read_frame();
+            if f.opcode == OP_PONG {
+                assert_eq!(f.payload, b"p");
+                pong = true;
+                continue;
+            }
+            // Echoes are sent whole, never fragmented.
+            assert!(f.fin, "{f:?}");
+            assert_eq!(&(f.opcode, f.payload), want);
+            break;
+        }
+    }
+    assert!(pong, "the ping was answered");
+    wait_for(&rx, &Seen::Message(b"f".to_vec()));
+    let messages: Vec<Vec<u8>> = expected.iter().map(|(_, p)| p.clone()).collect();
+    let handled: Vec<Vec<u8>> = log.lock().unwrap()[&conn.0]
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handled, messages);
+    let stats = server.stats();
+    assert_eq!(stats.messages_in, messages.len() as u64);
+    assert_eq!(stats.messages_out, messages.len() as u64);
+    server.stop(Duration::from_secs(1));
+}
+
+/// Text that is not UTF-8 among small messages: the lane leaves it to the general
+/// way, which fails the connection with 1007 after the echoes of the messages before
+/// it; the message after it is not handed over.
+#[test]
+fn invalid_text_among_small_messages_fails_the_connection_after_the_earlier_echoes() {
+    let (tx, rx) = mpsc::channel();
+    let (server, log) = echo_server(tx);
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    let conn = wait_for(&rx, &Seen::Open);
+    let mut bytes = Vec::new();
+    bytes.extend(masked(true, OP_TEXT, b"one"));
+    bytes.extend(masked(true, OP_BINARY, b"two"));
+    bytes.extend(masked(true, OP_TEXT, &[b'x', 0xC3, 0x28])); // §8.1: not UTF-8
+    bytes.extend(masked(true, OP_TEXT, b"never"));
+    client.send_raw(&bytes);
+    assert_eq!(client.read_message(), (OP_TEXT, b"one".to_vec()));
+    assert_eq!(client.read_message(), (OP_BINARY, b"two".to_vec()));
+    assert_eq!(client.read_close().0, 1007);
+    client.send_close(1007, "");
+    client.expect_eof();
+    drop(client);
+    wait_for(&rx, &Seen::Close(1007));
+    let events = log.lock().unwrap()[&conn.0].clone();
+    assert_eq!(
+        events,
+        vec![
+            Seen::Open,
+            Seen::Message(b"one".to_vec()),
+            Seen::Message(b"two".to_vec()),
+            Seen::Close(1007),
+        ]
+    );
+    assert_eq!(server.stats().messages_in, 2);
+    server.stop(Duration::from_secs(1));
+}
+
+/// Reads that end inside a frame: the rest, in the next read, is not a frame of its
+/// own even when its bytes look like one (cut inside the header, and inside the
+/// payload). The direct lane must leave both to the general way.
+#[test]
+fn a_frame_cut_by_the_reads_is_not_taken_for_the_frame_its_rest_looks_like() {
+    let (tx, rx) = mpsc::channel();
+    let (server, _log) = echo_server(tx);
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    wait_for(&rx, &Seen::Open);
+    let unmask = |wire: &[u8], key: [u8; 4]| -> Vec<u8> {
+        wire.iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect()
+    };
+
+    // Cut after the first byte: the rest starts 0x82 0x81, a masked 1-byte binary frame.
+    let key = [0x81, 0x10, 0x20, 0x30];
+    let payload = unmask(&[0x41, 0x42], key);
+    let frame = frame_bytes(true, 0, OP_BINARY, Some(key), &payload);
+    assert_eq!(&frame[..3], &[0x82, 0x82, 0x81]);
+    client.send_raw(&frame[..1]);
+    std::thread::sleep(Duration::from_millis(100)); // so that it is read on its own
+    client.send_raw(&frame[1..]);
+    assert_eq!(client.read_message(), (OP_BINARY, payload));
+
+    // Cut inside the payload, where the rest of the payload is a whole small frame.
+    let evil = masked(true, OP_BINARY, b"evil");
+    let mut wire = vec![0x11, 0x22, 0x33];
+    wire.extend_from_slice(&evil);
+    let key = [0x05, 0x06, 0x07, 0x08];
+    let payload = unmask(&wire, key);
+    let frame = frame_bytes(true, 0, OP_BINARY, Some(key), &payload);
+    let cut = frame.len() - evil.len();
+    client.send_raw(&frame[..cut]);
+    std::thread::sleep(Duration::from_millis(100));
+    client.send_raw(&frame[cut..]);
+    assert_eq!(client.read_message(), (OP_BINARY, payload));
+
+    // Cut inside a ping's payload (no message is in progress), the same way.
+    let key = [0x0A, 0x0B, 0x0C, 0x0D];
+    let ping_payload = unmask(&wire, key);
+    let frame = frame_bytes(true, 0, OP_PING, Some(key), &ping_payload);
+    client.send_raw(&frame[..cut]);
+    std::thread::sleep(Duration::from_millis(100));
+    client.send_raw(&frame[cut..]);
+    let pong = client.read_frame();
+    assert_eq!((pong.opcode, pong.payload), (OP_PONG, ping_payload));
+
+    client.send_binary(b"after");
+    assert_eq!(client.read_message(), (OP_BINARY, b"after".to_vec()));
+    assert_eq!(server.stats().messages_in, 3);
+    server.stop(Duration::from_secs(1));
+}
+
+/// A read that fills the reactor's 64 KiB buffer ends on a frame boundary with the
+/// messages it read the general way not yet handed over; the small messages of the
+/// next read must wait for them, not overtake them through the direct lane.
+#[test]
+fn small_messages_of_a_second_read_do_not_overtake_the_first_reads_events() {
+    let (tx, rx) = mpsc::channel();
+    let log: Log = Arc::default();
+    let record = log.clone();
+    let tx = Mutex::new(tx);
+    let server = Server::start_with_handler(config(), move |server, event| {
+        if let EventKind::Message { kind, data } = &event.kind {
+            if data == b"pause" {
+                // The burst below is then all in the socket when the reactor reads.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            server.send(event.conn, *kind, data).expect("echo accepted");
+        }
+        let s = seen(event);
+        record
+            .lock()
+            .unwrap()
+            .entry(event.conn.0)
+            .or_default()
+            .push(s.clone());
+        let _ = tx.lock().unwrap().send((event.conn, s));
+    })
+    .expect("server starts");
+    let mut client = WsClient::connect(server.local_addrs()[0]);
+    wait_for(&rx, &Seen::Open);
+    client.send_binary(b"pause");
+    // 65,536 bytes: one small frame (the lane's), then frames with a 16-bit length
+    // (the general way's), then small frames that arrive in the next read.
+    let mut expected = Vec::new();
+    let mut burst = Vec::new();
+    let first = vec![b'f'; 118];
+    burst.extend(masked(true, OP_BINARY, &first));
+    expected.push(first);
+    for n in 0..474u32 {
+        let mut payload = vec![b'g'; 130];
+        payload[..4].copy_from_slice(&n.to_be_bytes());
+        burst.extend(masked(true, OP_BINARY, &payload));
+        expected.push(payload);
+    }
+    assert_eq!(burst.len(), 64 * 1024);
+    for n in 0..10 {
+        let payload = format!("s{n}").into_bytes();
+        burst.extend(masked(true, OP_BINARY, &payload));
+        expected.push(payload);
+    }
+    client.send_raw(&burst);
+    assert_eq!(client.read_message(), (OP_BINARY, b"pause".to_vec()));
+    for (i, want) in expected.iter().enumerate() {
+        let (op, data) = client.read_message();
+        assert_eq!((op, &data), (OP_BINARY, want), "echo {i}");
+    }
+    server.stop(Duration::from_secs(1));
+}

@@ -21,6 +21,7 @@ use super::tls::{Received, TlsFailure, TlsSession};
 use super::transport::{PlainSocket, Writev};
 use crate::protocol::reader::MessageBuffers;
 use crate::protocol::server_connection::{ConnEvent, ServerConnection, Settings};
+use crate::protocol::MessageKind;
 
 pub struct ConnState {
     /// Every protocol decision about this connection is made by this object.
@@ -124,6 +125,20 @@ impl ConnState {
         received
     }
 
+    /// [`ServerConnection::take_small_message`] on bytes read from the socket: only for
+    /// a plain connection (TLS input is ciphertext).
+    #[inline]
+    pub fn take_small_message(
+        &mut self,
+        data: &[u8],
+        into: &mut Vec<u8>,
+    ) -> Option<(MessageKind, usize)> {
+        if self.tls.is_some() {
+            return None;
+        }
+        self.ws.take_small_message(data, into)
+    }
+
     /// Writes what rustls has encrypted; notes a socket that would block.
     fn flush_tls(&mut self) {
         let (Some(fd), Some(tls)) = (self.fd(), self.tls.as_deref_mut()) else {
@@ -166,6 +181,7 @@ impl ConnState {
     /// connection it answers, whose queued bytes may join the server-wide count at the
     /// flush (one atomic operation per flush instead of one per message). Returns true
     /// when the connection was not yet corked (the caller remembers it for the uncork).
+    #[inline]
     pub fn send_message(
         &mut self,
         header: &[u8],
@@ -184,6 +200,7 @@ impl ConnState {
     /// Queues one application message without writing it: the corking thread writes
     /// the connection's queue when it uncorks. Returns true when the connection was
     /// not yet corked (the caller remembers it for the uncork).
+    #[inline]
     pub fn cork_message(
         &mut self,
         header: &[u8],

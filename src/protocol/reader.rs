@@ -67,6 +67,9 @@ impl MessageBuffers for Allocate {
 /// header announcing a huge frame cannot make us allocate before the bytes arrive.
 const MAX_UPFRONT_RESERVE: u64 = 1024 * 1024;
 
+/// A small frame's header: two bytes and the mask key.
+const SMALL_HEADER_LEN: usize = 6;
+
 /// The frame whose payload is being consumed.
 #[derive(Debug)]
 struct PayloadState {
@@ -189,15 +192,10 @@ impl Reader {
     }
 
     /// The common case, in one step: `input` starts with a whole small unfragmented
-    /// data frame (FIN, no RSV bits, masked, 7-bit length) while no message is in
-    /// progress. Decodes, checks, unmasks into a new message buffer, validates text
-    /// and emits it; returns the frame's length. `None` (nothing done) for anything
-    /// else, which the general path handles.
-    ///
-    /// What the general path checks and this one does not need to: the opcode (only
-    /// 0x81 and 0x82 are taken, so it is a known non-control opcode with FIN set and
-    /// RSV clear, §5.2, §5.5), fragmentation order (no message is in progress, §5.4),
-    /// the 64-bit length rules (a 7-bit length), compression (RSV1 clear, RFC 7692).
+    /// data frame while no message is in progress ([`small_frame`](Self::small_frame)).
+    /// Unmasks it into a new message buffer, validates text and emits it; returns the
+    /// frame's length. `None` (nothing done) for anything else, which the general path
+    /// handles.
     #[inline]
     fn whole_small_message<S: IncomingSink + ?Sized>(
         &mut self,
@@ -205,6 +203,59 @@ impl Reader {
         events: &mut S,
         buffers: &mut dyn MessageBuffers,
     ) -> Option<usize> {
+        let (kind, key, payload) = self.small_frame(input)?;
+        debug_assert!(self.buffer.is_empty() && !self.compressed);
+        let mut buffer = buffers.message_buffer(payload.len());
+        // Whatever the source left in it is not this message's.
+        buffer.clear();
+        extend_unmasked(&mut buffer, payload, key, 0);
+        // §8.1: the whole text message is here, so one check of all of it.
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&buffer).is_err() {
+            self.fail(ProtocolError::InvalidUtf8, events);
+        } else {
+            events.push_incoming(Incoming::Message {
+                kind,
+                payload: buffer,
+            });
+        }
+        Some(SMALL_HEADER_LEN + payload.len())
+    }
+
+    /// [`whole_small_message`](Self::whole_small_message) for a caller that hands the
+    /// message on at once and reuses its buffer: unmasks the payload into `into`
+    /// (emptied first) and returns the message's kind and the frame's length. `None`,
+    /// with nothing consumed, when the reader is not between messages, when `input`
+    /// does not start with a whole small data frame, and for text that is not UTF-8
+    /// (the general path then fails the connection with its code).
+    #[inline]
+    pub fn take_small_message(
+        &mut self,
+        input: &[u8],
+        into: &mut Vec<u8>,
+    ) -> Option<(MessageKind, usize)> {
+        if self.frame.is_some() || self.message.is_some() || self.finished {
+            return None;
+        }
+        let (kind, key, payload) = self.small_frame(input)?;
+        into.clear();
+        extend_unmasked(into, payload, key, 0);
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(into).is_err() {
+            return None;
+        }
+        Some((kind, SMALL_HEADER_LEN + payload.len()))
+    }
+
+    /// Whether `input` starts with a whole small unfragmented data frame (FIN, no RSV
+    /// bits, masked, 7-bit length) within the limits: its kind, mask key and (masked)
+    /// payload. The caller has checked that no message is in progress, so the frame is
+    /// the whole message.
+    ///
+    /// What the general path checks and this one does not need to: the opcode (only
+    /// 0x81 and 0x82 are taken, so it is a known non-control opcode with FIN set and
+    /// RSV clear, §5.2, §5.5), fragmentation order (no message is in progress, §5.4),
+    /// the 64-bit length rules (a 7-bit length), compression (RSV1 clear, RFC 7692).
+    #[inline]
+    fn small_frame<'i>(&self, input: &'i [u8]) -> Option<(MessageKind, [u8; 4], &'i [u8])> {
         let [b0, b1, k0, k1, k2, k3, rest @ ..] = input else {
             return None;
         };
@@ -219,25 +270,11 @@ impl Reader {
         }
         let len = (b1 & 0x7F) as usize;
         let payload = rest.get(..len)?;
-        // §10.4: no message is in progress, so this frame is the whole message.
+        // §10.4: the frame is the whole message.
         if len as u64 > self.limits.max_frame_size || len as u64 > self.limits.max_message_size {
             return None; // the general path reports which limit
         }
-        debug_assert!(self.buffer.is_empty() && !self.compressed);
-        let mut buffer = buffers.message_buffer(len);
-        // Whatever the source left in it is not this message's.
-        buffer.clear();
-        extend_unmasked(&mut buffer, payload, [*k0, *k1, *k2, *k3], 0);
-        // §8.1: the whole text message is here, so one check of all of it.
-        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&buffer).is_err() {
-            self.fail(ProtocolError::InvalidUtf8, events);
-        } else {
-            events.push_incoming(Incoming::Message {
-                kind,
-                payload: buffer,
-            });
-        }
-        Some(6 + len)
+        Some((kind, [*k0, *k1, *k2, *k3], payload))
     }
 
     /// True once a close frame or a protocol error has been seen.
@@ -844,6 +881,115 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// Reads `stream` as the direct lane does: `take_small_message` while it takes,
+    /// `feed` for the rest (and then again from the top), cut at `cut` as two reads.
+    fn read_with_lane(stream: &[u8], cut: usize, limits: Limits) -> Vec<Incoming> {
+        let mut r = Reader::new(limits);
+        let mut ev = Vec::new();
+        let mut held = Vec::new();
+        for read in [&stream[..cut], &stream[cut..]] {
+            let mut input = [held.as_slice(), read].concat();
+            loop {
+                let mut pos = 0;
+                let mut into = vec![0xEE; 3]; // the lane's reused buffer is not empty
+                while held.is_empty() {
+                    let Some((kind, len)) = r.take_small_message(&input[pos..], &mut into) else {
+                        break;
+                    };
+                    ev.push(Incoming::Message {
+                        kind,
+                        payload: into.clone(),
+                    });
+                    pos += len;
+                }
+                let n = r.feed(&input[pos..], &mut ev);
+                input.drain(..pos + n);
+                if n == 0 || input.is_empty() || r.is_finished() {
+                    break;
+                }
+            }
+            held = input;
+        }
+        ev
+    }
+
+    #[test]
+    fn the_lane_takes_what_the_general_path_would_give_and_nothing_else() {
+        // Whole small frames (every length around 125, both kinds, valid and invalid
+        // UTF-8), a ping, a fragmented message and a 16-bit length, cut into two reads
+        // at every byte: the lane and the general path together give exactly what the
+        // general path alone gives.
+        let limits = Limits {
+            max_frame_size: 100,
+            max_message_size: 90,
+        };
+        for len in [0usize, 1, 5, 89, 90, 91, 100, 101, 125, 126, 130] {
+            for opcode in [1u8, 2] {
+                for bad_utf8 in [false, true] {
+                    let mut payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if bad_utf8 {
+                        if len == 0 {
+                            continue;
+                        }
+                        payload[len / 2] = 0xFF;
+                    }
+                    let key = [len as u8, 0x5a, 0xc3, 0x81 ^ opcode];
+                    let mut stream = raw_frame(true, 0, 2, Some([1, 2, 3, 4]), b"first");
+                    stream.extend(raw_frame(true, 0, 9, Some([4, 3, 2, 1]), b"\x82\x81ab"));
+                    stream.extend(raw_frame(false, 0, 1, Some([5, 5, 5, 5]), b"fr"));
+                    stream.extend(raw_frame(true, 0, 0, Some([6, 6, 6, 6]), b"ag"));
+                    stream.extend(raw_frame(true, 0, opcode, Some(key), &payload));
+                    stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
+                    for lim in [Limits::DEFAULT, limits] {
+                        let want = read_bytewise(&stream, lim);
+                        for cut in 0..=stream.len() {
+                            assert_eq!(
+                                read_with_lane(&stream, cut, lim),
+                                want,
+                                "len {len} op {opcode} cut {cut}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_lane_takes_nothing_in_the_middle_of_a_message_or_after_the_end() {
+        let next = raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next");
+        let mut into = Vec::new();
+        // A fragmented message in progress.
+        let mut r = Reader::new(Limits::DEFAULT);
+        r.feed(
+            &raw_frame(false, 0, 2, Some([1, 1, 1, 1]), b"a"),
+            &mut Vec::new(),
+        );
+        assert_eq!(r.take_small_message(&next, &mut into), None);
+        // A control frame's payload in progress.
+        let mut r = Reader::new(Limits::DEFAULT);
+        let ping = raw_frame(true, 0, 9, Some([2, 2, 2, 2]), b"0123456789");
+        assert_eq!(r.feed(&ping[..8], &mut Vec::new()), 8);
+        assert_eq!(r.take_small_message(&next, &mut into), None);
+        // After a close.
+        let mut r = Reader::new(Limits::DEFAULT);
+        r.feed(
+            &raw_frame(true, 0, 8, Some([3, 3, 3, 3]), &[3, 232]),
+            &mut Vec::new(),
+        );
+        assert!(r.is_finished());
+        assert_eq!(r.take_small_message(&next, &mut into), None);
+        // Between messages it takes the frame, and only it.
+        let mut r = Reader::new(Limits::DEFAULT);
+        let mut two = next.clone();
+        two.extend_from_slice(&next);
+        assert_eq!(
+            r.take_small_message(&two, &mut into),
+            Some((MessageKind::Binary, next.len()))
+        );
+        assert_eq!(into, b"next");
     }
 
     #[test]

@@ -309,6 +309,28 @@ impl ServerConnection {
         }
     }
 
+    /// The common message taken on its own, for a caller that hands it on at once
+    /// (handler mode's direct lane): when the connection is open, nothing is held back
+    /// and `input` starts with a whole small data message (see
+    /// [`Reader::take_small_message`]), its payload is unmasked into `into` and its kind
+    /// and frame length returned. It is then consumed exactly as
+    /// [`receive_with`](Self::receive_with) would consume it, which would emit it as a
+    /// `ConnEvent::Message`. `None`, with nothing consumed, for anything else: give
+    /// that input to `receive_with`.
+    #[inline]
+    pub fn take_small_message(
+        &mut self,
+        input: &[u8],
+        into: &mut Vec<u8>,
+    ) -> Option<(MessageKind, usize)> {
+        if !matches!(self.state, State::Open) || !self.input.is_empty() {
+            return None;
+        }
+        let taken = self.reader.take_small_message(input, into)?;
+        self.awaiting_pong = false;
+        Some(taken)
+    }
+
     fn on_request_head(&mut self, head: RequestHead, rest: Vec<u8>, events: &mut Vec<ConnEvent>) {
         if !handshake::is_upgrade_request(&head) {
             // Served by the I/O layer's HTTP fallback; `respond` finishes the connection.

@@ -152,6 +152,17 @@ impl Reactor {
         if !data.is_empty() {
             local.last_input_ms = now;
         }
+        // Handler mode: the whole small messages the read starts with go to the
+        // handler at once (`direct.rs`); the general way below takes the rest (often
+        // nothing: it then only settles the connection's output and timer).
+        let data = if data.is_empty() || self.engine.config.event_handler.is_none() {
+            data
+        } else {
+            &data[self.hand_over_direct(id, data)..]
+        };
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
         let tag = local.shared.tag();
         let mut events = std::mem::take(&mut self.conn_events);
         let paused_for_output = local.paused_for_output;

@@ -10,6 +10,7 @@
 //! - `hand_over.rs`: handler mode, events handed to the application's function.
 
 mod deadlines;
+mod direct;
 mod finish;
 mod hand_over;
 mod input;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::ConnShared;
-use super::event::RequestInfo;
+use super::event::{Event, RequestInfo};
 use super::event_queue::Entry;
 use super::id_map::IdMap;
 use super::recycle::ReactorSpares;
@@ -90,6 +91,9 @@ pub struct Reactor {
     handed_barriers: Vec<u64>,
     /// Handler mode: small message buffers, back from the handler for the next read.
     spares: ReactorSpares,
+    /// Handler mode: the direct lane's message events (`direct.rs`), reused read
+    /// after read.
+    direct: Vec<Event>,
     conn_events: Vec<ConnEvent>,
     timers: TimerHeap,
     due: Vec<(u64, u64)>,
@@ -130,6 +134,7 @@ impl Reactor {
             entries: Vec::new(),
             handed_barriers: Vec::new(),
             spares: ReactorSpares::default(),
+            direct: Vec::new(),
             conn_events: Vec::new(),
             timers: TimerHeap::new(),
             due: Vec::new(),

@@ -1,0 +1,106 @@
+//! Handler mode's direct lane: the whole small messages at the start of a read go from
+//! the bytes just read to the handler. The general way (`input.rs`, then
+//! `hand_over.rs`) takes a message buffer per message, moves each message through two
+//! vectors of events and gives the buffer back after the handler; here each message is
+//! unmasked into a buffer the reactor keeps for the next read, under one lock of the
+//! connection per batch, and handed over at once.
+//!
+//! The protocol decides what the lane may take (`ServerConnection::take_small_message`:
+//! an open plain connection between messages, a whole unfragmented data frame of at
+//! most 125 bytes within the limits, valid text). Anything else (a partial frame, a
+//! control frame, a fragment, a larger or compressed message, text that is not UTF-8,
+//! TLS) goes the general way, from the first byte the lane did not take, so the order
+//! of a connection's events holds.
+
+use super::Reactor;
+use crate::engine::cork;
+use crate::engine::event::{ConnId, Event, EventKind};
+use crate::engine::handler::{self, Replies};
+use crate::engine::stats::Counters;
+use crate::protocol::MessageKind;
+
+/// Messages taken under one lock of the connection before they are handed over.
+const BATCH: usize = 32;
+
+impl Reactor {
+    /// Hands the whole small messages at the start of `data` (bytes just read from
+    /// connection `id`) to the handler, in one hand-over whose replies are written
+    /// when it ends. Returns the bytes they took: 0 when the lane does not apply, for
+    /// example while events of this turn wait for their own hand-over (they go first).
+    pub(super) fn hand_over_direct(&mut self, id: u64, data: &[u8]) -> usize {
+        if !self.entries.is_empty() {
+            return 0;
+        }
+        let Some(handler) = self.engine.config.event_handler.as_ref() else {
+            return 0;
+        };
+        let Some(local) = self.conns.get(&id) else {
+            return 0;
+        };
+        let conn = &local.shared;
+        let tag = conn.tag();
+        let mut taken = 0;
+        let mut handed = 0;
+        let mut replies: Option<Replies<'_>> = None;
+        loop {
+            let count = {
+                let mut st = conn.state.lock();
+                let mut count = 0;
+                while count < BATCH && taken < data.len() {
+                    if count == self.direct.len() {
+                        self.direct.push(message_event());
+                    }
+                    let EventKind::Message { kind, data: into } = &mut self.direct[count].kind
+                    else {
+                        unreachable!("the lane's events are messages");
+                    };
+                    let Some((message_kind, len)) = st.take_small_message(&data[taken..], into)
+                    else {
+                        break;
+                    };
+                    *kind = message_kind;
+                    taken += len;
+                    count += 1;
+                }
+                count
+            };
+            if count == 0 {
+                break;
+            }
+            let replies = replies.get_or_insert_with(|| {
+                // The thread's cork names the connection too, for sends that do not
+                // come through the replies (`Server::send` from a handler).
+                cork::begin_hand_over(&self.engine, Some(conn.clone()));
+                Replies::new(&self.engine, Some(&**conn))
+            });
+            for event in &mut self.direct[..count] {
+                event.conn = ConnId(id);
+                event.tag = tag;
+                handler::call(handler, event, replies);
+            }
+            handed += count as u64;
+            if count < BATCH {
+                break;
+            }
+        }
+        if let Some(replies) = replies {
+            let answered = replies.answered();
+            drop(replies);
+            cork::end_hand_over(&self.engine, Some(&**conn), answered);
+            Counters::add(&self.engine.stats.messages_in, handed);
+        }
+        taken
+    }
+}
+
+/// An event of the lane's pool: its buffer is kept from read to read.
+fn message_event() -> Event {
+    Event {
+        conn: ConnId(0),
+        tag: 0,
+        kind: EventKind::Message {
+            kind: MessageKind::Binary,
+            data: Vec::new(),
+        },
+    }
+}
