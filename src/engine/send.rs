@@ -70,7 +70,9 @@ pub(crate) fn send_answering(
 /// Admits, encodes and writes (or corks) one message to `conn`. `answering`: it is a
 /// handler's reply to the connection it answers (see `ConnState::send_message`).
 /// Returns the status to report and whether this send corked the connection (the
-/// caller remembers it for the uncork).
+/// caller remembers it for the uncork). Inlined: a handler's reply (`send_answering`)
+/// gets its own copy, with the branches for its constant flags folded away.
+#[inline(always)]
 fn send_to(
     engine: &EngineShared,
     conn: &ConnShared,
