@@ -199,8 +199,9 @@ impl ConnState {
 
     /// Queues one application message without writing it: the corking thread writes
     /// the connection's queue when it uncorks. Returns true when the connection was
-    /// not yet corked (the caller remembers it for the uncork).
-    #[inline]
+    /// not yet corked (the caller remembers it for the uncork). Inlined into the
+    /// handler's reply, the one caller on the echo path.
+    #[inline(always)]
     pub fn cork_message(
         &mut self,
         header: &[u8],

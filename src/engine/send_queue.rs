@@ -97,6 +97,19 @@ pub struct Flushed {
     pub close_written: bool,
 }
 
+/// Appends a frame header. The common lengths (2 bytes up to 125 bytes of payload, 4
+/// up to 64 KiB) are fixed-size copies the compiler writes as stores; a copy of a
+/// length it does not know is a call to `memcpy`, about 12 instructions more per
+/// message.
+#[inline(always)]
+fn extend_header(buf: &mut Vec<u8>, header: &[u8]) {
+    match *header {
+        [a, b] => buf.extend_from_slice(&[a, b]),
+        [a, b, c, d] => buf.extend_from_slice(&[a, b, c, d]),
+        _ => buf.extend_from_slice(header),
+    }
+}
+
 #[derive(Default)]
 pub struct SendQueue {
     chunks: VecDeque<Chunk>,
@@ -153,14 +166,14 @@ impl SendQueue {
                     ends.reserve(16);
                     ends.push(buf.len());
                 }
-                buf.extend_from_slice(header);
+                extend_header(buf, header);
                 buf.extend_from_slice(payload);
                 ends.push(buf.len());
                 return;
             }
         }
         let mut buf = recycle::take_gather(len.max(GATHER_INITIAL));
-        buf.extend_from_slice(header);
+        extend_header(&mut buf, header);
         buf.extend_from_slice(payload);
         self.chunks.push_back(Chunk {
             bytes: Bytes::Gathered {

@@ -14,6 +14,9 @@ impl Reactor {
     /// no connection lock (the handler may call anything). Barriers are released only
     /// after that write, so a close frame they held back follows the replies.
     pub(super) fn hand_over(&mut self) {
+        if self.entries.is_empty() {
+            return; // the common case after a read that the direct lane took whole
+        }
         let Some(handler) = self.engine.config.event_handler.clone() else {
             return;
         };

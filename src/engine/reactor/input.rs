@@ -153,12 +153,15 @@ impl Reactor {
             local.last_input_ms = now;
         }
         // Handler mode: the whole small messages the read starts with go to the
-        // handler at once (`direct.rs`); the general way below takes the rest (often
-        // nothing: it then only settles the connection's output and timer).
-        let data = if data.is_empty() || self.engine.config.event_handler.is_none() {
-            data
+        // handler at once (`direct.rs`); the general way below takes the rest. When
+        // they were all of it, nothing is held back (the lane takes nothing while
+        // something is) and there is nothing left to receive: the general way then
+        // only settles the connection's output and timer.
+        let (data, all_taken) = if data.is_empty() || self.engine.config.event_handler.is_none() {
+            (data, false)
         } else {
-            &data[self.hand_over_direct(id, data)..]
+            let taken = self.hand_over_direct(id, data);
+            (&data[taken..], taken == data.len())
         };
         let Some(local) = self.conns.get_mut(&id) else {
             return;
@@ -175,7 +178,11 @@ impl Reactor {
             } else {
                 &mut recycle::Spares
             };
-            let received = st.receive(data, &mut events, buffers);
+            let received = if all_taken {
+                Ok(Received::More)
+            } else {
+                st.receive(data, &mut events, buffers)
+            };
             st.pump(&self.engine.stats);
             (received, st.is_settled(), st.ws.timer())
         };
