@@ -32,10 +32,30 @@ use crate::protocol::MessageKind;
 /// A panic in it is caught (the reactor goes on; that event is lost). Besides the
 /// event it gets the [`Replies`] of the hand-over.
 #[derive(Clone)]
-pub struct EventHandler(pub Arc<HandlerFn>);
+pub struct EventHandler {
+    each: Arc<HandlerFn>,
+    /// A binding's way to take a run of one connection's messages in one call (the
+    /// direct lane's batch, `reactor/direct.rs`): set-up it would repeat per message
+    /// (a C event struct, a scope) is then done once per run.
+    runs: Option<Arc<RunFn>>,
+}
 
 /// The function behind an [`EventHandler`].
 pub type HandlerFn = dyn Fn(&Event, &Replies<'_>) + Send + Sync;
+
+/// A run of message events of one connection, in order (see [`EventHandler`]'s
+/// `runs`). It must handle each as [`HandlerFn`] would, and catch a panic per event.
+pub(crate) type RunFn = dyn Fn(&[Event], &Replies<'_>) + Send + Sync;
+
+impl EventHandler {
+    /// A handler that also takes runs of messages through `runs`.
+    pub(crate) fn with_runs(each: Arc<HandlerFn>, runs: Arc<RunFn>) -> Self {
+        EventHandler {
+            each,
+            runs: Some(runs),
+        }
+    }
+}
 
 /// What a handler can answer through while it runs: the sends of the server whose
 /// events it handles, without a way to that server. One `Replies` serves a whole
@@ -113,7 +133,10 @@ impl fmt::Debug for EventHandler {
 
 impl<F: Fn(&Event, &Replies<'_>) + Send + Sync + 'static> From<F> for EventHandler {
     fn from(f: F) -> Self {
-        EventHandler(Arc::new(f))
+        EventHandler {
+            each: Arc::new(f),
+            runs: None,
+        }
     }
 }
 
@@ -127,5 +150,22 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 /// Runs the handler on one event, inside a hand-over (`cork::begin_hand_over`);
 /// returns false if it panicked.
 pub fn call(handler: &EventHandler, event: &Event, replies: &Replies<'_>) -> bool {
-    catch_unwind(AssertUnwindSafe(|| (handler.0)(event, replies))).is_ok()
+    catch_unwind(AssertUnwindSafe(|| (handler.each)(event, replies))).is_ok()
+}
+
+/// Runs the handler on a run of one connection's message events, in order, inside a
+/// hand-over: in one call when it takes runs, else one event at a time.
+pub fn call_run(handler: &EventHandler, events: &[Event], replies: &Replies<'_>) {
+    match &handler.runs {
+        Some(runs) => {
+            // The run function catches each event's panic itself; this one is for
+            // a panic of its own.
+            let _ = catch_unwind(AssertUnwindSafe(|| runs(events, replies)));
+        }
+        None => {
+            for event in events {
+                call(handler, event, replies);
+            }
+        }
+    }
 }

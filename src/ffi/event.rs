@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::ffi::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use super::types::*;
@@ -202,6 +203,33 @@ pub fn lend(event: &Event, f: impl FnOnce(&wsq_event_t)) {
         out.len = data.len();
     }
     f(&out)
+}
+
+/// Handler mode: shows a run of one connection's message events to `f`, one at a time
+/// and in order, as [`lend`] would; the struct is filled once and only each message's
+/// own fields change (a panic in `f` loses that event only). Anything but a message
+/// is lent on its own.
+pub fn lend_messages(events: &[Event], mut f: impl FnMut(&wsq_event_t)) {
+    let Some(first) = events.first() else {
+        return;
+    };
+    let mut out = empty_event();
+    out.event_type = WSQ_EVENT_MESSAGE;
+    out.conn = first.conn.0;
+    out.tag = first.tag;
+    for event in events {
+        let EventKind::Message { kind, data } = &event.kind else {
+            lend(event, &mut f);
+            continue;
+        };
+        out.message_kind = message_kind_to_c(*kind);
+        (out.data, out.len) = if data.is_empty() {
+            (ptr::null(), 0)
+        } else {
+            (data.as_ptr(), data.len())
+        };
+        let _ = catch_unwind(AssertUnwindSafe(|| f(&out)));
+    }
 }
 
 /// A copy of a request or close event (what `to_c` consumes).

@@ -19,6 +19,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use error::wsq_result_t::{self, *};
@@ -383,6 +384,7 @@ pub extern "C" fn wsq_server_start(
 }
 
 /// The C function and user pointer of handler mode, as the engine calls them.
+#[derive(Clone, Copy)]
 struct CHandler {
     function: unsafe extern "C" fn(*mut c_void, *const wsq_server_t, *const wsq_event_t),
     user: *mut c_void,
@@ -416,12 +418,16 @@ fn start_with_handler(
             user,
             server,
         };
-        config.event_handler = Some(EventHandler::from(
-            move |ev: &Event, replies: &Replies<'_>| {
-                handler_scope::enter(c.server, replies);
-                event::lend(ev, |e| c.call(e))
-            },
-        ));
+        let each = move |ev: &Event, replies: &Replies<'_>| {
+            handler_scope::enter(c.server, replies);
+            event::lend(ev, |e| c.call(e))
+        };
+        // A run of one connection's messages: one scope and one event struct for all.
+        let runs = move |events: &[Event], replies: &Replies<'_>| {
+            handler_scope::enter(c.server, replies);
+            event::lend_messages(events, |e| c.call(e))
+        };
+        config.event_handler = Some(EventHandler::with_runs(Arc::new(each), Arc::new(runs)));
         Server::start(config).map_err(from_engine)
     })
 }

@@ -18,6 +18,7 @@ typedef struct {
     wsq_server_t *srv;          /* as wsq_server_start returned it */
     int wrong_arguments;        /* calls whose user or server pointer was not ours */
     int opens, messages, closes;
+    int wrong_conn;             /* message events whose conn was not the last opened */
     uint64_t last_open_conn;
     char open_path[64];
     uint16_t last_close_code;
@@ -57,6 +58,10 @@ static void on_event(void *user, const wsq_server_t *server, const wsq_event_t *
         pthread_mutex_unlock(&ctx->lock);
         break;
     case WSQ_EVENT_MESSAGE:
+        pthread_mutex_lock(&ctx->lock);
+        if (ev->conn != ctx->last_open_conn)
+            ctx->wrong_conn++;
+        pthread_mutex_unlock(&ctx->lock);
         if (ctx->stop_on_message && ev->len == 4 && memcmp(ev->data, "stop", 4) == 0) {
             stop = 1;
         } else if (ctx->free_on_message && ev->len == 4 && memcmp(ev->data, "free", 4) == 0) {
@@ -356,10 +361,70 @@ static void a_send_from_the_handler_through_another_handle_reaches_that_server(v
     ctx_destroy(&b);
 }
 
+/* Appends a masked frame (key 1 2 3 4) of up to 125 bytes to buf; returns its length. */
+static size_t put_frame(uint8_t *buf, int opcode, const void *data, size_t len)
+{
+    static const uint8_t key[4] = {1, 2, 3, 4};
+    buf[0] = (uint8_t)(0x80 | opcode);
+    buf[1] = (uint8_t)(0x80 | len);
+    memcpy(buf + 2, key, 4);
+    for (size_t i = 0; i < len; i++)
+        buf[6 + i] = ((const uint8_t *)data)[i] ^ key[i % 4];
+    return 6 + len;
+}
+
+/* Several small messages in one write are read together and handed to the function
+ * one after another: each event carries its own kind, bytes and length (an empty one
+ * included), and each echo comes back as it was sent. */
+static void a_run_of_messages_in_one_read_keeps_each_messages_kind_and_bytes(void)
+{
+    ctx_t ctx;
+    ctx_init(&ctx);
+    uint16_t port = 0;
+    REQUIRE(start(&ctx, &port));
+    int fd = wsc_open(port, "/", NULL);
+    REQUIRE(fd >= 0);
+    CHECK(wait_count(&ctx, &ctx.opens, 1));
+    char big[125];
+    memset(big, 'x', sizeof big);
+    struct { int op; const char *data; size_t len; } sent[] = {
+        {WSC_TEXT, "a", 1},
+        {WSC_BINARY, "\0\1\2", 3},
+        {WSC_BINARY, "", 0},
+        {WSC_TEXT, big, sizeof big},
+        {WSC_BINARY, "end", 3},
+    };
+    enum { COUNT = sizeof sent / sizeof sent[0] };
+    uint8_t buf[COUNT * 131];
+    size_t n = 0;
+    for (int i = 0; i < COUNT; i++)
+        n += put_frame(buf + n, sent[i].op, sent[i].data, sent[i].len);
+    CHECK(wsc_write_all(fd, buf, n) == 0);
+    for (int i = 0; i < COUNT; i++) {
+        wsc_frame_t f;
+        int op = wsc_read_frame(fd, &f);
+        CHECK(op == sent[i].op);
+        if (op < 0)
+            break;
+        CHECK(f.fin && f.len == sent[i].len && memcmp(f.data, sent[i].data, f.len) == 0);
+        wsc_frame_free(&f);
+    }
+    CHECK(wait_count(&ctx, &ctx.messages, COUNT));
+    pthread_mutex_lock(&ctx.lock);
+    CHECK(ctx.wrong_conn == 0 && ctx.wrong_arguments == 0);
+    pthread_mutex_unlock(&ctx.lock);
+    close(fd);
+    CHECK(wait_count(&ctx, &ctx.closes, 1));
+    CHECK_RC(wsq_server_stop(ctx.srv, 1000), WSQ_OK);
+    wsq_server_free(ctx.srv);
+    ctx_destroy(&ctx);
+}
+
 TEST_MAIN(
     TEST(every_event_reaches_the_function_with_our_user_pointer_and_handle),
     TEST(wsq_server_stop_inside_the_function_returns_and_the_stop_completes),
     TEST(wsq_server_free_inside_the_function_returns_and_the_threads_finish),
     TEST(a_stop_delivers_its_close_events_before_it_returns),
     TEST(a_send_from_the_handler_through_another_handle_reaches_that_server),
+    TEST(a_run_of_messages_in_one_read_keeps_each_messages_kind_and_bytes),
 )

@@ -76,8 +76,8 @@ impl Reactor {
             for event in &mut self.direct[..count] {
                 event.conn = ConnId(id);
                 event.tag = tag;
-                handler::call(handler, event, replies);
             }
+            handler::call_run(handler, &self.direct[..count], replies);
             handed += count as u64;
             if count < BATCH {
                 break;
