@@ -30,7 +30,8 @@ use crate::protocol::MessageKind;
 /// must return quickly: hand slow work to another thread. It may call every server
 /// method; `stop` from a handler begins the stop and returns without waiting for it.
 /// A panic in it is caught (the reactor goes on; that event is lost). Besides the
-/// event it gets the [`Replies`] of the hand-over.
+/// event it gets the [`Replies`] of the hand-over. Made from a closure with
+/// `EventHandler::from` (or `Server::start_with_handler`).
 #[derive(Clone)]
 pub struct EventHandler {
     each: Arc<HandlerFn>,

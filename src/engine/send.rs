@@ -6,7 +6,9 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::conn::ConnShared;
+use parking_lot::MutexGuard;
+
+use super::conn::{ConnShared, ConnState};
 use super::cork::{self, Sending};
 use super::error::Error;
 use super::event::ConnId;
@@ -85,19 +87,19 @@ fn send_to(
     if !st.ws.is_open_or_later() {
         return Err(Error::InvalidState("the connection is not open yet"));
     }
+    // The common small reply, with the same admission, without the general encoding.
+    if let Some(header) = st.ws.small_plain_header(kind, payload.len()) {
+        admit_or_refuse(engine, conn, &mut st, header.len() + payload.len())?;
+        let newly_corked = st.send_message(&header, payload, corking, answering, &engine.stats)?;
+        return Ok((engine.status_after_send(&mut st), newly_corked));
+    }
     // Admitted at its uncompressed size: a compressor with context takeover must not
     // see a message that is then refused.
     let wire_len = st
         .ws
         .message_wire_len(payload.len())
         .map_err(|_| Error::Closed)?;
-    if let Err(refusal) = engine.admit(&mut st, wire_len) {
-        if refusal == Refusal::Condemned {
-            drop(st);
-            engine.command(conn.reactor, Command::Kick(conn.id));
-        }
-        return Err(refusal.error());
-    }
+    admit_or_refuse(engine, conn, &mut st, wire_len)?;
     let frame = st
         .ws
         .encode_message(kind, payload)
@@ -105,4 +107,22 @@ fn send_to(
     let (head, body) = frame.parts(payload);
     let newly_corked = st.send_message(head, body, corking, answering, &engine.stats)?;
     Ok((engine.status_after_send(&mut st), newly_corked))
+}
+
+/// Admits a message of `wire_len` bytes to `conn` (whose state `st` is), or refuses
+/// it; a refusal that condemns the connection tells its reactor.
+#[inline(always)]
+fn admit_or_refuse(
+    engine: &EngineShared,
+    conn: &ConnShared,
+    st: &mut MutexGuard<'_, ConnState>,
+    wire_len: usize,
+) -> Result<(), Error> {
+    if let Err(refusal) = engine.admit(st, wire_len) {
+        if refusal == Refusal::Condemned {
+            MutexGuard::unlocked(st, || engine.command(conn.reactor, Command::Kick(conn.id)));
+        }
+        return Err(refusal.error());
+    }
+    Ok(())
 }

@@ -662,14 +662,24 @@ pub extern "C" fn wsq_send(
         if server.is_null() {
             return invalid("server is NULL");
         }
+        // From inside this server's handler: through the hand-over's replies, without
+        // the handle's lock (the common reply).
+        if let Some(rc) = handler_scope::with_replies(server, |r| {
+            send_one(&Sender::Replies(r), conn, kind, data, len)
+        }) {
+            return rc;
+        }
         // SAFETY: non-null handles come from wsq_server_start; buffer per the
         // documented contract. A send never blocks, so it may hold the handle's lock.
-        unsafe { with_sender(server, |s| send_one(s, conn, kind, data, len)) }.unwrap_or_else(
-            || {
-                set_last_error("the server handle was freed");
-                WSQ_ERR_BAD_HANDLE
-            },
-        )
+        unsafe {
+            with_server(server, |s| {
+                send_one(&Sender::Server(s), conn, kind, data, len)
+            })
+        }
+        .unwrap_or_else(|| {
+            set_last_error("the server handle was freed");
+            WSQ_ERR_BAD_HANDLE
+        })
     })
 }
 
@@ -686,25 +696,6 @@ impl Sender<'_> {
             Sender::Replies(r) => r.send(conn, kind, data),
             Sender::Server(s) => s.send(conn, kind, data),
         }
-    }
-}
-
-/// Runs `f` with the way to send to `server`'s connections (see [`Sender`]); None for a
-/// freed handle.
-///
-/// # Safety
-/// As for [`with_server`].
-unsafe fn with_sender<R>(
-    server: *const wsq_server_t,
-    f: impl FnOnce(&Sender<'_>) -> R,
-) -> Option<R> {
-    let mut f = Some(f);
-    let fast =
-        handler_scope::with_replies(server, |r| (f.take().expect("once"))(&Sender::Replies(r)));
-    match fast {
-        Some(done) => Some(done),
-        // SAFETY: per this function's contract.
-        None => unsafe { with_server(server, |s| (f.take().expect("once"))(&Sender::Server(s))) },
     }
 }
 

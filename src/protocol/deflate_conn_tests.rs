@@ -394,3 +394,33 @@ fn server_window_of_8_bits_sends_stored_blocks() {
         assert_eq!(client_inflate(&mut peer, body), payload);
     }
 }
+
+#[test]
+fn the_small_reply_header_is_what_the_general_encoding_makes_and_only_without_deflate() {
+    // Without permessage-deflate: every length up to 125, both kinds, the same header
+    // as encode_message; from 126 on, the general way.
+    let mut plain = ServerConnection::new_open(Settings::default());
+    for len in 0..=125usize {
+        for kind in [MessageKind::Text, MessageKind::Binary] {
+            let payload = vec![b'a'; len];
+            let header = plain
+                .small_plain_header(kind, len)
+                .expect("small and plain");
+            let encoded = plain.encode_message(kind, &payload).unwrap();
+            assert_eq!(
+                encoded.parts(&payload),
+                (&header[..], &payload[..]),
+                "len {len}"
+            );
+        }
+    }
+    assert_eq!(plain.small_plain_header(MessageKind::Text, 126), None);
+    // With it negotiated, never (the general encoding decides what to compress).
+    let deflating = open(DeflateMode::Shared);
+    assert!(deflating.deflate_negotiated());
+    assert_eq!(deflating.small_plain_header(MessageKind::Text, 1), None);
+    // Nothing after our close (§5.5.1).
+    plain.close(super::close::CloseCode(1000), "").unwrap();
+    assert_eq!(plain.small_plain_header(MessageKind::Text, 1), None);
+    assert!(plain.encode_message(MessageKind::Text, b"x").is_err());
+}

@@ -584,6 +584,18 @@ impl ServerConnection {
         Ok(server_header(kind_opcode(kind), true, len as u64))
     }
 
+    /// The two-byte header of a message of at most 125 bytes, when this connection
+    /// sends it as it is (no permessage-deflate) and may send now (§5.5.1): what
+    /// [`encode_message`](Self::encode_message) would make of it, for the common small
+    /// reply without the general encoding. None otherwise: encode it the general way.
+    #[inline]
+    pub fn small_plain_header(&self, kind: MessageKind, len: usize) -> Option<[u8; 2]> {
+        if len > 125 || self.deflater.is_some() || !self.can_send() {
+            return None;
+        }
+        Some([0x80 | kind_opcode(kind) as u8, len as u8])
+    }
+
     /// Whether permessage-deflate was negotiated (RFC 7692).
     pub fn deflate_negotiated(&self) -> bool {
         self.deflater.is_some()
