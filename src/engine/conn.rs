@@ -20,8 +20,7 @@ use super::sys;
 use super::tls::{Received, TlsFailure, TlsSession};
 use super::transport::{PlainSocket, Writev};
 use crate::protocol::reader::MessageBuffers;
-use crate::protocol::server_connection::{ConnEvent, ServerConnection, Settings};
-use crate::protocol::MessageKind;
+use crate::protocol::server_connection::{ConnEvent, ServerConnection, Settings, SmallMessages};
 
 pub struct ConnState {
     /// Every protocol decision about this connection is made by this object.
@@ -125,18 +124,14 @@ impl ConnState {
         received
     }
 
-    /// [`ServerConnection::take_small_message`] on bytes read from the socket: only for
-    /// a plain connection (TLS input is ciphertext).
+    /// [`ServerConnection::small_messages`] for bytes read from the socket: only for a
+    /// plain connection (TLS input is ciphertext).
     #[inline]
-    pub fn take_small_message(
-        &mut self,
-        data: &[u8],
-        into: &mut Vec<u8>,
-    ) -> Option<(MessageKind, usize)> {
+    pub fn small_messages(&mut self) -> Option<SmallMessages<'_>> {
         if self.tls.is_some() {
             return None;
         }
-        self.ws.take_small_message(data, into)
+        self.ws.small_messages()
     }
 
     /// Writes what rustls has encrypted; notes a socket that would block.

@@ -233,9 +233,29 @@ impl Reader {
         input: &[u8],
         into: &mut Vec<u8>,
     ) -> Option<(MessageKind, usize)> {
-        if self.frame.is_some() || self.message.is_some() || self.finished {
+        if !self.is_between_messages() {
             return None;
         }
+        self.next_small_message(input, into)
+    }
+
+    /// Whether no frame or message is in progress and the reader is not finished:
+    /// what [`take_small_message`](Self::take_small_message) checks first. Taking a
+    /// whole small message leaves it so.
+    #[inline]
+    pub fn is_between_messages(&self) -> bool {
+        self.frame.is_none() && self.message.is_none() && !self.finished
+    }
+
+    /// [`take_small_message`](Self::take_small_message) for a caller that has checked
+    /// [`is_between_messages`](Self::is_between_messages) (once for a run of them).
+    #[inline]
+    pub fn next_small_message(
+        &self,
+        input: &[u8],
+        into: &mut Vec<u8>,
+    ) -> Option<(MessageKind, usize)> {
+        debug_assert!(self.is_between_messages());
         let (kind, key, payload) = self.small_frame(input)?;
         into.clear();
         extend_unmasked(into, payload, key, 0);

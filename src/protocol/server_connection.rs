@@ -231,6 +231,22 @@ impl Outbox {
     }
 }
 
+/// Whole small messages taken straight from the input (see
+/// [`ServerConnection::small_messages`]).
+pub struct SmallMessages<'c> {
+    reader: &'c Reader,
+}
+
+impl SmallMessages<'_> {
+    /// When `input` starts with a whole small data message (see
+    /// [`Reader::take_small_message`]), unmasks its payload into `into` and returns its
+    /// kind and frame length. `None`, with nothing consumed, for anything else.
+    #[inline]
+    pub fn next(&self, input: &[u8], into: &mut Vec<u8>) -> Option<(MessageKind, usize)> {
+        self.reader.next_small_message(input, into)
+    }
+}
+
 impl ServerConnection {
     /// A connection whose first bytes will be the HTTP request head.
     pub fn new(settings: impl Into<Arc<Settings>>) -> Self {
@@ -309,26 +325,25 @@ impl ServerConnection {
         }
     }
 
-    /// The common message taken on its own, for a caller that hands it on at once
-    /// (handler mode's direct lane): when the connection is open, nothing is held back
-    /// and `input` starts with a whole small data message (see
-    /// [`Reader::take_small_message`]), its payload is unmasked into `into` and its kind
-    /// and frame length returned. It is then consumed exactly as
-    /// [`receive_with`](Self::receive_with) would consume it, which would emit it as a
-    /// `ConnEvent::Message`. `None`, with nothing consumed, for anything else: give
-    /// that input to `receive_with`.
+    /// The common messages taken on their own, for a caller that hands each on at
+    /// once (handler mode's direct lane): when the connection is open, nothing is held
+    /// back and no message is in progress, a [`SmallMessages`] that takes the whole
+    /// small data messages `input` starts with, one at a time. Each is consumed exactly
+    /// as [`receive_with`](Self::receive_with) would consume it, which would emit it as
+    /// a `ConnEvent::Message`. `None` otherwise: give the input to `receive_with`. The
+    /// caller has input from the peer (so no ping of ours is still unanswered).
     #[inline]
-    pub fn take_small_message(
-        &mut self,
-        input: &[u8],
-        into: &mut Vec<u8>,
-    ) -> Option<(MessageKind, usize)> {
-        if !matches!(self.state, State::Open) || !self.input.is_empty() {
+    pub fn small_messages(&mut self) -> Option<SmallMessages<'_>> {
+        if !matches!(self.state, State::Open)
+            || !self.input.is_empty()
+            || !self.reader.is_between_messages()
+        {
             return None;
         }
-        let taken = self.reader.take_small_message(input, into)?;
         self.awaiting_pong = false;
-        Some(taken)
+        Some(SmallMessages {
+            reader: &self.reader,
+        })
     }
 
     fn on_request_head(&mut self, head: RequestHead, rest: Vec<u8>, events: &mut Vec<ConnEvent>) {

@@ -5,7 +5,7 @@
 //! unmasked into a buffer the reactor keeps for the next read, under one lock of the
 //! connection per batch, and handed over at once.
 //!
-//! The protocol decides what the lane may take (`ServerConnection::take_small_message`:
+//! The protocol decides what the lane may take (`ServerConnection::small_messages`:
 //! an open plain connection between messages, a whole unfragmented data frame of at
 //! most 125 bytes within the limits, valid text). Anything else (a partial frame, a
 //! control frame, a fragment, a larger or compressed message, text that is not UTF-8,
@@ -45,6 +45,9 @@ impl Reactor {
         loop {
             let count = {
                 let mut st = conn.state.lock();
+                let Some(lane) = st.small_messages() else {
+                    break;
+                };
                 let mut count = 0;
                 while count < BATCH && taken < data.len() {
                     if count == self.direct.len() {
@@ -54,8 +57,7 @@ impl Reactor {
                     else {
                         unreachable!("the lane's events are messages");
                     };
-                    let Some((message_kind, len)) = st.take_small_message(&data[taken..], into)
-                    else {
+                    let Some((message_kind, len)) = lane.next(&data[taken..], into) else {
                         break;
                     };
                     *kind = message_kind;
