@@ -47,13 +47,17 @@ fn config() -> Config {
 type Log = Arc<Mutex<HashMap<u64, Vec<Seen>>>>;
 
 /// An echo server whose handler also records, per connection, what it saw and sends
-/// each event on `tx` (so the test can wait for it).
+/// each event on `tx` (so the test can wait for it). The message "pause" holds the
+/// handler for 300 ms before its echo (what a client sends meanwhile piles up).
 fn echo_server(tx: mpsc::Sender<(ConnId, Seen)>) -> (Arc<Server>, Log) {
     let log: Log = Arc::default();
     let record = log.clone();
     let tx = Mutex::new(tx);
     let server = Server::start_with_handler(config(), move |server, event| {
         if let EventKind::Message { kind, data } = &event.kind {
+            if data == b"pause" {
+                std::thread::sleep(Duration::from_millis(300));
+            }
             server.send(event.conn, *kind, data).expect("echo accepted");
         }
         let s = seen(event);
@@ -76,6 +80,22 @@ fn wait_for(rx: &mpsc::Receiver<(ConnId, Seen)>, what: &Seen) -> ConnId {
             return conn;
         }
     }
+}
+
+/// An echo server (`echo_server`) with one client connected and its open event seen:
+/// the server, its log, the handler's reports, the client and its connection id.
+fn connected_echo() -> (
+    Arc<Server>,
+    Log,
+    mpsc::Receiver<(ConnId, Seen)>,
+    WsClient,
+    ConnId,
+) {
+    let (tx, rx) = mpsc::channel();
+    let (server, log) = echo_server(tx);
+    let client = WsClient::connect(server.local_addrs()[0]);
+    let conn = wait_for(&rx, &Seen::Open);
+    (server, log, rx, client, conn)
 }
 
 #[test]
@@ -129,10 +149,7 @@ fn every_event_reaches_the_handler_in_order_and_replies_go_out() {
 /// the close frame (1002), not the other way round.
 #[test]
 fn replies_to_messages_before_a_protocol_error_precede_the_close() {
-    let (tx, rx) = mpsc::channel();
-    let (server, _log) = echo_server(tx);
-    let mut client = WsClient::connect(server.local_addrs()[0]);
-    wait_for(&rx, &Seen::Open);
+    let (server, _log, rx, mut client, _) = connected_echo();
     let mut bytes = Vec::new();
     for n in 0..3 {
         bytes.extend(masked(true, OP_TEXT, format!("m{n}").as_bytes()));
@@ -458,10 +475,7 @@ fn replies_after_an_uncork_in_the_handler_go_out_and_are_counted() {
 /// each message once.
 #[test]
 fn messages_taken_straight_from_the_read_keep_their_order_among_the_others() {
-    let (tx, rx) = mpsc::channel();
-    let (server, log) = echo_server(tx);
-    let mut client = WsClient::connect(server.local_addrs()[0]);
-    let conn = wait_for(&rx, &Seen::Open);
+    let (server, log, rx, mut client, conn) = connected_echo();
     let long = vec![b'l'; 300]; // a 16-bit length: not the lane's
     let mut expected: Vec<(u8, Vec<u8>)> = Vec::new();
     let mut bytes = Vec::new();
@@ -529,10 +543,7 @@ fn messages_taken_straight_from_the_read_keep_their_order_among_the_others() {
 /// it; the message after it is not handed over.
 #[test]
 fn invalid_text_among_small_messages_fails_the_connection_after_the_earlier_echoes() {
-    let (tx, rx) = mpsc::channel();
-    let (server, log) = echo_server(tx);
-    let mut client = WsClient::connect(server.local_addrs()[0]);
-    let conn = wait_for(&rx, &Seen::Open);
+    let (server, log, rx, mut client, conn) = connected_echo();
     let mut bytes = Vec::new();
     bytes.extend(masked(true, OP_TEXT, b"one"));
     bytes.extend(masked(true, OP_BINARY, b"two"));
@@ -565,10 +576,7 @@ fn invalid_text_among_small_messages_fails_the_connection_after_the_earlier_echo
 /// payload). The direct lane must leave both to the general way.
 #[test]
 fn a_frame_cut_by_the_reads_is_not_taken_for_the_frame_its_rest_looks_like() {
-    let (tx, rx) = mpsc::channel();
-    let (server, _log) = echo_server(tx);
-    let mut client = WsClient::connect(server.local_addrs()[0]);
-    wait_for(&rx, &Seen::Open);
+    let (server, _log, _rx, mut client, _) = connected_echo();
     let unmask = |wire: &[u8], key: [u8; 4]| -> Vec<u8> {
         wire.iter()
             .enumerate()
@@ -620,30 +628,8 @@ fn a_frame_cut_by_the_reads_is_not_taken_for_the_frame_its_rest_looks_like() {
 /// next read must wait for them, not overtake them through the direct lane.
 #[test]
 fn small_messages_of_a_second_read_do_not_overtake_the_first_reads_events() {
-    let (tx, rx) = mpsc::channel();
-    let log: Log = Arc::default();
-    let record = log.clone();
-    let tx = Mutex::new(tx);
-    let server = Server::start_with_handler(config(), move |server, event| {
-        if let EventKind::Message { kind, data } = &event.kind {
-            if data == b"pause" {
-                // The burst below is then all in the socket when the reactor reads.
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            server.send(event.conn, *kind, data).expect("echo accepted");
-        }
-        let s = seen(event);
-        record
-            .lock()
-            .unwrap()
-            .entry(event.conn.0)
-            .or_default()
-            .push(s.clone());
-        let _ = tx.lock().unwrap().send((event.conn, s));
-    })
-    .expect("server starts");
-    let mut client = WsClient::connect(server.local_addrs()[0]);
-    wait_for(&rx, &Seen::Open);
+    let (server, _log, _rx, mut client, _) = connected_echo();
+    // The burst below is then all in the socket when the reactor reads.
     client.send_binary(b"pause");
     // 65,536 bytes: one small frame (the lane's), then frames with a 16-bit length
     // (the general way's), then small frames that arrive in the next read.

@@ -873,34 +873,46 @@ pub(crate) mod tests {
             max_frame_size: 100,
             max_message_size: 90,
         };
-        for len in 0..=130usize {
-            for opcode in [1u8, 2] {
-                for bad_utf8 in [false, true] {
-                    let mut payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                    if bad_utf8 {
-                        if len == 0 {
-                            continue;
-                        }
-                        payload[len / 2] = 0xFF;
-                    }
-                    let key = [len as u8, 0x5a, 0xc3, 0x81 ^ opcode];
-                    let mut stream = raw_frame(true, 0, opcode, Some(key), &payload);
-                    stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
-                    for lim in [Limits::DEFAULT, limits] {
-                        let slow = read_bytewise(&stream, lim);
-                        assert_eq!(read_all(&stream, lim), slow, "len {len} op {opcode}");
-                        for cut in 0..=stream.len() {
-                            let mut r = Reader::new(lim);
-                            let mut ev = Vec::new();
-                            let n = r.feed(&stream[..cut], &mut ev);
-                            let rest = [&stream[n..cut], &stream[cut..]].concat();
-                            r.feed(&rest, &mut ev);
-                            assert_eq!(ev, slow, "len {len} op {opcode} cut {cut}");
-                        }
-                    }
+        for (len, opcode, payload, key) in small_frame_cases(0..=130) {
+            let mut stream = raw_frame(true, 0, opcode, Some(key), &payload);
+            stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
+            for lim in [Limits::DEFAULT, limits] {
+                let slow = read_bytewise(&stream, lim);
+                assert_eq!(read_all(&stream, lim), slow, "len {len} op {opcode}");
+                for cut in 0..=stream.len() {
+                    let mut r = Reader::new(lim);
+                    let mut ev = Vec::new();
+                    let n = r.feed(&stream[..cut], &mut ev);
+                    let rest = [&stream[n..cut], &stream[cut..]].concat();
+                    r.feed(&rest, &mut ev);
+                    assert_eq!(ev, slow, "len {len} op {opcode} cut {cut}");
                 }
             }
         }
+    }
+
+    /// Small data frames to try: each length in `lengths`, text and binary, valid and
+    /// (but for the empty one) invalid UTF-8, each with its own key:
+    /// (length, opcode, payload, key).
+    fn small_frame_cases(
+        lengths: impl IntoIterator<Item = usize>,
+    ) -> Vec<(usize, u8, Vec<u8>, [u8; 4])> {
+        let mut cases = Vec::new();
+        for len in lengths {
+            for opcode in [1u8, 2] {
+                for bad_utf8 in [false, true] {
+                    if bad_utf8 && len == 0 {
+                        continue;
+                    }
+                    let mut payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    if bad_utf8 {
+                        payload[len / 2] = 0xFF;
+                    }
+                    cases.push((len, opcode, payload, [len as u8, 0x5a, 0xc3, 0x81 ^ opcode]));
+                }
+            }
+        }
+        cases
     }
 
     /// Reads `stream` as the direct lane does: `take_small_message` while it takes,
@@ -945,33 +957,23 @@ pub(crate) mod tests {
             max_frame_size: 100,
             max_message_size: 90,
         };
-        for len in [0usize, 1, 5, 89, 90, 91, 100, 101, 125, 126, 130] {
-            for opcode in [1u8, 2] {
-                for bad_utf8 in [false, true] {
-                    let mut payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                    if bad_utf8 {
-                        if len == 0 {
-                            continue;
-                        }
-                        payload[len / 2] = 0xFF;
-                    }
-                    let key = [len as u8, 0x5a, 0xc3, 0x81 ^ opcode];
-                    let mut stream = raw_frame(true, 0, 2, Some([1, 2, 3, 4]), b"first");
-                    stream.extend(raw_frame(true, 0, 9, Some([4, 3, 2, 1]), b"\x82\x81ab"));
-                    stream.extend(raw_frame(false, 0, 1, Some([5, 5, 5, 5]), b"fr"));
-                    stream.extend(raw_frame(true, 0, 0, Some([6, 6, 6, 6]), b"ag"));
-                    stream.extend(raw_frame(true, 0, opcode, Some(key), &payload));
-                    stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
-                    for lim in [Limits::DEFAULT, limits] {
-                        let want = read_bytewise(&stream, lim);
-                        for cut in 0..=stream.len() {
-                            assert_eq!(
-                                read_with_lane(&stream, cut, lim),
-                                want,
-                                "len {len} op {opcode} cut {cut}"
-                            );
-                        }
-                    }
+        for (len, opcode, payload, key) in
+            small_frame_cases([0, 1, 5, 89, 90, 91, 100, 101, 125, 126, 130])
+        {
+            let mut stream = raw_frame(true, 0, 2, Some([1, 2, 3, 4]), b"first");
+            stream.extend(raw_frame(true, 0, 9, Some([4, 3, 2, 1]), b"\x82\x81ab"));
+            stream.extend(raw_frame(false, 0, 1, Some([5, 5, 5, 5]), b"fr"));
+            stream.extend(raw_frame(true, 0, 0, Some([6, 6, 6, 6]), b"ag"));
+            stream.extend(raw_frame(true, 0, opcode, Some(key), &payload));
+            stream.extend(raw_frame(true, 0, 2, Some([9, 8, 7, 6]), b"next"));
+            for lim in [Limits::DEFAULT, limits] {
+                let want = read_bytewise(&stream, lim);
+                for cut in 0..=stream.len() {
+                    assert_eq!(
+                        read_with_lane(&stream, cut, lim),
+                        want,
+                        "len {len} op {opcode} cut {cut}"
+                    );
                 }
             }
         }
