@@ -180,3 +180,69 @@ fn off_declines_and_rsv1_then_fails_with_1002() {
     assert_eq!(c.read_close().0, 1002);
     assert_eq!(expect_close(&server, conn).code, 1002);
 }
+
+/// Handler mode takes whole small plain frames straight from the read (the direct
+/// lane) on a connection that negotiated compression too: the compressed messages
+/// between them still go the general way, in order, and the lane leaves both
+/// compression contexts (context takeover, both ways) as they were.
+#[test]
+fn handler_mode_takes_small_plain_frames_straight_and_keeps_the_compression_contexts() {
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        deflate: DeflateMode::Dedicated,
+        ..Config::default()
+    };
+    let server = wsqueue::Server::start_with_handler(config, |server, event| {
+        if let wsqueue::EventKind::Message { kind, data } = &event.kind {
+            server.send(event.conn, *kind, data).expect("echo accepted");
+        }
+    })
+    .expect("server starts");
+    let mut c = WsClient::connect_to(server.local_addrs()[0], "/", OFFER);
+    assert!(
+        c.response_head.contains("permessage-deflate"),
+        "{}",
+        c.response_head
+    );
+    let mut ours = Compress::new(Compression::default(), false);
+    let mut theirs = Decompress::new(false);
+    let big = json(2_000);
+    let mut expected: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut bytes = Vec::new();
+    for (op, payload, compressed) in [
+        (OP_TEXT, b"small one".to_vec(), false),
+        (OP_TEXT, big.clone(), true),
+        (OP_BINARY, b"small two".to_vec(), false),
+    ] {
+        if compressed {
+            let body = compress(&mut ours, &payload);
+            assert!(
+                body.len() <= 125,
+                "a small compressed frame: {}",
+                body.len()
+            );
+            bytes.extend(compressed_frame(op, &body));
+        } else {
+            bytes.extend(masked(true, op, &payload));
+        }
+        expected.push((op, payload));
+    }
+    c.send_raw(&bytes);
+    // A second read: a small plain frame first (the lane's), then a compressed one
+    // that needs the context of the first.
+    let mut bytes = masked(true, OP_BINARY, b"small three");
+    expected.push((OP_BINARY, b"small three".to_vec()));
+    bytes.extend(compressed_frame(OP_TEXT, &compress(&mut ours, &big)));
+    expected.push((OP_TEXT, big.clone()));
+    c.send_raw(&bytes);
+    for (op, payload) in &expected {
+        let f = c.read_frame();
+        let got = if f.rsv == 0b100 {
+            inflate(&mut theirs, &f.payload)
+        } else {
+            f.payload
+        };
+        assert_eq!((f.opcode, &got), (*op, payload));
+    }
+    server.stop(std::time::Duration::from_secs(1));
+}
