@@ -148,7 +148,28 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
     cork::handling(engine)
 }
 
-/// Runs the handler on one event, inside a hand-over (`cork::begin_hand_over`);
+/// Runs `f` as one hand-over: the thread corked and marked as inside the handler,
+/// naming `answering` (the connection whose events these are, if one) for sends that
+/// do not come through the [`Replies`] (`Server::send` from a handler). When `f`
+/// returns, the replies are dropped (their end hook runs), what the thread corked is
+/// written (the answering connection even if the handler uncorked) and the replies
+/// to it are counted.
+pub(crate) fn hand_over<R>(
+    engine: &Arc<EngineShared>,
+    answering: Option<&Arc<ConnShared>>,
+    f: impl FnOnce(&Replies<'_>) -> R,
+) -> R {
+    cork::begin_hand_over(engine, answering.cloned());
+    let answering = answering.map(|conn| &**conn);
+    let replies = Replies::new(engine, answering);
+    let result = f(&replies);
+    let answered = replies.answered();
+    drop(replies);
+    cork::end_hand_over(engine, answering, answered);
+    result
+}
+
+/// Runs the handler on one event, inside a [`hand_over`];
 /// returns false if it panicked.
 pub fn call(handler: &EventHandler, event: &Event, replies: &Replies<'_>) -> bool {
     catch_unwind(AssertUnwindSafe(|| (handler.each)(event, replies))).is_ok()

@@ -157,12 +157,18 @@ pub fn to_c(event: Event) -> wsq_event_t {
             storage.data = data;
         }
     }
-    if !storage.data.is_empty() {
-        out.data = storage.data.as_ptr();
-        out.len = storage.data.len();
-    }
+    set_payload(&mut out, &storage.data);
     out.internal = Box::into_raw(storage) as *mut core::ffi::c_void;
     out
+}
+
+/// Points `out` at a payload: NULL and 0 for an empty one.
+fn set_payload(out: &mut wsq_event_t, data: &[u8]) {
+    (out.data, out.len) = if data.is_empty() {
+        (ptr::null(), 0)
+    } else {
+        (data.as_ptr(), data.len())
+    };
 }
 
 /// Handler mode: shows `event` to `f` as a `wsq_event_t` for the call only. A message
@@ -198,10 +204,7 @@ pub fn lend(event: &Event, f: impl FnOnce(&wsq_event_t)) {
             return;
         }
     };
-    if !data.is_empty() {
-        out.data = data.as_ptr();
-        out.len = data.len();
-    }
+    set_payload(&mut out, data);
     f(&out)
 }
 
@@ -223,11 +226,7 @@ pub fn lend_messages(events: &[Event], mut f: impl FnMut(&wsq_event_t)) {
             continue;
         };
         out.message_kind = message_kind_to_c(*kind);
-        (out.data, out.len) = if data.is_empty() {
-            (ptr::null(), 0)
-        } else {
-            (data.as_ptr(), data.len())
-        };
+        set_payload(&mut out, data);
         let _ = catch_unwind(AssertUnwindSafe(|| f(&out)));
     }
 }

@@ -70,6 +70,16 @@ const MAX_UPFRONT_RESERVE: u64 = 1024 * 1024;
 /// A small frame's header: two bytes and the mask key.
 const SMALL_HEADER_LEN: usize = 6;
 
+/// Unmasks a whole message's `payload` into `into` (emptied first: whatever its source
+/// left in it is not this message's); false for text that is not UTF-8 (§8.1: the
+/// whole message is here, so one check of all of it).
+#[inline]
+fn unmask_whole(kind: MessageKind, key: [u8; 4], payload: &[u8], into: &mut Vec<u8>) -> bool {
+    into.clear();
+    extend_unmasked(into, payload, key, 0);
+    kind != MessageKind::Text || simdutf8::basic::from_utf8(into).is_ok()
+}
+
 /// The frame whose payload is being consumed.
 #[derive(Debug)]
 struct PayloadState {
@@ -206,11 +216,7 @@ impl Reader {
         let (kind, key, payload) = self.small_frame(input)?;
         debug_assert!(self.buffer.is_empty() && !self.compressed);
         let mut buffer = buffers.message_buffer(payload.len());
-        // Whatever the source left in it is not this message's.
-        buffer.clear();
-        extend_unmasked(&mut buffer, payload, key, 0);
-        // §8.1: the whole text message is here, so one check of all of it.
-        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&buffer).is_err() {
+        if !unmask_whole(kind, key, payload, &mut buffer) {
             self.fail(ProtocolError::InvalidUtf8, events);
         } else {
             events.push_incoming(Incoming::Message {
@@ -221,34 +227,21 @@ impl Reader {
         Some(SMALL_HEADER_LEN + payload.len())
     }
 
-    /// [`whole_small_message`](Self::whole_small_message) for a caller that hands the
-    /// message on at once and reuses its buffer: unmasks the payload into `into`
-    /// (emptied first) and returns the message's kind and the frame's length. `None`,
-    /// with nothing consumed, when the reader is not between messages, when `input`
-    /// does not start with a whole small data frame, and for text that is not UTF-8
-    /// (the general path then fails the connection with its code).
-    #[inline]
-    pub fn take_small_message(
-        &mut self,
-        input: &[u8],
-        into: &mut Vec<u8>,
-    ) -> Option<(MessageKind, usize)> {
-        if !self.is_between_messages() {
-            return None;
-        }
-        self.next_small_message(input, into)
-    }
-
-    /// Whether no frame or message is in progress and the reader is not finished:
-    /// what [`take_small_message`](Self::take_small_message) checks first. Taking a
-    /// whole small message leaves it so.
+    /// Whether no frame or message is in progress and the reader is not finished, so
+    /// that a whole small frame is a whole message
+    /// ([`next_small_message`](Self::next_small_message)). Taking one leaves it so.
     #[inline]
     pub fn is_between_messages(&self) -> bool {
         self.frame.is_none() && self.message.is_none() && !self.finished
     }
 
-    /// [`take_small_message`](Self::take_small_message) for a caller that has checked
-    /// [`is_between_messages`](Self::is_between_messages) (once for a run of them).
+    /// [`whole_small_message`](Self::whole_small_message) for a caller that hands the
+    /// message on at once and reuses its buffer, and has checked
+    /// [`is_between_messages`](Self::is_between_messages) (once for a run of them):
+    /// unmasks the payload into `into` and returns the message's kind and the frame's
+    /// length. `None`, with nothing consumed, when `input` does not start with a whole
+    /// small data frame, and for text that is not UTF-8 (the general path then fails
+    /// the connection with its code).
     #[inline]
     pub fn next_small_message(
         &self,
@@ -257,9 +250,7 @@ impl Reader {
     ) -> Option<(MessageKind, usize)> {
         debug_assert!(self.is_between_messages());
         let (kind, key, payload) = self.small_frame(input)?;
-        into.clear();
-        extend_unmasked(into, payload, key, 0);
-        if kind == MessageKind::Text && simdutf8::basic::from_utf8(into).is_err() {
+        if !unmask_whole(kind, key, payload, into) {
             return None;
         }
         Some((kind, SMALL_HEADER_LEN + payload.len()))
@@ -915,6 +906,19 @@ pub(crate) mod tests {
         cases
     }
 
+    /// What the direct lane asks of the reader for one frame: between messages, the
+    /// next whole small message (as `ServerConnection::small_messages` does).
+    fn take_small_message(
+        r: &Reader,
+        input: &[u8],
+        into: &mut Vec<u8>,
+    ) -> Option<(MessageKind, usize)> {
+        if !r.is_between_messages() {
+            return None;
+        }
+        r.next_small_message(input, into)
+    }
+
     /// Reads `stream` as the direct lane does: `take_small_message` while it takes,
     /// `feed` for the rest (and then again from the top), cut at `cut` as two reads.
     fn read_with_lane(stream: &[u8], cut: usize, limits: Limits) -> Vec<Incoming> {
@@ -927,7 +931,7 @@ pub(crate) mod tests {
                 let mut pos = 0;
                 let mut into = vec![0xEE; 3]; // the lane's reused buffer is not empty
                 while held.is_empty() {
-                    let Some((kind, len)) = r.take_small_message(&input[pos..], &mut into) else {
+                    let Some((kind, len)) = take_small_message(&r, &input[pos..], &mut into) else {
                         break;
                     };
                     ev.push(Incoming::Message {
@@ -989,12 +993,12 @@ pub(crate) mod tests {
             &raw_frame(false, 0, 2, Some([1, 1, 1, 1]), b"a"),
             &mut Vec::new(),
         );
-        assert_eq!(r.take_small_message(&next, &mut into), None);
+        assert_eq!(take_small_message(&r, &next, &mut into), None);
         // A control frame's payload in progress.
         let mut r = Reader::new(Limits::DEFAULT);
         let ping = raw_frame(true, 0, 9, Some([2, 2, 2, 2]), b"0123456789");
         assert_eq!(r.feed(&ping[..8], &mut Vec::new()), 8);
-        assert_eq!(r.take_small_message(&next, &mut into), None);
+        assert_eq!(take_small_message(&r, &next, &mut into), None);
         // After a close.
         let mut r = Reader::new(Limits::DEFAULT);
         r.feed(
@@ -1002,13 +1006,13 @@ pub(crate) mod tests {
             &mut Vec::new(),
         );
         assert!(r.is_finished());
-        assert_eq!(r.take_small_message(&next, &mut into), None);
+        assert_eq!(take_small_message(&r, &next, &mut into), None);
         // Between messages it takes the frame, and only it.
-        let mut r = Reader::new(Limits::DEFAULT);
+        let r = Reader::new(Limits::DEFAULT);
         let mut two = next.clone();
         two.extend_from_slice(&next);
         assert_eq!(
-            r.take_small_message(&two, &mut into),
+            take_small_message(&r, &two, &mut into),
             Some((MessageKind::Binary, next.len()))
         );
         assert_eq!(into, b"next");

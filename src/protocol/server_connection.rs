@@ -239,7 +239,7 @@ pub struct SmallMessages<'c> {
 
 impl SmallMessages<'_> {
     /// When `input` starts with a whole small data message (see
-    /// [`Reader::take_small_message`]), unmasks its payload into `into` and returns its
+    /// [`Reader::next_small_message`]), unmasks its payload into `into` and returns its
     /// kind and frame length. `None`, with nothing consumed, for anything else.
     #[inline]
     pub fn next(&self, input: &[u8], into: &mut Vec<u8>) -> Option<(MessageKind, usize)> {

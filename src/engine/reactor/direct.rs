@@ -13,9 +13,9 @@
 //! of a connection's events holds.
 
 use super::Reactor;
-use crate::engine::cork;
+use crate::engine::conn::ConnShared;
 use crate::engine::event::{ConnId, Event, EventKind};
-use crate::engine::handler::{self, Replies};
+use crate::engine::handler;
 use crate::engine::stats::Counters;
 use crate::protocol::MessageKind;
 
@@ -38,61 +38,64 @@ impl Reactor {
             return 0;
         };
         let conn = &local.shared;
+        let (mut count, mut taken) = take_batch(&mut self.direct, conn, data, 0);
+        if count == 0 {
+            return 0;
+        }
         let tag = conn.tag();
-        let mut taken = 0;
-        let mut handed = 0;
-        let mut replies: Option<Replies<'_>> = None;
-        loop {
-            let count = {
-                let mut st = conn.state.lock();
-                let Some(lane) = st.small_messages() else {
-                    break;
-                };
-                let mut count = 0;
-                while count < BATCH && taken < data.len() {
-                    if count == self.direct.len() {
-                        self.direct.push(message_event());
-                    }
-                    let EventKind::Message { kind, data: into } = &mut self.direct[count].kind
-                    else {
-                        unreachable!("the lane's events are messages");
-                    };
-                    let Some((message_kind, len)) = lane.next(&data[taken..], into) else {
-                        break;
-                    };
-                    *kind = message_kind;
-                    taken += len;
-                    count += 1;
+        let events = &mut self.direct;
+        let handed = handler::hand_over(&self.engine, Some(conn), |replies| {
+            let mut handed = 0;
+            loop {
+                for event in &mut events[..count] {
+                    event.conn = ConnId(id);
+                    event.tag = tag;
                 }
-                count
-            };
-            if count == 0 {
-                break;
+                handler::call_run(handler, &events[..count], replies);
+                handed += count as u64;
+                if count < BATCH {
+                    return handed;
+                }
+                (count, taken) = take_batch(events, conn, data, taken);
+                if count == 0 {
+                    return handed;
+                }
             }
-            let replies = replies.get_or_insert_with(|| {
-                // The thread's cork names the connection too, for sends that do not
-                // come through the replies (`Server::send` from a handler).
-                cork::begin_hand_over(&self.engine, Some(conn.clone()));
-                Replies::new(&self.engine, Some(&**conn))
-            });
-            for event in &mut self.direct[..count] {
-                event.conn = ConnId(id);
-                event.tag = tag;
-            }
-            handler::call_run(handler, &self.direct[..count], replies);
-            handed += count as u64;
-            if count < BATCH {
-                break;
-            }
-        }
-        if let Some(replies) = replies {
-            let answered = replies.answered();
-            drop(replies);
-            cork::end_hand_over(&self.engine, Some(&**conn), answered);
-            Counters::add(&self.engine.stats.messages_in, handed);
-        }
+        });
+        Counters::add(&self.engine.stats.messages_in, handed);
         taken
     }
+}
+
+/// Takes up to [`BATCH`] whole small messages from `data[taken..]` into `events` (the
+/// pool, grown as needed) under one lock of `conn`: how many, and where `data` is
+/// taken up to now.
+fn take_batch(
+    events: &mut Vec<Event>,
+    conn: &ConnShared,
+    data: &[u8],
+    mut taken: usize,
+) -> (usize, usize) {
+    let mut st = conn.state.lock();
+    let Some(lane) = st.small_messages() else {
+        return (0, taken);
+    };
+    let mut count = 0;
+    while count < BATCH && taken < data.len() {
+        if count == events.len() {
+            events.push(message_event());
+        }
+        let EventKind::Message { kind, data: into } = &mut events[count].kind else {
+            unreachable!("the lane's events are messages");
+        };
+        let Some((message_kind, len)) = lane.next(&data[taken..], into) else {
+            break;
+        };
+        *kind = message_kind;
+        taken += len;
+        count += 1;
+    }
+    (count, taken)
 }
 
 /// An event of the lane's pool: its buffer is kept from read to read.

@@ -3,7 +3,6 @@
 //! instead of published to the event queue.
 
 use super::Reactor;
-use crate::engine::cork;
 use crate::engine::event::EventKind;
 use crate::engine::event_queue::Entry;
 use crate::engine::handler;
@@ -31,25 +30,20 @@ impl Reactor {
                 Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| &l.shared),
                 Entry::Barrier { .. } => None,
             });
-            // The thread's cork names it too, for sends that do not come through the
-            // replies (`Server::send` from a handler).
-            cork::begin_hand_over(&self.engine, answering.cloned());
-            let answering = answering.map(|conn| &**conn);
-            let replies = handler::Replies::new(&self.engine, answering);
-            for entry in entries.drain(..) {
-                match entry {
-                    Entry::Event(event) => {
-                        handler::call(&handler, &event, &replies);
-                        if let EventKind::Message { data, .. } = event.kind {
-                            self.spares.give_back(data);
+            let spares = &mut self.spares;
+            handler::hand_over(&self.engine, answering, |replies| {
+                for entry in entries.drain(..) {
+                    match entry {
+                        Entry::Event(event) => {
+                            handler::call(&handler, &event, replies);
+                            if let EventKind::Message { data, .. } = event.kind {
+                                spares.give_back(data);
+                            }
                         }
+                        Entry::Barrier { conn, .. } => barriers.push(conn.0),
                     }
-                    Entry::Barrier { conn, .. } => barriers.push(conn.0),
                 }
-            }
-            let answered = replies.answered();
-            drop(replies);
-            cork::end_hand_over(&self.engine, answering, answered);
+            });
             for id in barriers.drain(..) {
                 self.release_barrier(id);
             }
