@@ -224,6 +224,21 @@ impl ConnState {
         self.unpublished as usize
     }
 
+    /// Writes what corking threads queued here (unless the socket is blocked: its
+    /// writability edge writes it then) and publishes the queue's size. Returns the
+    /// bytes queued before, or None when nothing was corked.
+    pub fn write_corked(&mut self, stats: &Counters) -> Option<usize> {
+        if !std::mem::replace(&mut self.corked, false) {
+            return None;
+        }
+        let before = self.queue.bytes();
+        if !self.blocked {
+            self.flush(stats);
+        }
+        self.publish_queued(stats);
+        Some(before)
+    }
+
     /// Adds what `cork_message` held back to the server-wide count: at the uncork,
     /// for a socket that could not be flushed, so that only the connections being
     /// answered hold any back.

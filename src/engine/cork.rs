@@ -229,14 +229,9 @@ fn uncork_with(engine: Option<&Arc<EngineShared>>, end_handling: bool) {
 /// half-close. The common echo needs no wake-up.
 fn write_corked(engine: &EngineShared, conn: &ConnShared) {
     let mut st = conn.state.lock();
-    if !std::mem::replace(&mut st.corked, false) {
+    let Some(before) = st.write_corked(&engine.stats) else {
         return; // nothing corked (the answering connection when nothing was sent)
-    }
-    let before = st.queue.bytes();
-    if !st.blocked {
-        st.flush(&engine.stats);
-    }
-    st.publish_queued(&engine.stats);
+    };
     let kick = st.broken
         || st.abort_requested
         || st.drain_wanted

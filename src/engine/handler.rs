@@ -152,11 +152,14 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 /// naming `answering` (the connection whose events these are, if one) for sends that
 /// do not come through the [`Replies`] (`Server::send` from a handler). When `f`
 /// returns, the replies are dropped (their end hook runs), what the thread corked is
-/// written (the answering connection even if the handler uncorked) and the replies
-/// to it are counted.
+/// written and the replies to the answering connection are counted. The answering
+/// connection is written too (even if the handler uncorked), unless
+/// `write_answering` is false: the caller then writes it itself under a lock it takes
+/// anyway (`ConnState::write_corked`; the direct lane does, with the rest of the read).
 pub(crate) fn hand_over<R>(
     engine: &Arc<EngineShared>,
     answering: Option<&Arc<ConnShared>>,
+    write_answering: bool,
     f: impl FnOnce(&Replies<'_>) -> R,
 ) -> R {
     cork::begin_hand_over(engine, answering.cloned());
@@ -165,7 +168,7 @@ pub(crate) fn hand_over<R>(
     let result = f(&replies);
     let answered = replies.answered();
     drop(replies);
-    cork::end_hand_over(engine, answering, answered);
+    cork::end_hand_over(engine, answering.filter(|_| write_answering), answered);
     result
 }
 

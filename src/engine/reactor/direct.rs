@@ -12,59 +12,57 @@
 //! TLS) goes the general way, from the first byte the lane did not take, so the order
 //! of a connection's events holds.
 
-use super::Reactor;
+use std::sync::Arc;
+
 use crate::engine::conn::ConnShared;
 use crate::engine::event::{ConnId, Event, EventKind};
-use crate::engine::handler;
+use crate::engine::handler::{self, EventHandler};
+use crate::engine::shared::EngineShared;
 use crate::engine::stats::Counters;
 use crate::protocol::MessageKind;
 
 /// Messages taken under one lock of the connection before they are handed over.
 const BATCH: usize = 32;
 
-impl Reactor {
-    /// Hands the whole small messages at the start of `data` (bytes just read from
-    /// connection `id`) to the handler, in one hand-over whose replies are written
-    /// when it ends. Returns the bytes they took: 0 when the lane does not apply, for
-    /// example while events of this turn wait for their own hand-over (they go first).
-    pub(super) fn hand_over_direct(&mut self, id: u64, data: &[u8]) -> usize {
-        if !self.entries.is_empty() {
-            return 0;
-        }
-        let Some(handler) = self.engine.config.event_handler.as_ref() else {
-            return 0;
-        };
-        let Some(local) = self.conns.get(&id) else {
-            return 0;
-        };
-        let conn = &local.shared;
-        let (mut count, mut taken) = take_batch(&mut self.direct, conn, data, 0);
-        if count == 0 {
-            return 0;
-        }
-        let tag = conn.tag();
-        let events = &mut self.direct;
-        let handed = handler::hand_over(&self.engine, Some(conn), |replies| {
-            let mut handed = 0;
-            loop {
-                for event in &mut events[..count] {
-                    event.conn = ConnId(id);
-                    event.tag = tag;
-                }
-                handler::call_run(handler, &events[..count], replies);
-                handed += count as u64;
-                if count < BATCH {
-                    return handed;
-                }
-                (count, taken) = take_batch(events, conn, data, taken);
-                if count == 0 {
-                    return handed;
-                }
-            }
-        });
-        Counters::add(&self.engine.stats.messages_in, handed);
-        taken
+/// Hands the whole small messages at the start of `data` (bytes just read from
+/// connection `conn`) to `handler`, in one hand-over, with `events` as the pool of
+/// message events. Returns the bytes they took (0 when the lane does not apply). The
+/// replies to `conn` are left corked: the caller writes them under the lock it takes
+/// next anyway (`ConnState::write_corked`), which saves a lock of the connection per
+/// read. The caller calls this only while no events of the turn wait for their own
+/// hand-over (they go first).
+pub(super) fn hand_over(
+    engine: &Arc<EngineShared>,
+    handler: &EventHandler,
+    events: &mut Vec<Event>,
+    conn: &Arc<ConnShared>,
+    data: &[u8],
+) -> usize {
+    let (mut count, mut taken) = take_batch(events, conn, data, 0);
+    if count == 0 {
+        return 0;
     }
+    let (id, tag) = (conn.id, conn.tag());
+    let handed = handler::hand_over(engine, Some(conn), false, |replies| {
+        let mut handed = 0;
+        loop {
+            for event in &mut events[..count] {
+                event.conn = id;
+                event.tag = tag;
+            }
+            handler::call_run(handler, &events[..count], replies);
+            handed += count as u64;
+            if count < BATCH {
+                return handed;
+            }
+            (count, taken) = take_batch(events, conn, data, taken);
+            if count == 0 {
+                return handed;
+            }
+        }
+    });
+    Counters::add(&engine.stats.messages_in, handed);
+    taken
 }
 
 /// Takes up to [`BATCH`] whole small messages from `data[taken..]` into `events` (the

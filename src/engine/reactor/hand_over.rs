@@ -31,7 +31,7 @@ impl Reactor {
                 Entry::Barrier { .. } => None,
             });
             let spares = &mut self.spares;
-            handler::hand_over(&self.engine, answering, |replies| {
+            handler::hand_over(&self.engine, answering, true, |replies| {
                 for entry in entries.drain(..) {
                     match entry {
                         Entry::Event(event) => {

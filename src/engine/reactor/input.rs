@@ -1,7 +1,7 @@
 //! Reading sockets, and delivering what the protocol makes of the bytes: events to
 //! the application, answers to the socket, HTTP requests to the static-file fallback.
 
-use super::{Reactor, READS_PER_TURN, SCRATCH_SIZE};
+use super::{direct, Reactor, READS_PER_TURN, SCRATCH_SIZE};
 use crate::engine::event::{ConnId, Event, EventKind, RequestInfo};
 use crate::engine::event_queue::Entry;
 use crate::engine::recycle;
@@ -153,24 +153,30 @@ impl Reactor {
             local.last_input_ms = now;
         }
         // Handler mode: the whole small messages the read starts with go to the
-        // handler at once (`direct.rs`); the general way below takes the rest. When
-        // they were all of it, nothing is held back (the lane takes nothing while
-        // something is) and there is nothing left to receive: the general way then
-        // only settles the connection's output and timer.
-        let (data, all_taken) = if data.is_empty() || self.engine.config.event_handler.is_none() {
-            (data, false)
-        } else {
-            let taken = self.hand_over_direct(id, data);
-            (&data[taken..], taken == data.len())
+        // handler at once (`direct.rs`), unless events of this turn wait for their own
+        // hand-over; the general way below takes the rest. Their replies are written
+        // under the lock below. When they were all of it, nothing is held back (the
+        // lane takes nothing while something is) and there is nothing left to
+        // receive: the general way then only settles the connection's output and timer.
+        let lane_taken = match &self.engine.config.event_handler {
+            Some(handler) if !data.is_empty() && self.entries.is_empty() => {
+                direct::hand_over(&self.engine, handler, &mut self.direct, &local.shared, data)
+            }
+            _ => 0,
         };
-        let Some(local) = self.conns.get_mut(&id) else {
-            return;
-        };
+        let (data, all_taken) = (
+            &data[lane_taken..],
+            lane_taken > 0 && lane_taken == data.len(),
+        );
         let tag = local.shared.tag();
         let mut events = std::mem::take(&mut self.conn_events);
         let paused_for_output = local.paused_for_output;
         let (received, settled, timer) = {
+            let stats = &self.engine.stats;
             let mut st = local.shared.state.lock();
+            if lane_taken > 0 {
+                st.write_corked(stats);
+            }
             // Handler mode: a message's buffer comes back to this reactor as soon as the
             // handler is done with it; otherwise it leaves with the event.
             let buffers: &mut dyn MessageBuffers = if self.engine.config.event_handler.is_some() {
@@ -183,33 +189,36 @@ impl Reactor {
             } else {
                 st.receive(data, &mut events, buffers)
             };
-            st.pump(&self.engine.stats);
+            st.pump(stats);
             (received, st.is_settled(), st.ws.timer())
         };
         // Messages, the common event, take the short way: no lookup of the connection
         // per message, and one count per read.
-        let mut messages = 0;
         let mut others = false;
-        for event in events.drain(..) {
-            match event {
-                ConnEvent::Message { kind, payload } => {
-                    messages += 1;
-                    self.deliver_message(ConnId(id), tag, kind, payload);
-                }
-                other => {
-                    others = true;
-                    self.on_conn_event(id, other);
+        if !events.is_empty() {
+            let mut messages = 0;
+            for event in events.drain(..) {
+                match event {
+                    ConnEvent::Message { kind, payload } => {
+                        messages += 1;
+                        self.deliver_message(ConnId(id), tag, kind, payload);
+                    }
+                    other => {
+                        others = true;
+                        self.on_conn_event(id, other);
+                    }
                 }
             }
-        }
-        if messages > 0 {
-            Counters::add(&self.engine.stats.messages_in, messages);
+            if messages > 0 {
+                Counters::add(&self.engine.stats.messages_in, messages);
+            }
         }
         self.conn_events = events;
         match received {
             // Only messages, and nothing `after_write` acts on (seen under the lock
-            // above; a message changes nothing there): just the timer, without locking
-            // the connection again.
+            // above; a message changes nothing there, and the lane's replies written
+            // there leave it settled or not): just the timer, without locking the
+            // connection again.
             Ok(Received::More) if settled && !others && !paused_for_output => {
                 self.arm_with(id, timer)
             }
