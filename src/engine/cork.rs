@@ -8,16 +8,15 @@
 //! connection, which it writes first, so order holds). The C ABI corks a thread
 //! from its `wsq_poll` until it releases the batch or polls again; the Rust API corks
 //! only when asked (`Server::cork`). In handler mode a reactor corks while it hands
-//! one connection's events to the handler, and names that connection: a reply to it
-//! then needs no registry lookup (see [`sending`]).
+//! events to the handler; a reply to the connection they came from goes through the
+//! hand-over's `Replies`, which corks it without a look at the thread's state, and
+//! the hand-over writes that connection when it ends.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
 use super::conn::ConnShared;
-use super::event::ConnId;
 use super::shared::{Command, EngineShared};
-use super::stats::Counters;
 
 /// A message larger than this is written at once even while corked: copying it into
 /// the queue would cost more than the system call it saves.
@@ -29,29 +28,10 @@ struct Corked {
     engine: Weak<EngineShared>,
     active: bool,
     conns: Vec<Arc<ConnShared>>,
-    /// The connection whose events the thread is answering (handler mode): a send to
-    /// it needs no registry lookup.
-    answering: Option<Arc<ConnShared>>,
     /// The thread is inside this server's event handler (handler mode). Kept here so
     /// that a hand-over costs one thread-local look (a call, in a shared library)
-    /// rather than three; an uncork called by the handler leaves it set.
+    /// at each end; an uncork called by the handler leaves it set.
     handling: bool,
-    /// Messages sent to the answering connection and not yet added to the server's
-    /// `messages_out`: added once at the uncork instead of with one atomic operation
-    /// per message.
-    answered: Cell<u64>,
-}
-
-/// Where a send goes, as the calling thread's cork sees it (see [`sending`]).
-pub enum Sending<'a> {
-    /// To the connection the thread is answering in a hand-over: no registry lookup,
-    /// and nothing to remember (the hand-over's end writes it). Count the message in
-    /// the `Cell` (published at the uncork).
-    Answering(&'a ConnShared, &'a Cell<u64>),
-    /// Corked, to another connection: remember it ([`remember`]) if the send corked it.
-    Corked,
-    /// Not corked: write at once.
-    Uncorked,
 }
 
 thread_local! {
@@ -64,27 +44,22 @@ fn is(k: &Corked, engine: &Arc<EngineShared>) -> bool {
 
 /// Corks `engine` for the calling thread (a no-op when it already is).
 pub fn cork(engine: &Arc<EngineShared>) {
-    cork_with(engine, None, false);
+    cork_with(engine, false);
 }
 
-/// Starts a hand-over of events to `engine`'s handler on the calling thread: corks it,
-/// marks the thread as inside the handler ([`handling`]), and names `conn`, the
-/// connection whose events these are: until the uncork, [`sending`] hands it out for
-/// its id. [`end_hand_over`] ends it.
-pub fn begin_hand_over(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>) {
-    cork_with(engine, conn, true);
+/// Starts a hand-over of events to `engine`'s handler on the calling thread: corks it
+/// and marks the thread as inside the handler ([`handling`]). [`end_hand_over`] ends
+/// it.
+pub fn begin_hand_over(engine: &Arc<EngineShared>) {
+    cork_with(engine, true);
 }
 
 /// Ends a hand-over: the thread is no longer inside the handler, and what it corked
-/// is written. `answering`: the connection named at its start, written here even if
-/// the handler uncorked meanwhile (replies through the hand-over's `Replies` are
-/// corked without a look at the thread's cork); `answered`: the messages those
-/// replies sent to it, for `messages_out`.
-pub fn end_hand_over(engine: &Arc<EngineShared>, answering: Option<&ConnShared>, answered: u64) {
+/// is written. `answering`: the connection the hand-over's `Replies` answered, written
+/// here even if the handler uncorked meanwhile (those replies are corked without a
+/// look at the thread's cork).
+pub fn end_hand_over(engine: &Arc<EngineShared>, answering: Option<&ConnShared>) {
     uncork_with(Some(engine), true);
-    if answered > 0 {
-        Counters::add(&engine.stats.messages_out, answered);
-    }
     if let Some(conn) = answering {
         write_corked(engine, conn);
     }
@@ -97,16 +72,13 @@ pub fn handling(engine: &Arc<EngineShared>) -> bool {
         .unwrap_or(false)
 }
 
-fn cork_with(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>, handling: bool) {
+fn cork_with(engine: &Arc<EngineShared>, handling: bool) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
         match c.iter_mut().find(|k| is(k, engine)) {
             Some(k) => {
                 k.active = true;
                 k.handling |= handling;
-                if conn.is_some() {
-                    k.answering = conn;
-                }
             }
             None => {
                 // A new server: entries of servers that are gone are dropped first, so
@@ -116,9 +88,7 @@ fn cork_with(engine: &Arc<EngineShared>, conn: Option<Arc<ConnShared>>, handling
                     engine: Arc::downgrade(engine),
                     active: true,
                     conns: Vec::new(),
-                    answering: conn,
                     handling,
-                    answered: Cell::new(0),
                 })
             }
         }
@@ -130,31 +100,6 @@ pub fn is_corked(engine: &Arc<EngineShared>) -> bool {
     CORKED
         .try_with(|c| c.borrow().iter().any(|k| k.active && is(k, engine)))
         .unwrap_or(false)
-}
-
-/// Runs `f` with where a send to `id` goes ([`Sending`]), in one look at the calling
-/// thread's state; None when the thread is exiting (its state is gone: nothing is
-/// corked). `f` runs with that state borrowed (it borrows the answering connection
-/// from it, which costs no reference count): it must not cork, uncork or
-/// [`remember`]; return what to do and do it after.
-#[inline]
-pub fn sending<R>(
-    engine: &Arc<EngineShared>,
-    id: ConnId,
-    f: impl FnOnce(Sending<'_>) -> R,
-) -> Option<R> {
-    CORKED
-        .try_with(|c| {
-            let c = c.borrow();
-            match c.iter().find(|k| k.active && is(k, engine)) {
-                Some(k) => match k.answering.as_deref().filter(|a| a.id == id) {
-                    Some(conn) => f(Sending::Answering(conn, &k.answered)),
-                    None => f(Sending::Corked),
-                },
-                None => f(Sending::Uncorked),
-            }
-        })
-        .ok()
 }
 
 /// Remembers that `conn` holds frames this thread corked (the caller marks the
@@ -181,46 +126,44 @@ pub fn uncork(engine: Option<&Arc<EngineShared>>) {
 fn uncork_with(engine: Option<&Arc<EngineShared>>, end_handling: bool) {
     let _ = CORKED.try_with(|c| {
         let mut c = c.borrow_mut();
-        c.retain_mut(|k| {
-            if engine.is_some_and(|e| !is(k, e)) {
-                return true;
-            }
-            if end_handling {
-                k.handling = false;
-            }
-            if !k.active {
-                return true;
-            }
-            k.active = false;
-            let answering = k.answering.take();
-            let answered = k.answered.take();
-            // The caller's reference when it names this server (a hand-over's end):
-            // upgrading the weak one costs two atomic operations.
-            let upgraded;
-            let engine = match engine {
-                Some(e) => e,
-                None => match k.engine.upgrade() {
-                    Some(e) => {
-                        upgraded = e;
-                        &upgraded
+        match engine {
+            // One server (a hand-over's end, `Server::uncork`): its entry is found
+            // and kept, with no pass over the others.
+            Some(engine) => {
+                if let Some(k) = c.iter_mut().find(|k| is(k, engine)) {
+                    if end_handling {
+                        k.handling = false;
                     }
-                    None => return false, // that server is gone: forget it
-                },
-            };
-            if answered > 0 {
-                Counters::add(&engine.stats.messages_out, answered);
+                    write_entry(k, engine);
+                }
             }
-            // Not remembered when sent to (see `sending`): written here if corked, or
-            // by `end_hand_over` when a hand-over ends.
-            if let Some(conn) = answering.filter(|_| !end_handling) {
-                write_corked(engine, &conn);
-            }
-            for conn in k.conns.drain(..) {
-                write_corked(engine, &conn);
-            }
-            true
-        });
+            // Every server (a poller's batch is done): entries of servers that are
+            // gone are forgotten.
+            None => c.retain_mut(|k| {
+                if !k.active {
+                    return true;
+                }
+                match k.engine.upgrade() {
+                    Some(engine) => {
+                        write_entry(k, &engine);
+                        true
+                    }
+                    None => false,
+                }
+            }),
+        }
     });
+}
+
+/// Ends an entry's cork (if on) and writes the connections it corked.
+#[inline(always)]
+fn write_entry(k: &mut Corked, engine: &Arc<EngineShared>) {
+    if !std::mem::replace(&mut k.active, false) {
+        return;
+    }
+    for conn in k.conns.drain(..) {
+        write_corked(engine, &conn);
+    }
 }
 
 /// Writes what a connection holds corked. The reactor is told only when the write

@@ -152,23 +152,27 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 /// naming `answering` (the connection whose events these are, if one) for sends that
 /// do not come through the [`Replies`] (`Server::send` from a handler). When `f`
 /// returns, the replies are dropped (their end hook runs), what the thread corked is
-/// written and the replies to the answering connection are counted. The answering
+/// written and the replies to the answering connection are counted (in the tally of
+/// `reactor`, the reactor whose turn this thread runs). The answering
 /// connection is written too (even if the handler uncorked), unless
 /// `write_answering` is false: the caller then writes it itself under a lock it takes
 /// anyway (`ConnState::write_corked`; the direct lane does, with the rest of the read).
 pub(crate) fn hand_over<R>(
     engine: &Arc<EngineShared>,
-    answering: Option<&Arc<ConnShared>>,
+    reactor: usize,
+    answering: Option<&ConnShared>,
     write_answering: bool,
     f: impl FnOnce(&Replies<'_>) -> R,
 ) -> R {
-    cork::begin_hand_over(engine, answering.cloned());
-    let answering = answering.map(|conn| &**conn);
+    cork::begin_hand_over(engine);
     let replies = Replies::new(engine, answering);
     let result = f(&replies);
     let answered = replies.answered();
     drop(replies);
-    cork::end_hand_over(engine, answering.filter(|_| write_answering), answered);
+    cork::end_hand_over(engine, answering.filter(|_| write_answering));
+    if answered > 0 {
+        engine.reactors[reactor].tally.add_messages_out(answered);
+    }
     result
 }
 

@@ -51,7 +51,7 @@ use event_queue::EventQueue;
 use leader::Leadership;
 use registry::Registry;
 use shared::{Command, EngineShared, ReactorHandle, Refusal};
-use stats::Counters;
+use stats::{Counters, Tally};
 use sys::EventFd;
 
 use crate::protocol::close::{CloseCode, MAX_CLOSE_REASON};
@@ -131,6 +131,7 @@ impl Engine {
             reactors.push(ReactorHandle {
                 wake: EventFd::new()?,
                 commands: Mutex::new(Vec::new()),
+                tally: Tally::default(),
             });
         }
         let listeners = Arc::new(listeners);
@@ -457,7 +458,11 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats.snapshot(self.shared.events.len() as u64)
+        let mut stats = self.shared.stats.snapshot(self.shared.events.len() as u64);
+        for reactor in &self.shared.reactors {
+            reactor.tally.add_to(&mut stats);
+        }
+        stats
     }
 
     /// Graceful shutdown: close the listeners, send close 1001 to every connection

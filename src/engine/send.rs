@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::MutexGuard;
 
 use super::conn::{ConnShared, ConnState};
-use super::cork::{self, Sending};
+use super::cork;
 use super::error::Error;
 use super::event::ConnId;
 use super::shared::{Command, EngineShared, Refusal};
@@ -27,20 +27,7 @@ pub(crate) fn send(
     if engine.stopping.load(Ordering::Acquire) {
         return Err(Error::Stopped);
     }
-    // A reply from the handler to the connection it answers (the echo) goes through
-    // the thread's cork without a lookup or a reference taken, and is counted at the
-    // uncork: every atomic operation saved is ~10 ns per message here.
-    let corking = match cork::sending(engine, id, |target| match target {
-        Sending::Answering(conn, answered) => {
-            Ok(send_answering(engine, conn, answered, kind, payload))
-        }
-        Sending::Corked => Err(true),
-        Sending::Uncorked => Err(false),
-    }) {
-        Some(Ok(sent)) => return sent,
-        Some(Err(corking)) => corking,
-        None => false,
-    };
+    let corking = cork::is_corked(engine);
     let conn = engine.registry.get(id).ok_or(Error::NotFound)?;
     let (status, newly_corked) = send_to(engine, &conn, kind, payload, corking, false)?;
     if newly_corked {
@@ -50,8 +37,8 @@ pub(crate) fn send(
     Ok(status)
 }
 
-/// A handler's reply to the connection whose events it handles, found through the
-/// hand-over's [`Replies`](super::handler::Replies) or the thread's cork: corked
+/// A handler's reply to the connection whose events it handles, through the
+/// hand-over's [`Replies`](super::handler::Replies): corked
 /// (the hand-over writes that connection when it ends, uncorked or not) and counted
 /// in `answered`, which the hand-over adds to `messages_out` once.
 pub(crate) fn send_answering(

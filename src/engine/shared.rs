@@ -15,7 +15,7 @@ use super::error::Error;
 use super::event::{ConnId, SendStatus};
 use super::event_queue::EventQueue;
 use super::registry::Registry;
-use super::stats::Counters;
+use super::stats::{Counters, Tally};
 use super::sys::EventFd;
 use crate::protocol::server_connection::Settings;
 
@@ -46,6 +46,8 @@ pub enum Command {
 pub struct ReactorHandle {
     pub wake: EventFd,
     pub commands: Mutex<Vec<Command>>,
+    /// What the reactor counts on every read (see `Tally`).
+    pub tally: Tally,
 }
 
 pub struct EngineShared {

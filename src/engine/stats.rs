@@ -1,4 +1,5 @@
-//! Counters, updated with relaxed atomics from any thread and read as a snapshot.
+//! Counters, updated with relaxed atomics from any thread and read as a snapshot, and
+//! each reactor's [`Tally`] of what only it counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -86,5 +87,47 @@ impl Counters {
     }
     pub fn sub(counter: &AtomicU64, n: u64) {
         counter.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What a reactor counts for the server's [`Stats`] on every read: bytes and messages
+/// in, and the handler's replies. Written only by the thread running that reactor's
+/// turn (which holds the reactor, so one at a time, each after the previous one's
+/// writes), and read by [`Tally::add_to`]. An add is then a load and a store, not a
+/// locked instruction: the locked add of `bytes_in` right after the read's system
+/// call waited for the kernel's stores to drain, and took half of the samples of
+/// the reactor's read function (`perf record`, 32 B echo, 1 in flight). Aligned to
+/// its own cache line, away from the commands other threads push.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct Tally {
+    bytes_in: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+}
+
+impl Tally {
+    /// Only from the thread running this reactor's turn.
+    #[inline(always)]
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+    pub fn add_bytes_in(&self, n: u64) {
+        Self::add(&self.bytes_in, n);
+    }
+    pub fn add_messages_in(&self, n: u64) {
+        Self::add(&self.messages_in, n);
+    }
+    pub fn add_messages_out(&self, n: u64) {
+        Self::add(&self.messages_out, n);
+    }
+    /// Adds this tally to a snapshot of the shared counters.
+    pub fn add_to(&self, stats: &mut Stats) {
+        stats.bytes_in += self.bytes_in.load(Ordering::Relaxed);
+        stats.messages_in += self.messages_in.load(Ordering::Relaxed);
+        stats.messages_out += self.messages_out.load(Ordering::Relaxed);
     }
 }

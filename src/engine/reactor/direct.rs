@@ -18,7 +18,6 @@ use crate::engine::conn::ConnShared;
 use crate::engine::event::{ConnId, Event, EventKind};
 use crate::engine::handler::{self, EventHandler};
 use crate::engine::shared::EngineShared;
-use crate::engine::stats::Counters;
 use crate::protocol::MessageKind;
 
 /// Messages taken under one lock of the connection before they are handed over.
@@ -33,9 +32,10 @@ const BATCH: usize = 32;
 /// hand-over (they go first).
 pub(super) fn hand_over(
     engine: &Arc<EngineShared>,
+    reactor: usize,
     handler: &EventHandler,
     events: &mut Vec<Event>,
-    conn: &Arc<ConnShared>,
+    conn: &ConnShared,
     data: &[u8],
 ) -> usize {
     let (mut count, mut taken) = take_batch(events, conn, data, 0);
@@ -43,7 +43,7 @@ pub(super) fn hand_over(
         return 0;
     }
     let (id, tag) = (conn.id, conn.tag());
-    let handed = handler::hand_over(engine, Some(conn), false, |replies| {
+    let handed = handler::hand_over(engine, reactor, Some(conn), false, |replies| {
         let mut handed = 0;
         loop {
             for event in &mut events[..count] {
@@ -61,7 +61,7 @@ pub(super) fn hand_over(
             }
         }
     });
-    Counters::add(&engine.stats.messages_in, handed);
+    engine.reactors[reactor].tally.add_messages_in(handed);
     taken
 }
 

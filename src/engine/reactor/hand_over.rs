@@ -27,11 +27,11 @@ impl Reactor {
             // Usually one connection's events (a hand-over follows each read): its
             // replies then go to it without the registry or the thread's state.
             let answering = entries.iter().find_map(|e| match e {
-                Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| &l.shared),
+                Entry::Event(event) => self.conns.get(&event.conn.0).map(|l| &*l.shared),
                 Entry::Barrier { .. } => None,
             });
             let spares = &mut self.spares;
-            handler::hand_over(&self.engine, answering, true, |replies| {
+            handler::hand_over(&self.engine, self.index, answering, true, |replies| {
                 for entry in entries.drain(..) {
                     match entry {
                         Entry::Event(event) => {

@@ -104,7 +104,7 @@ impl Reactor {
                     return;
                 }
                 Ok(n) => {
-                    Counters::add(&self.engine.stats.bytes_in, n as u64);
+                    self.tally().add_bytes_in(n as u64);
                     let scratch = std::mem::take(&mut self.scratch);
                     self.process(id, &scratch[..n]);
                     self.scratch = scratch;
@@ -159,9 +159,14 @@ impl Reactor {
         // lane takes nothing while something is) and there is nothing left to
         // receive: the general way then only settles the connection's output and timer.
         let lane_taken = match &self.engine.config.event_handler {
-            Some(handler) if !data.is_empty() && self.entries.is_empty() => {
-                direct::hand_over(&self.engine, handler, &mut self.direct, &local.shared, data)
-            }
+            Some(handler) if !data.is_empty() && self.entries.is_empty() => direct::hand_over(
+                &self.engine,
+                self.index,
+                handler,
+                &mut self.direct,
+                &local.shared,
+                data,
+            ),
             _ => 0,
         };
         let (data, all_taken) = (
@@ -210,7 +215,7 @@ impl Reactor {
                 }
             }
             if messages > 0 {
-                Counters::add(&self.engine.stats.messages_in, messages);
+                self.tally().add_messages_in(messages);
             }
         }
         self.conn_events = events;
@@ -246,7 +251,7 @@ impl Reactor {
         let tag = local.shared.tag();
         match event {
             ConnEvent::Message { kind, payload } => {
-                Counters::add(&stats.messages_in, 1);
+                engine.reactors[self.index].tally.add_messages_in(1);
                 self.deliver_message(conn, tag, kind, payload);
             }
             ConnEvent::Ping(payload) if engine.config.deliver_ping_pong => {

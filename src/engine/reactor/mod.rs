@@ -26,7 +26,7 @@ use super::event_queue::Entry;
 use super::id_map::IdMap;
 use super::recycle::ReactorSpares;
 use super::shared::{Command, EngineShared};
-use super::stats::Counters;
+use super::stats::{Counters, Tally};
 use super::sys::{self, Epoll};
 use super::timers::{Armed, TimerHeap};
 use super::tls::TlsSession;
@@ -113,6 +113,11 @@ pub enum TurnEnd {
 }
 
 impl Reactor {
+    /// This reactor's own counters (see `Tally`): only its turn writes them.
+    fn tally(&self) -> &Tally {
+        &self.engine.reactors[self.index].tally
+    }
+
     pub fn new(
         index: usize,
         engine: Arc<EngineShared>,
