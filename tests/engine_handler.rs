@@ -8,6 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -655,6 +656,79 @@ fn small_messages_of_a_second_read_do_not_overtake_the_first_reads_events() {
     for (i, want) in expected.iter().enumerate() {
         let (op, data) = client.read_message();
         assert_eq!((op, &data), (OP_BINARY, want), "echo {i}");
+    }
+    server.stop(Duration::from_secs(1));
+}
+
+/// A connection whose socket blocked gets its queue written when the socket reports
+/// writability together with new input (one epoll event with both: the reactor writes
+/// the queue under the lock its read takes first). Here the reactor is held in a
+/// handler while the client drains what the kernel holds and sends one more message,
+/// so that both are ready when it looks again; every echo must then arrive, in order.
+#[test]
+fn a_blocked_queue_is_written_when_writability_comes_with_new_input() {
+    const MESSAGES: usize = 256;
+    const SIZE: usize = 64 * 1024;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let tx = Mutex::new(tx);
+    let config = Config {
+        reactor_threads: 1, // the pause below holds the blocked connection's reactor
+        send_queue_soft_limit: 64 * 1024 * 1024, // keep reading while the queue grows
+        ..config()
+    };
+    let server = Server::start_with_handler(config, move |server, event| {
+        if let EventKind::Message { kind, data } = &event.kind {
+            if data == b"pause" {
+                std::thread::sleep(Duration::from_secs(1));
+                return;
+            }
+            server.send(event.conn, *kind, data).expect("echo accepted");
+            let _ = tx.lock().unwrap().send(data.clone());
+        }
+    })
+    .expect("server starts");
+    let addr = server.local_addrs()[0];
+    let mut client = WsClient::connect(addr);
+    let mut expected = Vec::new();
+    for n in 0..MESSAGES {
+        let mut payload = vec![b'm'; SIZE];
+        payload[..4].copy_from_slice(&(n as u32).to_be_bytes());
+        client.send_binary(&payload);
+        expected.push(payload);
+    }
+    for _ in 0..MESSAGES {
+        rx.recv_timeout(GUARD).expect("the handler echoed it");
+    }
+    assert!(
+        server.stats().send_queue_bytes > 0,
+        "16 MiB unread by the client must block the socket and queue the rest"
+    );
+    let mut other = WsClient::connect(addr);
+    other.send_binary(b"pause");
+    std::thread::sleep(Duration::from_millis(100)); // the reactor is in the pause now
+                                                    // Drain what the kernel holds (nothing more comes while the reactor is held), then
+                                                    // send more input: the socket is writable and readable when the reactor looks.
+    let mut received = Vec::new();
+    let mut chunk = vec![0; 1 << 20];
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while let Ok(n) = client.stream.read(&mut chunk) {
+        assert!(n > 0, "the server closed the connection");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    client.send_binary(b"after");
+    expected.push(b"after".to_vec());
+    client.stream.set_read_timeout(Some(GUARD)).unwrap();
+    let mut stream = std::io::Cursor::new(received).chain(&client.stream);
+    for (i, want) in expected.iter().enumerate() {
+        let frame = read_server_frame(&mut stream).expect("every echo arrives");
+        assert_eq!(
+            (frame.opcode, &frame.payload),
+            (OP_BINARY, want),
+            "echo {i}"
+        );
     }
     server.stop(Duration::from_secs(1));
 }

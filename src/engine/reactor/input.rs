@@ -2,6 +2,7 @@
 //! the application, answers to the socket, HTTP requests to the static-file fallback.
 
 use super::{direct, Reactor, READS_PER_TURN, SCRATCH_SIZE};
+use crate::engine::conn::ConnState;
 use crate::engine::event::{ConnId, Event, EventKind, RequestInfo};
 use crate::engine::event_queue::Entry;
 use crate::engine::recycle;
@@ -19,34 +20,40 @@ const MIN_FRAME: usize = 6;
 
 impl Reactor {
     pub(super) fn on_io(&mut self, id: u64, flags: u32) {
-        if flags & sys::EV_OUT != 0 {
-            let now = self.now_ms;
-            if let Some(local) = self.conns.get_mut(&id) {
-                // Edge triggering reports writability with every new edge (input
-                // too). Only a socket that blocked needs the reactor to write: frames
-                // queued on a writable socket belong to a corking thread, which writes
-                // them itself when it uncorks.
-                let mut st = local.shared.state.lock();
-                if st.blocked {
-                    st.blocked = false;
-                    if st.flush(&self.engine.stats) > 0 {
-                        local.last_write_ms = now;
-                    }
-                    drop(st);
-                    self.after_write(id);
-                }
-            }
-        }
+        let writable = flags & sys::EV_OUT != 0;
         if flags & (sys::EV_IN | sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0 {
             let hangup = flags & (sys::EV_RDHUP | sys::EV_HUP | sys::EV_ERR) != 0;
-            self.read_turn(id, !hangup);
+            self.read_turn(id, !hangup, writable);
+        } else if writable {
+            self.on_writable(id);
+        }
+    }
+
+    /// The socket reported writability. Edge triggering reports it with every new edge
+    /// (input too). Only a socket that blocked needs the reactor to write: frames
+    /// queued on a writable socket belong to a corking thread, which writes them
+    /// itself when it uncorks.
+    fn on_writable(&mut self, id: u64) {
+        let now = self.now_ms;
+        let Some(local) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut st = local.shared.state.lock();
+        let wrote = write_if_blocked(&mut st, &mut local.last_write_ms, now, &self.engine.stats);
+        drop(st);
+        if wrote {
+            self.after_write(id);
         }
     }
 
     /// How many bytes connection `id` may be read now (0: not at all; records why).
     /// Every event takes at least one frame of [`MIN_FRAME`] bytes, so reading no more
     /// than `room * MIN_FRAME` bytes cannot produce more events than there is room for.
-    fn may_read(&mut self, id: u64) -> usize {
+    /// `writable`: the socket reported writability with its input (as it does whenever
+    /// it can take bytes): a queue that blocked is written first, under the same lock
+    /// of the connection instead of one of its own.
+    fn may_read(&mut self, id: u64, writable: bool) -> usize {
+        let now = self.now_ms;
         let engine = &self.engine;
         let Some(local) = self.conns.get_mut(&id) else {
             return 0;
@@ -55,20 +62,37 @@ impl Reactor {
             // The app has accepted on its own thread, but this reactor has not yet
             // published the Open event: a frame read now would overtake it.
             // `on_accepted` reads the connection after the Open event.
+            if writable {
+                self.on_writable(id);
+            }
             return 0;
         }
-        {
-            let st = local.shared.state.lock();
-            if !st.ws.wants_input() {
-                return 0;
-            }
+        let (wrote, refused) = {
+            let mut st = local.shared.state.lock();
+            let wrote =
+                writable && write_if_blocked(&mut st, &mut local.last_write_ms, now, &engine.stats);
             // A peer that does not read its replies is not read either, so it cannot
             // make us buffer more than the soft limit on its behalf.
-            if st.queue.bytes() > engine.config.send_queue_soft_limit {
+            let refused = if !st.ws.wants_input() {
+                true
+            } else if st.queue.bytes() > engine.config.send_queue_soft_limit {
                 local.paused_for_output = true;
-                return 0;
+                true
+            } else {
+                false
+            };
+            (wrote, refused)
+        };
+        if wrote {
+            self.after_write(id);
+            if !self.conns.contains_key(&id) {
+                return 0; // the write found the connection broken
             }
         }
+        if refused {
+            return 0;
+        }
+        let engine = &self.engine;
         let mut room = engine.events.room(self.entries.len());
         if room == 0 {
             // Announce the pause before looking again, so a poller that drains the
@@ -84,13 +108,13 @@ impl Reactor {
         room.saturating_mul(MIN_FRAME).min(SCRATCH_SIZE)
     }
 
-    /// Reads a connection for one turn. `trust_short_read`: a read shorter than the
+    /// Reads a connection for one turn (`writable`: see `may_read`). `trust_short_read`: a read shorter than the
     /// buffer means the socket is drained and the next arrival re-arms the edge. That
     /// holds for data, but not when the peer's FIN came with this edge (no new edge will
     /// announce it), so the caller passes false when the event carried a hang-up.
-    pub(super) fn read_turn(&mut self, id: u64, trust_short_read: bool) {
-        for _ in 0..READS_PER_TURN {
-            let allowed = self.may_read(id);
+    pub(super) fn read_turn(&mut self, id: u64, trust_short_read: bool, writable: bool) {
+        for read in 0..READS_PER_TURN {
+            let allowed = self.may_read(id, writable && read == 0);
             if allowed == 0 {
                 self.drop_if_flooding_after_finish(id);
                 return;
@@ -401,4 +425,23 @@ impl Reactor {
         }
         self.after_write(id);
     }
+}
+
+/// Writes the queue of a connection whose socket blocked and now reported writability
+/// (`st` is its state, locked); returns whether it did, so that the caller acts on the
+/// write (`after_write`).
+fn write_if_blocked(
+    st: &mut ConnState,
+    last_write_ms: &mut u64,
+    now: u64,
+    stats: &Counters,
+) -> bool {
+    if !st.blocked {
+        return false;
+    }
+    st.blocked = false;
+    if st.flush(stats) > 0 {
+        *last_write_ms = now;
+    }
+    true
 }

@@ -236,7 +236,7 @@ impl Reactor {
         self.ready_events = ready_events;
         let again = std::mem::take(&mut self.ready);
         for id in again {
-            self.read_turn(id, false);
+            self.read_turn(id, false, false);
         }
         self.fire_due_timers();
         self.resume_listeners();
@@ -358,7 +358,7 @@ impl Reactor {
         self.register(shared, stream, initial);
         // Edge-triggered: bytes already in the socket must be read now.
         if self.conns.contains_key(&id) {
-            self.read_turn(id, false);
+            self.read_turn(id, false, false);
         }
     }
 
