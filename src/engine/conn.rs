@@ -183,25 +183,28 @@ impl ConnState {
         payload: &[u8],
         corking: bool,
         answering: bool,
+        spare: &mut Option<Vec<u8>>,
         stats: &Counters,
     ) -> Result<bool, Error> {
         if corking && header.len() + payload.len() <= CORK_MAX_MESSAGE {
-            self.cork_message(header, payload, answering, stats)
+            self.cork_message(header, payload, answering, spare, stats)
         } else {
             self.write_message(header, payload, stats).map(|()| false)
         }
     }
 
     /// Queues one application message without writing it: the corking thread writes
-    /// the connection's queue when it uncorks. Returns true when the connection was
-    /// not yet corked (the caller remembers it for the uncork). Inlined into the
-    /// handler's reply, the one caller on the echo path.
+    /// the connection's queue when it uncorks. `spare`: a buffer for a new gathered
+    /// chunk, if the caller has one. Returns true when the connection was not yet
+    /// corked (the caller remembers it for the uncork). Inlined into the handler's
+    /// reply, the one caller on the echo path.
     #[inline(always)]
     pub fn cork_message(
         &mut self,
         header: &[u8],
         payload: &[u8],
         answering: bool,
+        spare: &mut Option<Vec<u8>>,
         stats: &Counters,
     ) -> Result<bool, Error> {
         if self.socket.is_none() || self.broken {
@@ -215,7 +218,7 @@ impl ConnState {
             Counters::add(&stats.send_queue_bytes, held as u64);
             self.unpublished = 0;
         }
-        self.queue.push_message(header, payload);
+        self.queue.push_message(header, payload, spare);
         Ok(!std::mem::replace(&mut self.corked, true))
     }
 
@@ -226,14 +229,22 @@ impl ConnState {
 
     /// Writes what corking threads queued here (unless the socket is blocked: its
     /// writability edge writes it then) and publishes the queue's size. Returns the
-    /// bytes queued before, or None when nothing was corked.
-    pub fn write_corked(&mut self, stats: &Counters) -> Option<usize> {
+    /// bytes queued before, or None when nothing was corked. `keep`: where a written
+    /// gathered buffer goes (see `SendQueue::flush`).
+    pub fn write_corked(
+        &mut self,
+        stats: &Counters,
+        keep: Option<&mut Option<Vec<u8>>>,
+    ) -> Option<usize> {
         if !std::mem::replace(&mut self.corked, false) {
             return None;
         }
         let before = self.queue.bytes();
         if !self.blocked {
-            self.flush(stats);
+            self.flush_queue(stats, keep);
+            if !self.blocked && self.ws.has_output() {
+                self.pump(stats);
+            }
         }
         self.publish_queued(stats);
         Some(before)
@@ -278,7 +289,7 @@ impl ConnState {
     /// cork, so that order holds; a blocked socket waits for the reactor instead.
     fn flush_queue_unless_blocked(&mut self, stats: &Counters) {
         if !self.blocked && !self.queue.is_empty() {
-            self.flush_queue(stats);
+            self.flush_queue(stats, None);
         }
     }
 
@@ -365,7 +376,7 @@ impl ConnState {
     /// Writes queued frames until the queue is empty or the socket blocks, then what
     /// the protocol has waiting. Returns the bytes written from the queue.
     pub fn flush(&mut self, stats: &Counters) -> usize {
-        let written = self.flush_queue(stats);
+        let written = self.flush_queue(stats, None);
         if !self.blocked && self.ws.has_output() {
             self.pump(stats);
         }
@@ -373,17 +384,17 @@ impl ConnState {
     }
 
     /// Writes queued frames until the queue is empty or the socket blocks; returns the
-    /// bytes written.
-    fn flush_queue(&mut self, stats: &Counters) -> usize {
+    /// bytes written. `keep`: see `SendQueue::flush`.
+    fn flush_queue(&mut self, stats: &Counters, keep: Option<&mut Option<Vec<u8>>>) -> usize {
         let Some(fd) = self.fd() else {
             return 0;
         };
         let mut written = 0;
         let flushed = match self.tls.as_deref_mut() {
-            None => self.queue.flush(&mut PlainSocket(fd)),
+            None => self.queue.flush(&mut PlainSocket(fd), keep),
             Some(tls) => match tls.flush(fd) {
                 // Earlier ciphertext first: the queue's bytes come after it.
-                Ok(true) => self.queue.flush(&mut tls.sink(fd)),
+                Ok(true) => self.queue.flush(&mut tls.sink(fd), keep),
                 Ok(false) => {
                     self.blocked = true;
                     return 0;

@@ -172,7 +172,7 @@ fn write_entry(k: &mut Corked, engine: &Arc<EngineShared>) {
 /// half-close. The common echo needs no wake-up.
 fn write_corked(engine: &EngineShared, conn: &ConnShared) {
     let mut st = conn.state.lock();
-    let Some(before) = st.write_corked(&engine.stats) else {
+    let Some(before) = st.write_corked(&engine.stats, None) else {
         return; // nothing corked (the answering connection when nothing was sent)
     };
     let kick = st.broken

@@ -79,6 +79,9 @@ pub struct Replies<'a> {
     /// Run when the hand-over ends (the replies are dropped): a binding that keeps a
     /// pointer to them for the length of the hand-over forgets it there.
     at_end: Cell<Option<fn()>>,
+    /// A buffer lent by the reactor for the first reply to `answering` to gather into
+    /// (instead of one from the thread's pool: a thread-local look each way).
+    gather: Cell<Option<Vec<u8>>>,
 }
 
 impl<'a> Replies<'a> {
@@ -88,15 +91,21 @@ impl<'a> Replies<'a> {
             answering,
             answered: Cell::new(0),
             at_end: Cell::new(None),
+            gather: Cell::new(None),
         }
     }
 
     /// `Server::send`, on the server whose events are being handled.
     pub fn send(&self, id: ConnId, kind: MessageKind, payload: &[u8]) -> Result<SendStatus, Error> {
         match self.answering {
-            Some(conn) if conn.id == id => {
-                send::send_answering(self.engine, conn, &self.answered, kind, payload)
-            }
+            Some(conn) if conn.id == id => send::send_answering(
+                self.engine,
+                conn,
+                &self.answered,
+                &self.gather,
+                kind,
+                payload,
+            ),
             _ => send::send(self.engine, id, kind, payload),
         }
     }
@@ -157,16 +166,21 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 /// connection is written too (even if the handler uncorked), unless
 /// `write_answering` is false: the caller then writes it itself under a lock it takes
 /// anyway (`ConnState::write_corked`; the direct lane does, with the rest of the read).
+/// `gather`: a spare buffer lent to the replies (see `Replies`); what they did not use
+/// is put back.
 pub(crate) fn hand_over<R>(
     engine: &Arc<EngineShared>,
     reactor: usize,
     answering: Option<&ConnShared>,
     write_answering: bool,
+    gather: &mut Option<Vec<u8>>,
     f: impl FnOnce(&Replies<'_>) -> R,
 ) -> R {
     cork::begin_hand_over(engine);
     let replies = Replies::new(engine, answering);
+    replies.gather.set(gather.take());
     let result = f(&replies);
+    *gather = replies.gather.take();
     let answered = replies.answered();
     drop(replies);
     cork::end_hand_over(engine, answering.filter(|_| write_answering));

@@ -371,7 +371,7 @@ impl Engine {
                 }
                 BroadcastFrame::Own(frame) => {
                     let (head, body) = frame.parts(payload);
-                    st.send_message(head, body, corking, false, &self.shared.stats)
+                    st.send_message(head, body, corking, false, &mut None, &self.shared.stats)
                 }
             };
             if let Ok(newly_corked) = written {

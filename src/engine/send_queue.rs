@@ -161,8 +161,10 @@ impl SendQueue {
     /// Appends one small application message (`header` + `payload`), into the same
     /// buffer as the message before it when that one was appended the same way.
     /// Inlined into a corked reply, its one caller.
+    /// `spare`: the buffer for a new gathered chunk if it holds one (a reactor's own,
+    /// lent for a hand-over: no look at the thread's pool).
     #[inline(always)]
-    pub fn push_message(&mut self, header: &[u8], payload: &[u8]) {
+    pub fn push_message(&mut self, header: &[u8], payload: &[u8], spare: &mut Option<Vec<u8>>) {
         let len = header.len() + payload.len();
         self.bytes += len;
         if let Some(Chunk {
@@ -177,7 +179,13 @@ impl SendQueue {
                 return;
             }
         }
-        let mut buf = recycle::take_gather(len.max(GATHER_INITIAL));
+        let mut buf = match spare.take() {
+            Some(mut buf) => {
+                buf.reserve(len);
+                buf
+            }
+            None => recycle::take_gather(len.max(GATHER_INITIAL)),
+        };
         extend_header(&mut buf, header);
         buf.extend_from_slice(payload);
         self.chunks.push_back(Chunk {
@@ -207,8 +215,14 @@ impl SendQueue {
     /// it was before TLS made it generic: out of line (with `push_message` and
     /// `consume`), a plain echo cost about 2% more instructions (callgrind, see
     /// bench/RESULTS.md).
+    /// A gathered chunk's buffer, once written, goes to `keep` when it is given one
+    /// that is empty (else back to the thread's pool).
     #[inline(always)]
-    pub fn flush(&mut self, sink: &mut impl Writev) -> io::Result<Flushed> {
+    pub fn flush(
+        &mut self,
+        sink: &mut impl Writev,
+        mut keep: Option<&mut Option<Vec<u8>>>,
+    ) -> io::Result<Flushed> {
         let mut out = Flushed {
             bytes: 0,
             frames: 0,
@@ -235,7 +249,7 @@ impl SendQueue {
                 }
             };
             out.bytes += written;
-            let (frames, close) = self.consume(written);
+            let (frames, close) = self.consume(written, keep.as_deref_mut());
             out.frames += frames;
             out.close_written |= close;
         }
@@ -265,7 +279,11 @@ impl SendQueue {
     /// Advances past `written` bytes; returns how many frames were completed, and
     /// whether one of them was our close frame.
     #[inline(always)]
-    fn consume(&mut self, mut written: usize) -> (usize, bool) {
+    fn consume(
+        &mut self,
+        mut written: usize,
+        mut keep: Option<&mut Option<Vec<u8>>>,
+    ) -> (usize, bool) {
         self.bytes -= written;
         let mut frames = 0;
         let mut close = false;
@@ -281,7 +299,13 @@ impl SendQueue {
                     // A large message's rest came from the spares (`ConnState::write`).
                     Bytes::Owned(buf) => recycle::give_back_large(buf),
                     // A corked batch's buffer serves the thread's next batch.
-                    Bytes::Gathered { buf, .. } => recycle::give_back_gather(buf),
+                    Bytes::Gathered { mut buf, .. } => match keep.as_deref_mut() {
+                        Some(slot @ None) if buf.capacity() <= recycle::GATHER_KEPT_MAX => {
+                            buf.clear();
+                            *slot = Some(buf);
+                        }
+                        _ => recycle::give_back_gather(buf),
+                    },
                     Bytes::Shared(_) => {}
                 }
             } else {
@@ -310,7 +334,7 @@ mod tests {
         q.push_shared(Arc::from(&b"shared "[..]), ChunkKind::Message);
         q.push_owned(b"world".to_vec(), ChunkKind::Close);
         assert_eq!(q.bytes(), 18);
-        let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
+        let f = q.flush(&mut PlainSocket(a.as_raw_fd()), None).unwrap();
         assert_eq!(
             (f.bytes, f.frames, f.blocked, f.close_written),
             (18, 3, false, true)
@@ -329,7 +353,7 @@ mod tests {
         let mut q = SendQueue::new();
         let big: Vec<u8> = (0..4_000_000u32).map(|i| i as u8).collect();
         q.push_owned(big.clone(), ChunkKind::Message);
-        let first = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
+        let first = q.flush(&mut PlainSocket(a.as_raw_fd()), None).unwrap();
         assert!(
             first.blocked,
             "a 4 MB frame must not fit in a socket buffer"
@@ -343,7 +367,7 @@ mod tests {
         });
         let mut total = first.bytes;
         while !q.is_empty() {
-            let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
+            let f = q.flush(&mut PlainSocket(a.as_raw_fd()), None).unwrap();
             total += f.bytes;
             if f.blocked {
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -366,17 +390,51 @@ mod tests {
         // A message whose first bytes went out reached the peer in part.
         q.push_owned(vec![1, 2, 3], ChunkKind::Message);
         q.push_owned(vec![4], ChunkKind::Message);
-        q.consume(1);
+        q.consume(1, None);
         assert_eq!(q.clear(), 1);
+    }
+
+    #[test]
+    fn a_lent_spare_is_gathered_into_and_comes_back_empty_once_written() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut q = SendQueue::new();
+        let spare = Vec::with_capacity(2048);
+        let lent = spare.as_ptr();
+        let mut slot = Some(spare);
+        q.push_message(b"h1", b"one", &mut slot);
+        q.push_message(b"h2", b"two", &mut slot);
+        assert!(slot.is_none(), "the first message took the spare");
+        let mut keep = None;
+        let f = q
+            .flush(&mut PlainSocket(a.as_raw_fd()), Some(&mut keep))
+            .unwrap();
+        assert_eq!((f.bytes, f.frames), (10, 2));
+        let back = keep.expect("the written buffer comes back");
+        assert_eq!(
+            (back.as_ptr(), back.len()),
+            (lent, 0),
+            "the same buffer, emptied"
+        );
+        assert_eq!(back.capacity(), 2048);
+        // A keeper that already holds one leaves the next buffer to the thread's pool.
+        q.push_message(b"h3", b"three", &mut None);
+        let mut full = Some(back);
+        q.flush(&mut PlainSocket(a.as_raw_fd()), Some(&mut full))
+            .unwrap();
+        assert_eq!(full.map(|v| v.as_ptr()), Some(lent));
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"h1oneh2twoh3three");
     }
 
     #[test]
     fn gathered_messages_share_one_buffer_and_are_counted_one_by_one() {
         let (a, mut b) = UnixStream::pair().unwrap();
         let mut q = SendQueue::new();
-        q.push_message(b"h1", b"one");
-        q.push_message(b"h2", b"two");
-        q.push_message(b"h3", b"three");
+        q.push_message(b"h1", b"one", &mut None);
+        q.push_message(b"h2", b"two", &mut None);
+        q.push_message(b"h3", b"three", &mut None);
         assert_eq!(
             q.chunks.len(),
             1,
@@ -384,9 +442,9 @@ mod tests {
         );
         assert_eq!(q.bytes(), 17);
         q.push_owned(b"pong".to_vec(), ChunkKind::Control);
-        q.push_message(b"h4", b"four");
+        q.push_message(b"h4", b"four", &mut None);
         assert_eq!(q.chunks.len(), 3, "a frame in between starts a new buffer");
-        let f = q.flush(&mut PlainSocket(a.as_raw_fd())).unwrap();
+        let f = q.flush(&mut PlainSocket(a.as_raw_fd()), None).unwrap();
         assert_eq!((f.bytes, f.frames, f.blocked), (27, 5, false));
         drop(a);
         let mut got = String::new();
@@ -397,7 +455,7 @@ mod tests {
     /// Pushes one binary message frame of `len` bytes; returns the frame's length.
     fn push_frame(q: &mut SendQueue, len: usize) -> usize {
         let (header, n) = server_header(OpCode::Binary, true, len as u64);
-        q.push_message(&header[..n], &vec![b'x'; len]);
+        q.push_message(&header[..n], &vec![b'x'; len], &mut None);
         n + len
     }
 
@@ -409,16 +467,16 @@ mod tests {
         push_frame(&mut q, 300);
         push_frame(&mut q, 4);
         assert_eq!(q.chunks.len(), 1, "one gathered buffer");
-        q.consume(a + 1); // all of a, one byte of b
+        q.consume(a + 1, None); // all of a, one byte of b
         assert_eq!(q.clear(), 1, "only c had not started");
         let a = push_frame(&mut q, 130);
         push_frame(&mut q, 4);
-        q.consume(a); // exactly a
+        q.consume(a, None); // exactly a
         assert_eq!(q.clear(), 1, "b had not started");
         let a = push_frame(&mut q, 4);
         push_frame(&mut q, 4);
         push_frame(&mut q, 4);
-        q.consume(a + 1); // into the second frame
+        q.consume(a + 1, None); // into the second frame
         assert_eq!(q.clear(), 1);
         push_frame(&mut q, 4);
         push_frame(&mut q, 4);
@@ -428,10 +486,10 @@ mod tests {
     #[test]
     fn a_single_gathered_message_counts_as_one_until_started() {
         let mut q = SendQueue::new();
-        q.push_message(b"h", b"only");
+        q.push_message(b"h", b"only", &mut None);
         assert_eq!(q.clear(), 1);
-        q.push_message(b"h", b"only");
-        q.consume(1);
+        q.push_message(b"h", b"only", &mut None);
+        q.consume(1, None);
         assert_eq!(q.clear(), 0, "a started message reached the peer in part");
     }
 
@@ -440,7 +498,7 @@ mod tests {
         let mut q = SendQueue::new();
         let payload = vec![7u8; 1000];
         for _ in 0..100 {
-            q.push_message(b"hh", &payload);
+            q.push_message(b"hh", &payload, &mut None);
         }
         assert!(q.chunks.len() >= 2);
         assert!(q.chunks.iter().all(|c| c.bytes().len() <= GATHER_MAX));

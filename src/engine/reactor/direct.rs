@@ -25,7 +25,7 @@ const BATCH: usize = 32;
 
 /// Hands the whole small messages at the start of `data` (bytes just read from
 /// connection `conn`) to `handler`, in one hand-over, with `events` as the pool of
-/// message events. Returns the bytes they took (0 when the lane does not apply). The
+/// message events and `gather` lent to the replies for their gathered chunk. Returns the bytes they took (0 when the lane does not apply). The
 /// replies to `conn` are left corked: the caller writes them under the lock it takes
 /// next anyway (`ConnState::write_corked`), which saves a lock of the connection per
 /// read. The caller calls this only while no events of the turn wait for their own
@@ -35,6 +35,7 @@ pub(super) fn hand_over(
     reactor: usize,
     handler: &EventHandler,
     events: &mut Vec<Event>,
+    gather: &mut Option<Vec<u8>>,
     conn: &ConnShared,
     data: &[u8],
 ) -> usize {
@@ -43,7 +44,7 @@ pub(super) fn hand_over(
         return 0;
     }
     let (id, tag) = (conn.id, conn.tag());
-    let handed = handler::hand_over(engine, reactor, Some(conn), false, |replies| {
+    let handed = handler::hand_over(engine, reactor, Some(conn), false, gather, |replies| {
         let mut handed = 0;
         loop {
             for event in &mut events[..count] {

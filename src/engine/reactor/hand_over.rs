@@ -31,19 +31,26 @@ impl Reactor {
                 Entry::Barrier { .. } => None,
             });
             let spares = &mut self.spares;
-            handler::hand_over(&self.engine, self.index, answering, true, |replies| {
-                for entry in entries.drain(..) {
-                    match entry {
-                        Entry::Event(event) => {
-                            handler::call(&handler, &event, replies);
-                            if let EventKind::Message { data, .. } = event.kind {
-                                spares.give_back(data);
+            handler::hand_over(
+                &self.engine,
+                self.index,
+                answering,
+                true,
+                &mut None,
+                |replies| {
+                    for entry in entries.drain(..) {
+                        match entry {
+                            Entry::Event(event) => {
+                                handler::call(&handler, &event, replies);
+                                if let EventKind::Message { data, .. } = event.kind {
+                                    spares.give_back(data);
+                                }
                             }
+                            Entry::Barrier { conn, .. } => barriers.push(conn.0),
                         }
-                        Entry::Barrier { conn, .. } => barriers.push(conn.0),
                     }
-                }
-            });
+                },
+            );
             for id in barriers.drain(..) {
                 self.release_barrier(id);
             }

@@ -188,6 +188,7 @@ impl Reactor {
                 self.index,
                 handler,
                 &mut self.direct,
+                &mut self.gather,
                 &local.shared,
                 data,
             ),
@@ -204,7 +205,8 @@ impl Reactor {
             let stats = &self.engine.stats;
             let mut st = local.shared.state.lock();
             if lane_taken > 0 {
-                st.write_corked(stats);
+                // The written replies' buffer comes back for the next read's.
+                st.write_corked(stats, Some(&mut self.gather));
             }
             // Handler mode: a message's buffer comes back to this reactor as soon as the
             // handler is done with it; otherwise it leaves with the event.

@@ -94,6 +94,9 @@ pub struct Reactor {
     /// Handler mode: the direct lane's message events (`direct.rs`), reused read
     /// after read.
     direct: Vec<Event>,
+    /// Handler mode: the buffer the direct lane's replies gather into, lent to each of
+    /// its hand-overs and back once written (`SendQueue::flush`).
+    gather: Option<Vec<u8>>,
     conn_events: Vec<ConnEvent>,
     timers: TimerHeap,
     due: Vec<(u64, u64)>,
@@ -140,6 +143,7 @@ impl Reactor {
             handed_barriers: Vec::new(),
             spares: ReactorSpares::default(),
             direct: Vec::new(),
+            gather: None,
             conn_events: Vec::new(),
             timers: TimerHeap::new(),
             due: Vec::new(),
