@@ -161,13 +161,13 @@ pub fn in_handler_of(engine: &Arc<EngineShared>) -> bool {
 /// naming `answering` (the connection whose events these are, if one) for sends that
 /// do not come through the [`Replies`] (`Server::send` from a handler). When `f`
 /// returns, the replies are dropped (their end hook runs), what the thread corked is
-/// written and the replies to the answering connection are counted (in the tally of
-/// `reactor`, the reactor whose turn this thread runs). The answering
-/// connection is written too (even if the handler uncorked), unless
-/// `write_answering` is false: the caller then writes it itself under a lock it takes
-/// anyway (`ConnState::write_corked`; the direct lane does, with the rest of the read).
-/// `gather`: a spare buffer lent to the replies (see `Replies`); what they did not use
-/// is put back.
+/// written, and the replies to the answering connection are counted in the tally of
+/// `reactor` (the reactor whose turn this thread runs). The answering connection is
+/// written too (even if the handler uncorked), unless `write_answering` is false: the
+/// caller then writes it itself, under a lock it takes anyway
+/// (`ConnState::write_corked`; the direct lane does, with the rest of the read).
+/// `gather`: a spare buffer lent to the replies (see `Replies`); what they did not
+/// use is put back.
 pub(crate) fn hand_over<R>(
     engine: &Arc<EngineShared>,
     reactor: usize,

@@ -160,9 +160,9 @@ impl SendQueue {
     }
     /// Appends one small application message (`header` + `payload`), into the same
     /// buffer as the message before it when that one was appended the same way.
-    /// Inlined into a corked reply, its one caller.
-    /// `spare`: the buffer for a new gathered chunk if it holds one (a reactor's own,
-    /// lent for a hand-over: no look at the thread's pool).
+    /// Inlined into a corked reply, its one caller. `spare`: the buffer for a new
+    /// gathered chunk if it holds one (a reactor's own, lent for a hand-over: no look
+    /// at the thread's pool).
     #[inline(always)]
     pub fn push_message(&mut self, header: &[u8], payload: &[u8], spare: &mut Option<Vec<u8>>) {
         let len = header.len() + payload.len();
@@ -214,9 +214,8 @@ impl SendQueue {
     /// `writev`. Stops at EAGAIN (`blocked`) or when empty. Inlined into its caller, as
     /// it was before TLS made it generic: out of line (with `push_message` and
     /// `consume`), a plain echo cost about 2% more instructions (callgrind, see
-    /// bench/RESULTS.md).
-    /// A gathered chunk's buffer, once written, goes to `keep` when it is given one
-    /// that is empty (else back to the thread's pool).
+    /// bench/RESULTS.md). A gathered chunk's buffer, once written, goes to `keep` when
+    /// it is given one that is empty (else back to the thread's pool).
     #[inline(always)]
     pub fn flush(
         &mut self,

@@ -25,11 +25,12 @@ const BATCH: usize = 32;
 
 /// Hands the whole small messages at the start of `data` (bytes just read from
 /// connection `conn`) to `handler`, in one hand-over, with `events` as the pool of
-/// message events and `gather` lent to the replies for their gathered chunk. Returns the bytes they took (0 when the lane does not apply). The
-/// replies to `conn` are left corked: the caller writes them under the lock it takes
-/// next anyway (`ConnState::write_corked`), which saves a lock of the connection per
-/// read. The caller calls this only while no events of the turn wait for their own
-/// hand-over (they go first).
+/// message events and `gather` lent to the replies for their gathered chunk. Returns
+/// the bytes they took (0 when the lane does not apply). The replies to `conn` are
+/// left corked: the caller writes them under the lock it takes next anyway
+/// (`ConnState::write_corked`), which saves a lock of the connection per read. The
+/// caller calls this only while no events of the turn wait for their own hand-over
+/// (they go first).
 pub(super) fn hand_over(
     engine: &Arc<EngineShared>,
     reactor: usize,

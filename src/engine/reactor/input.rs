@@ -108,10 +108,11 @@ impl Reactor {
         room.saturating_mul(MIN_FRAME).min(SCRATCH_SIZE)
     }
 
-    /// Reads a connection for one turn (`writable`: see `may_read`). `trust_short_read`: a read shorter than the
-    /// buffer means the socket is drained and the next arrival re-arms the edge. That
-    /// holds for data, but not when the peer's FIN came with this edge (no new edge will
-    /// announce it), so the caller passes false when the event carried a hang-up.
+    /// Reads a connection for one turn (`writable`: see `may_read`, which takes it for
+    /// the first read). `trust_short_read`: a read shorter than the buffer means the
+    /// socket is drained and the next arrival re-arms the edge. That holds for data,
+    /// but not when the peer's FIN came with this edge (no new edge will announce it),
+    /// so the caller passes false when the event carried a hang-up.
     pub(super) fn read_turn(&mut self, id: u64, trust_short_read: bool, writable: bool) {
         for read in 0..READS_PER_TURN {
             let allowed = self.may_read(id, writable && read == 0);
