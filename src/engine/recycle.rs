@@ -144,7 +144,7 @@ pub fn give_back(mut buf: Vec<u8>) {
 
 /// Gather buffers (a corked batch's messages for one connection, `send_queue.rs`) at
 /// most this large are kept for the thread's next batch...
-pub const GATHER_KEPT_MAX: usize = 4096;
+pub(crate) const GATHER_KEPT_MAX: usize = 4096;
 /// ...and at most this many per thread (1 MiB at worst).
 const GATHER_KEPT: usize = 256;
 
