@@ -17,6 +17,11 @@ pub struct Armed(u64);
 
 impl Armed {
     const NONE: u64 = u64::MAX;
+
+    /// Whether the connection has a live entry in the heap.
+    pub fn is_set(&self) -> bool {
+        self.0 != Self::NONE
+    }
 }
 
 impl Default for Armed {

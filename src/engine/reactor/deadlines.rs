@@ -63,6 +63,11 @@ impl Reactor {
             return;
         };
         match (local.timer, current) {
+            // The same timer: its deadline has only moved later since it was armed (it
+            // runs from the timer's start, the last input or the last write), so the
+            // entry in the heap is early enough, and re-arms when it fires. Every read
+            // comes here: this skips working the deadline out again.
+            (Some(was), Some(kind)) if was == kind && local.armed.is_set() => return,
             (Some(was), Some(kind)) if was == kind => {}
             (_, Some(kind)) => {
                 local.timer = Some(kind);
