@@ -12,6 +12,8 @@
 # Each PROGRAM takes a port (0 is passed) and prints "listening on 127.0.0.1:PORT", as
 # every example and peer does; give a script to set its environment, for example
 # one that runs build/echo_server with LD_LIBRARY_PATH set to another build's library.
+# A server labelled raw-tcp (bench/target/release/raw-tcp-echo) is driven in the load
+# generator's raw mode, as bench/compare/run.sh drives it.
 #
 # Environment: WINDOW [1] messages in flight per connection; ROUNDS [10]; SECS [3];
 # WARMUP [1]; CONNS [100]; SIZE [32].
@@ -45,9 +47,15 @@ for round in $(seq "$ROUNDS"); do
     for spec in "$@"; do
         label=${spec%%=*}
         program=${spec#*=}
+        mode=()
+        [ "$label" = raw-tcp ] && mode=(--mode raw)
         start_server "$program" 0
-        result=$(taskset -c 1 "$LOADGEN" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
-            --window "$WINDOW" --secs "$SECS" --warmup "$WARMUP" --server-pid "$server_pid" | tail -1)
+        if ! result=$(taskset -c 1 "$LOADGEN" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
+            --window "$WINDOW" --secs "$SECS" --warmup "$WARMUP" --server-pid "$server_pid" \
+            "${mode[@]}" | tail -1); then
+            echo "ab.sh: the load generator failed against $label (round $round): $result" >&2
+            exit 1
+        fi
         stop_server "$label"
         printf '%s\n' "$result" | python3 -c '
 import json, sys
