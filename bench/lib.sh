@@ -2,7 +2,8 @@
 # removed on exit, and one server at a time started and stopped. A server prints
 # "listening on 127.0.0.1:PORT" when it is ready (every example and peer does).
 #
-# Sets: work (the directory), server_pid (the running server, or empty), PORT.
+# Sets: work (the directory), server_pid (the running server, or empty), PORT;
+# raw_mode (see raw_mode_for).
 # Reads: SERVER_CPU, an array put in front of every server command (for example
 # `taskset -c 0`); empty if the script did not set it.
 
@@ -37,6 +38,14 @@ start_server() {
     echo "server did not start: $*" >&2
     cat "$log" >&2
     exit 1
+}
+
+# raw_mode_for NAME: sets raw_mode to the load generator's arguments for the server
+# NAME: the raw TCP echo (named raw-tcp in every bench script) speaks no WebSocket, so
+# it is driven in raw mode; every other server gets none.
+raw_mode_for() {
+    raw_mode=()
+    if [ "$1" = raw-tcp ]; then raw_mode=(--mode raw); fi
 }
 
 # stop_server [NAME]: stops the running server. With NAME, shows what it printed

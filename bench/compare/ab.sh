@@ -47,12 +47,11 @@ for round in $(seq "$ROUNDS"); do
     for spec in "$@"; do
         label=${spec%%=*}
         program=${spec#*=}
-        mode=()
-        [ "$label" = raw-tcp ] && mode=(--mode raw)
+        raw_mode_for "$label"
         start_server "$program" 0
         if ! result=$(taskset -c 1 "$LOADGEN" "127.0.0.1:$PORT" --conns "$CONNS" --size "$SIZE" \
             --window "$WINDOW" --secs "$SECS" --warmup "$WARMUP" --server-pid "$server_pid" \
-            "${mode[@]}" | tail -1); then
+            "${raw_mode[@]}" | tail -1); then
             echo "ab.sh: the load generator failed against $label (round $round): $result" >&2
             exit 1
         fi

@@ -85,10 +85,9 @@ for round in $(seq "$ROUNDS"); do
                 wait_quiet
                 name=${lg%%=*}
                 IFS=, read -r -a lgcmd <<< "${lg#*=}"
-                mode=()
-                [ "$server" = raw-tcp ] && mode=(--mode raw)
+                raw_mode_for "$server"
                 start_named "$server"
-                line=$(taskset -c 1 "${lgcmd[@]:0:1}" "127.0.0.1:$PORT" "${mode[@]}" --conns "$CONNS" --size "$SIZE" \
+                line=$(taskset -c 1 "${lgcmd[@]:0:1}" "127.0.0.1:$PORT" "${raw_mode[@]}" --conns "$CONNS" --size "$SIZE" \
                     --rate "$rate" --secs "$SECS" --warmup "$WARMUP" --label "$server" \
                     --server-pid "$server_pid" "${lgcmd[@]:1}") || failed=1
                 stop_server "$server"

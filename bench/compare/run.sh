@@ -197,9 +197,8 @@ run_one() {
     if [ "$workload" = hold ]; then
         secs=$HOLD_SECS warmup=$HOLD_SETTLE
     fi
-    if [ "$server" = raw-tcp ]; then
-        args+=(--mode raw)
-    fi
+    raw_mode_for "$server"
+    args+=("${raw_mode[@]}")
     if [ "$workload" = latency ]; then
         local peak
         peak=$(peak_of "$server")
@@ -208,7 +207,7 @@ run_one() {
             local probe
             local -a probe_args
             read -r -a probe_args <<< "$(workload_args p16)"
-            [ "$server" = raw-tcp ] && probe_args+=(--mode raw)
+            probe_args+=("${raw_mode[@]}")
             probe=$("${LOADGEN_CPU[@]}" "$LOADGEN" "127.0.0.1:$PORT" "${probe_args[@]}" "${LOADGEN_TLS[@]}" \
                 --secs 2 --warmup 0.5 --threads "$LOADGEN_THREADS" || true)
             peak=$(python3 -c 'import json,sys; print(int(json.loads(sys.stdin.read())["msgs_per_sec"]))' <<< "$probe" || echo 0)
