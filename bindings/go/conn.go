@@ -503,8 +503,8 @@ func (c *Conn) isClosed() bool { return c.closed.Load() }
 // WriteMessage sends one message. Data messages are accepted at once (up to
 // 16 KiB into the outbox, which the engine gets corked with the other writers'
 // messages; larger ones by the engine directly); while the connection is over
-// its soft send limit the call blocks until it drains (or the write deadline
-// passes). A failure found when the outbox is flushed is returned by the next
+// its soft send limit, or the server over MaxBufferedBytes, the call blocks
+// until there is room (or the write deadline passes). A failure found when the outbox is flushed is returned by the next
 // write. Close, ping and pong go through WriteControl.
 func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	switch messageType {
@@ -560,6 +560,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 		return err
 	}
 	// Text is checked by the engine (WSQ_ERR_INVALID_ARGUMENT), not twice.
+	backoff := budgetRetryFirst
 	for {
 		bp, code := c.eng.send(c.id, messageType, data)
 		if inline {
@@ -572,7 +573,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 			return c.sendError(code)
 		}
 		if code == resQueueFull {
-			if err := c.waitDrain(dl); err != nil {
+			if err := c.waitRoom(dl, &backoff); err != nil {
 				return err
 			}
 			continue
@@ -598,6 +599,36 @@ func (c *Conn) sendError(code uint32) error {
 		return ErrCloseSent
 	}
 	return codeError(code)
+}
+
+// waitRoom waits after a send was refused with WSQ_ERR_QUEUE_FULL, until the
+// deadline (Unix nanoseconds, 0: none). Over its soft limit the connection's own
+// hard limit refused it: its drain is announced, so waitDrain. Under it, the
+// server-wide budget refused it, which frees as other connections drain and no
+// event announces: wait *backoff (doubled for the next retry), as
+// resendStalled does.
+func (c *Conn) waitRoom(deadline int64, backoff *time.Duration) error {
+	n, ok := c.eng.buffered(c.id)
+	if !ok {
+		return ErrCloseSent
+	}
+	if n > c.eng.softLim {
+		return c.waitDrain(deadline)
+	}
+	wait := *backoff
+	if deadline != 0 {
+		left := time.Until(time.Unix(0, deadline))
+		if left <= 0 {
+			return timeoutError{}
+		}
+		wait = min(wait, left)
+	}
+	time.Sleep(wait)
+	*backoff = min(2**backoff, budgetRetryMax)
+	if c.isClosed() {
+		return errConnClosed
+	}
+	return nil
 }
 
 // waitDrain blocks while the connection is over its soft limit, until the

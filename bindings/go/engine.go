@@ -47,7 +47,8 @@ type Config struct {
 	// Upgrader.EnableCompression, on an engine with the default).
 	Deflate DeflateMode
 	// MaxBufferedBytes bounds the bytes queued for writing over all
-	// connections (default 1 GiB); over it sends wait like at the hard limit.
+	// connections (default 1 GiB); over it writes wait (retrying, until the
+	// write deadline) for other connections to drain.
 	MaxBufferedBytes uint64
 	// SlowConsumerClose closes (1008) a connection whose send would pass
 	// SendQueueHardLimit, instead of only refusing the send.
@@ -437,6 +438,16 @@ func (e *engine) buffered(id uint64) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(n), true
+}
+
+// budgetRefusals is how many sends the engine has refused at the server-wide
+// budget (MaxBufferedBytes), on any path; 0 if the counters cannot be read.
+func (e *engine) budgetRefusals() uint64 {
+	var st C.wsq_stats_t
+	if C.wsq_stats(e.srv, &st) != C.WSQ_OK {
+		return 0
+	}
+	return uint64(st.budget_refusals)
 }
 
 func (e *engine) ping(id uint64, data []byte) uint32 {

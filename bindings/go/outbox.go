@@ -288,6 +288,14 @@ func (c *Conn) sent(code uint32) {
 	}
 }
 
+// A send refused at the server-wide budget is retried after budgetRetryFirst,
+// then after twice as long each time up to budgetRetryMax: nothing announces
+// that the budget freed.
+const (
+	budgetRetryFirst = time.Millisecond
+	budgetRetryMax   = 50 * time.Millisecond
+)
+
 // connStall holds a connection's outbox messages that the engine refused at
 // its server-wide budget, and those written after them.
 type connStall struct {
@@ -326,8 +334,7 @@ func (c *Conn) stallAppend(kind int, p []byte) {
 // engine's budget refuses them: the budget frees as other connections'
 // sockets drain, which no event announces, hence the polling.
 func (c *Conn) resendStalled() {
-	const maxBackoff = 50 * time.Millisecond
-	backoff := time.Millisecond
+	backoff := budgetRetryFirst
 	for {
 		c.mu.Lock()
 		st := c.stall
@@ -342,10 +349,10 @@ func (c *Conn) resendStalled() {
 		bp, code := c.eng.send(c.id, m.kind, m.data)
 		if code == resQueueFull {
 			time.Sleep(backoff)
-			backoff = min(2*backoff, maxBackoff)
+			backoff = min(2*backoff, budgetRetryMax)
 			continue
 		}
-		backoff = time.Millisecond
+		backoff = budgetRetryFirst
 		if bp {
 			c.overSoft.Store(true)
 		}

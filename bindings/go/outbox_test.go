@@ -94,8 +94,9 @@ func TestSmallWritesAtTheServerBudgetWaitInOrder(t *testing.T) {
 	})
 	client := dial(t, wsURL(s, "/"))
 	sc := <-conns
-	// The client reads only once the engine has refused some of the messages.
-	for !sc.stalled() {
+	// The client reads only once the engine has refused some of the messages
+	// at the budget: outbox ones (they stall) or a direct write (it waits).
+	for !sc.stalled() && s.eng.budgetRefusals() == 0 {
 		select {
 		case err := <-writerErr:
 			t.Fatalf("the writer finished (%v) without reaching the server's budget", err)
@@ -153,13 +154,13 @@ func TestCloseBehindStalledMessagesKeepsItsDeadline(t *testing.T) {
 	acceptLoop(s, func(c *Conn) {
 		conns <- c
 		msg := make([]byte, 1024)
-		// Writes until one of them waits on the stalled messages (its
-		// deadline passes: nothing frees the budget).
+		// Writes until outbox messages stall at the budget. Writes fail once
+		// their deadline passes (nothing frees the budget); one that reached
+		// the budget on the direct path fails without stalling anything, and
+		// the next ones go to the outbox again, whose flush stalls them.
 		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		for i := 0; i < 64<<10; i++ {
-			if err := c.WriteMessage(BinaryMessage, msg); err != nil {
-				break
-			}
+		for i := 0; i < 64<<10 && !c.stalled(); i++ {
+			_ = c.WriteMessage(BinaryMessage, msg)
 		}
 		if !c.stalled() {
 			closeErr <- errors.New("the writes ended without reaching the server's budget")
@@ -182,6 +183,41 @@ func TestCloseBehindStalledMessagesKeepsItsDeadline(t *testing.T) {
 	}
 	if !sc.closeSent.Load() {
 		t.Fatal("the close returned without being sent")
+	}
+}
+
+// A write that goes to the engine directly (larger than the outbox takes) and
+// is refused at the server-wide budget waits only until its deadline: the
+// connection itself is under its soft limit, so there is no drain to wait for,
+// and with a client that never reads the budget never frees.
+func TestDirectWriteAtTheBudgetKeepsItsDeadline(t *testing.T) {
+	s := listenWithSmallBudget(t)
+	writeErr := make(chan error, 1)
+	acceptLoop(s, func(c *Conn) {
+		msg := make([]byte, outboxMaxMessage+1)
+		c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		// 64 MiB: far more than the socket buffers and the budget hold.
+		for i := 0; i < (64<<20)/len(msg); i++ {
+			if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- errors.New("64 MiB written to a client that never reads")
+	})
+	client := dial(t, wsURL(s, "/")) // never reads
+	_ = client
+	select {
+	case err := <-writeErr:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("the write ended with %v, want its deadline's timeout", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the write is still retrying at the budget after a minute")
+	}
+	if s.eng.budgetRefusals() == 0 {
+		t.Fatal("the writes never reached the server's budget")
 	}
 }
 
